@@ -1,0 +1,112 @@
+"""Validate the workflow configuration against its JSON Schema, filling in defaults.
+
+Snakemake's own ``validate`` prints the whole schema on an error; users need the key that is
+wrong and what is allowed, in one message, before any job runs. That is what this does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jsonschema
+from jsonschema import validators
+
+from drg_workflow.errors import DrgWorkflowError
+
+
+class ConfigError(DrgWorkflowError):
+    """The configuration is invalid; the message names every offending key."""
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator class that fills in ``default`` values of missing properties as it goes.
+
+    The pattern from the jsonschema FAQ; nested objects get their defaults because every object
+    property in our schema has ``default: {}`` itself.
+    """
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    # Copy so that filling one config never mutates the schema's defaults.
+                    instance[name] = _copy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def key_path(path: Iterable[Any]) -> str:
+    """``["raw", "synthetic", "seed"]`` -> ``raw.synthetic.seed``; list indices as ``[i]``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def describe_error(error: jsonschema.ValidationError) -> str:
+    """One line naming the key, the offending value and what is allowed."""
+    where = key_path(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return (
+            f"config key {where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"config key {where}: {error.instance!r} is not allowed; allowed: {allowed}"
+    description = schema.get("description")
+    hint = f" ({' '.join(description.split())})" if description else ""
+    return f"config key {where}: {error.message}{hint}"
+
+
+def validate_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill in defaults in ``config`` (in place) and validate it; return it.
+
+    Raises :class:`ConfigError` listing every problem, one line each, each naming its key.
+    """
+    validator_class = _with_defaults(validators.validator_for(schema))
+    validator = validator_class(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [describe_error(e) for e in errors]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    check_chain(config)
+    return config
+
+
+def check_chain(config: Mapping[str, Any], raw_version: str = "v0") -> None:
+    """Every chain step makes a new version from v0 or an earlier version of the chain."""
+    seen = [raw_version]
+    for position, step in enumerate(config["chain"]):
+        where = f"config key chain[{position}] (version {step['version']})"
+        if step["version"] in seen:
+            raise ConfigError(f"{where}: version {step['version']} is defined twice")
+        if step["input"] not in seen:
+            raise ConfigError(
+                f"{where}: input {step['input']} is neither {raw_version} nor an earlier "
+                f"version of the chain ({', '.join(seen)})"
+            )
+        seen.append(step["version"])
+    synthetic = config["raw"]["synthetic"]
+    if synthetic["first_year"] > synthetic["last_year"]:
+        raise ConfigError(
+            f"config key raw.synthetic: first_year ({synthetic['first_year']}) is after "
+            f"last_year ({synthetic['last_year']})"
+        )
+    first, last = config["raw"]["plausible_years"]
+    if first > last:
+        raise ConfigError(f"config key raw.plausible_years: {first} is after {last}")

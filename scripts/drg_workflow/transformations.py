@@ -1,0 +1,431 @@
+"""The transformations that turn one data version into the next (v1..v13).
+
+Each function is pure: it takes a frame (and keyword parameters from the config) and returns a
+new frame, never touching its input. Their meaning is fixed by
+``shared/spec/data-and-transformations.md``; the docstrings repeat the essentials.
+
+Every transformation is registered in :data:`TRANSFORMATIONS` under the name the config's chain
+uses. All of them are vectorised: group-wise work is done with sorted numpy arrays and
+``reduceat``/``cumsum`` rather than ``groupby().apply`` of Python functions, which is what made
+the original pipeline take 47 minutes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+#: Keys of one row after ``agg_severities`` (v8 onwards).
+GROUP_KEYS: list[str] = ["year", "facility_id", "apr_drg_code"]
+#: Keys of one (facility, DRG) time series, the unit that lags are taken within.
+SERIES_KEYS: list[str] = ["facility_id", "apr_drg_code"]
+#: Severity of illness codes whose discharge shares become ``severity_k_portion``.
+SEVERITY_CODES: tuple[int, ...] = (1, 2, 3, 4)
+#: Columns aggregated by the discharge-weighted mean in ``agg_severities``.
+WEIGHTED_MEAN_COLUMNS: list[str] = [
+    "mean_charge",
+    "mean_cost",
+    "mean_profit",
+    "total_mean_profit",
+    "total_mean_cost",
+]
+#: Columns aggregated by the discharge-weighted lower median in ``agg_severities``.
+WEIGHTED_MEDIAN_COLUMNS: list[str] = [
+    "median_charge",
+    "median_cost",
+    "median_profit",
+    "total_median_profit",
+    "total_median_cost",
+]
+
+LagMode = Literal["year", "row"]
+
+
+class TransformationError(ValueError):
+    """A transformation cannot run on its input (e.g. a column it needs is missing)."""
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], transformation: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise TransformationError(
+            f"{transformation}: input lacks column(s) {', '.join(missing)}; "
+            f"it has {', '.join(map(str, frame.columns))}"
+        )
+
+
+# --- v1, v2: column housekeeping -------------------------------------------------------------
+
+
+def sanitize_name(name: str) -> str:
+    """Lower-case ``name``, turn each run of non-alphanumerics into ``_``, strip ``_`` ends."""
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+
+
+def sanitize_column_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """v1: ``"APR Severity Of Illness Code"`` -> ``apr_severity_of_illness_code`` and so on."""
+    names = [sanitize_name(str(c)) for c in frame.columns]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        # Two raw names collapsing to one would silently shadow data downstream.
+        raise TransformationError(
+            f"sanitize_column_names: several columns become {', '.join(duplicated)}"
+        )
+    return frame.set_axis(names, axis=1)
+
+
+def drop_description_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """v2: drop every column whose name ends with ``description``."""
+    return frame.drop(columns=[c for c in frame.columns if str(c).endswith("description")])
+
+
+# --- v3..v6: derived money columns -----------------------------------------------------------
+
+
+def _with_column(
+    frame: pd.DataFrame, name: str, left: str, right: str, op: Callable, transformation: str
+) -> pd.DataFrame:
+    _require_columns(frame, [left, right], transformation)
+    return frame.assign(**{name: op(frame[left], frame[right])})
+
+
+def median_profit(frame: pd.DataFrame) -> pd.DataFrame:
+    """v3: ``median_profit = median_charge - median_cost``."""
+    return _with_column(
+        frame, "median_profit", "median_charge", "median_cost", np.subtract, "median_profit"
+    )
+
+
+def mean_profit(frame: pd.DataFrame) -> pd.DataFrame:
+    """v4: ``mean_profit = mean_charge - mean_cost``."""
+    return _with_column(
+        frame, "mean_profit", "mean_charge", "mean_cost", np.subtract, "mean_profit"
+    )
+
+
+def total_mean_profit(frame: pd.DataFrame) -> pd.DataFrame:
+    """v5: ``total_mean_profit = mean_profit * discharges``."""
+    return _with_column(
+        frame, "total_mean_profit", "mean_profit", "discharges", np.multiply, "total_mean_profit"
+    )
+
+
+def total_median_profit(frame: pd.DataFrame) -> pd.DataFrame:
+    """v5_1: ``total_median_profit = median_profit * discharges``."""
+    return _with_column(
+        frame,
+        "total_median_profit",
+        "median_profit",
+        "discharges",
+        np.multiply,
+        "total_median_profit",
+    )
+
+
+def total_median_cost(frame: pd.DataFrame) -> pd.DataFrame:
+    """v5_2: ``total_median_cost = median_cost * discharges``."""
+    return _with_column(
+        frame, "total_median_cost", "median_cost", "discharges", np.multiply, "total_median_cost"
+    )
+
+
+def total_mean_cost(frame: pd.DataFrame) -> pd.DataFrame:
+    """v6: ``total_mean_cost = mean_cost * discharges``."""
+    return _with_column(
+        frame, "total_mean_cost", "mean_cost", "discharges", np.multiply, "total_mean_cost"
+    )
+
+
+# --- v7: rare DRGs ---------------------------------------------------------------------------
+
+
+def drop_rare_drgs(frame: pd.DataFrame, threshold: int = 5000) -> pd.DataFrame:
+    """v7: keep rows whose DRG has total discharges over the whole file ``> threshold``.
+
+    The comparison is strict: a DRG whose total equals the threshold is dropped.
+    """
+    _require_columns(frame, ["apr_drg_code", "discharges"], "drop_rare_drgs")
+    totals = frame.groupby("apr_drg_code", sort=False)["discharges"].transform("sum")
+    return frame.loc[totals.to_numpy() > threshold].reset_index(drop=True)
+
+
+# --- v8: one row per (year, facility, DRG) ---------------------------------------------------
+
+
+def _group_starts(sorted_keys: list[np.ndarray]) -> np.ndarray:
+    """Start positions of the runs of equal keys in arrays already sorted by those keys."""
+    n = len(sorted_keys[0])
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for key in sorted_keys:
+        change[1:] |= key[1:] != key[:-1]
+    return np.flatnonzero(change)
+
+
+def _group_ids(starts: np.ndarray, n_rows: int) -> np.ndarray:
+    """Group number of every row, given the start positions of the runs of equal keys."""
+    marker = np.zeros(n_rows, dtype=np.int64)
+    marker[starts] = 1
+    return np.cumsum(marker) - 1
+
+
+def weighted_lower_median(
+    values: np.ndarray, weights: np.ndarray, group_ids: np.ndarray, n_groups: int
+) -> np.ndarray:
+    """Discharge-weighted lower median of ``values`` within each group.
+
+    Within a group, rows are sorted by value and their weights accumulated; the result is the
+    first value whose cumulative weight reaches at least half of the group's total weight.
+    ``group_ids`` must be ``0..n_groups-1`` and every weight positive. Vectorised: one global
+    lexsort, one cumsum, and a count of the rows still below half in each group.
+    """
+    order = np.lexsort((values, group_ids))
+    sorted_groups = group_ids[order]
+    sorted_weights = weights[order].astype(np.float64)
+    sorted_values = values[order]
+    starts = np.searchsorted(sorted_groups, np.arange(n_groups), side="left")
+    cumulative = np.cumsum(sorted_weights)
+    before_group = np.concatenate(([0.0], cumulative))[starts]
+    within_group = cumulative - np.repeat(before_group, np.diff(np.append(starts, len(order))))
+    totals = np.bincount(sorted_groups, weights=sorted_weights, minlength=n_groups)
+    # Compare 2*cum with the total instead of cum with total/2: exact for integer weights.
+    below_half = 2.0 * within_group < totals[sorted_groups]
+    rows_below = np.bincount(sorted_groups, weights=below_half, minlength=n_groups)
+    return sorted_values[starts + rows_below.astype(np.int64)]
+
+
+def agg_severities(frame: pd.DataFrame) -> pd.DataFrame:
+    """v8: collapse severities to one row per (year, facility_id, apr_drg_code).
+
+    Columns: the keys, ``sum_discharges``, ``severity_1..4_portion`` (share of the group's
+    discharges at each severity, 0 where none), discharge-weighted means of
+    :data:`WEIGHTED_MEAN_COLUMNS` and discharge-weighted lower medians of
+    :data:`WEIGHTED_MEDIAN_COLUMNS`, each prefixed ``w_``. Rows sorted by the keys; no ``index``
+    column (the original leaked one).
+    """
+    needed = [
+        *GROUP_KEYS,
+        "apr_severity_of_illness_code",
+        "discharges",
+        *WEIGHTED_MEAN_COLUMNS,
+        *WEIGHTED_MEDIAN_COLUMNS,
+    ]
+    _require_columns(frame, needed, "agg_severities")
+    keys = [frame[k].to_numpy() for k in GROUP_KEYS]
+    order = np.lexsort(keys[::-1])
+    sorted_keys = [k[order] for k in keys]
+    starts = _group_starts(sorted_keys)
+    n_groups = len(starts)
+    group_ids = _group_ids(starts, len(order))
+
+    discharges = frame["discharges"].to_numpy(dtype=np.float64)[order]
+    sum_discharges = np.add.reduceat(discharges, starts) if n_groups else np.zeros(0)
+    out: dict[str, np.ndarray] = {k: sk[starts] for k, sk in zip(GROUP_KEYS, sorted_keys, strict=True)}
+    out["sum_discharges"] = sum_discharges
+    severity = frame["apr_severity_of_illness_code"].to_numpy()[order]
+    for code in SEVERITY_CODES:
+        at_code = np.bincount(
+            group_ids, weights=np.where(severity == code, discharges, 0.0), minlength=n_groups
+        )
+        out[f"severity_{code}_portion"] = at_code / sum_discharges
+    for column in WEIGHTED_MEAN_COLUMNS:
+        weighted = frame[column].to_numpy(dtype=np.float64)[order] * discharges
+        out[f"w_{column}"] = np.bincount(group_ids, weights=weighted, minlength=n_groups) / (
+            sum_discharges
+        )
+    for column in WEIGHTED_MEDIAN_COLUMNS:
+        values = frame[column].to_numpy(dtype=np.float64)[order]
+        out[f"w_{column}"] = weighted_lower_median(values, discharges, group_ids, n_groups)
+    result = pd.DataFrame(out)
+    # Discharges are whole numbers; keep the sum integral so the CSV says 12, not 12.0.
+    result["sum_discharges"] = result["sum_discharges"].round().astype(np.int64)
+    return result
+
+
+# --- v9, v10: same-year context --------------------------------------------------------------
+
+
+def ratio_drg_facility_vs_year(frame: pd.DataFrame) -> pd.DataFrame:
+    """v9: distinct DRGs per (year, facility) over distinct DRGs per year."""
+    _require_columns(frame, GROUP_KEYS, "ratio_drg_facility_vs_year")
+    facility_count = frame.groupby(["year", "facility_id"], sort=False)["apr_drg_code"].transform(
+        "nunique"
+    )
+    year_count = frame.groupby("year", sort=False)["apr_drg_code"].transform("nunique")
+    return frame.assign(
+        facility_drg_count=facility_count.astype(np.int64),
+        year_drg_count=year_count.astype(np.int64),
+        ratio_drg_facility_vs_year=facility_count / year_count,
+    )
+
+
+def equal_count_bins(values: pd.Series, bins: int) -> pd.Series:
+    """Quantile bin labels ``0..bins-1`` with ``pd.qcut(q=bins, labels=False, duplicates="drop")``
+    semantics; a constant series (a single edge left after dropping duplicates) gets label 0."""
+    edges = np.unique(np.quantile(values.to_numpy(dtype=np.float64), np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:
+        return pd.Series(0, index=values.index, dtype=np.int64)
+    labels = pd.qcut(values, q=bins, labels=False, duplicates="drop")
+    return labels.astype(np.int64)
+
+
+def yearly_discharge_bin(frame: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
+    """v10: within each year, cut facilities into ``bins`` equal-count quantile bins of their
+    yearly ``sum_discharges`` and join the label back to every row as ``yearly_discharge_bin``.
+    """
+    _require_columns(frame, ["year", "facility_id", "sum_discharges"], "yearly_discharge_bin")
+    yearly = frame.groupby(["year", "facility_id"], sort=True)["sum_discharges"].sum()
+    # A Python loop over the handful of years, each cut vectorised: qcut needs per-year edges.
+    labels = pd.concat(
+        [equal_count_bins(part, bins) for _, part in yearly.groupby(level="year", sort=True)]
+    ).rename("yearly_discharge_bin")
+    return frame.join(labels, on=["year", "facility_id"])
+
+
+# --- v11..v13: lags --------------------------------------------------------------------------
+
+
+def _sorted_series(frame: pd.DataFrame, transformation: str, columns: Sequence[str]):
+    """Sort by (facility, DRG, year) and return the frame with its series-start mask."""
+    _require_columns(frame, [*SERIES_KEYS, "year", *columns], transformation)
+    ordered = frame.sort_values([*SERIES_KEYS, "year"], kind="stable").reset_index(drop=True)
+    starts = _group_starts([ordered[k].to_numpy() for k in SERIES_KEYS])
+    series_id = _group_ids(starts, len(ordered))
+    if ordered.duplicated([*SERIES_KEYS, "year"]).any():
+        raise TransformationError(
+            f"{transformation}: several rows share one (facility_id, apr_drg_code, year)"
+        )
+    return ordered, series_id
+
+
+def _shifted(
+    values: np.ndarray, series_id: np.ndarray, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` shifted down ``steps`` rows within each series; second array says where valid."""
+    shifted = np.full(len(values), np.nan)
+    valid = np.zeros(len(values), dtype=bool)
+    if steps < len(values):
+        shifted[steps:] = values[:-steps]
+        valid[steps:] = series_id[steps:] == series_id[:-steps]
+    return shifted, valid
+
+
+def _previous_values(
+    ordered: pd.DataFrame, series_id: np.ndarray, column: str, periods: int, by: LagMode
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each of the ``periods`` earlier rows of the series: (value, counts-for-window mask).
+
+    ``by="row"``: the k-th previous observed row counts. ``by="year"``: an earlier row counts
+    when its year lies in [t-periods, t-1]; because years are unique and sorted within a series,
+    the rows of that calendar window are always among the ``periods`` previous rows.
+    """
+    values = ordered[column].to_numpy(dtype=np.float64)
+    years = ordered["year"].to_numpy(dtype=np.int64)
+    previous = []
+    for steps in range(1, periods + 1):
+        shifted, valid = _shifted(values, series_id, steps)
+        if by == "year":
+            shifted_years, _ = _shifted(years.astype(np.float64), series_id, steps)
+            gap = years - shifted_years
+            valid &= (gap >= 1) & (gap <= periods)
+        previous.append((shifted, valid))
+    return previous
+
+
+def _check_lag_mode(by: str, transformation: str) -> None:
+    if by not in ("year", "row"):
+        raise TransformationError(f"{transformation}: by must be 'year' or 'row', not {by!r}")
+
+
+def lag_columns(frame: pd.DataFrame, columns: Sequence[str], by: LagMode = "year") -> pd.DataFrame:
+    """v11: ``<col>_lag1`` for each column of the lag list, within each (facility, DRG).
+
+    ``by="year"`` (default): the value for calendar year t-1, missing when that year is absent.
+    ``by="row"``: the previous observed row's value (the original pipeline's behaviour).
+    Rows come out sorted by (facility_id, apr_drg_code, year).
+    """
+    _check_lag_mode(by, "lag_columns")
+    ordered, series_id = _sorted_series(frame, "lag_columns", columns)
+    lags = {}
+    for column in columns:
+        # One period back: in year mode the window [t-1, t-1] is exactly year t-1.
+        [(shifted, valid)] = _previous_values(ordered, series_id, column, 1, by)
+        lags[f"{column}_lag1"] = np.where(valid, shifted, np.nan)
+    return pd.concat([ordered, pd.DataFrame(lags, index=ordered.index)], axis=1)
+
+
+def rolling_columns(
+    frame: pd.DataFrame, columns: Sequence[str], window: int = 2, by: LagMode = "year"
+) -> pd.DataFrame:
+    """v12: ``<col>_rolling<window>`` = mean of the column over the ``window`` previous periods.
+
+    ``by="year"``: years t-1..t-window, missing years ignored; ``by="row"``: the ``window``
+    previous observed rows. At least one value is enough (min_periods 1); rows with none are
+    dropped.
+    """
+    _check_lag_mode(by, "rolling_columns")
+    if window < 1:
+        raise TransformationError(f"rolling_columns: window must be >= 1, not {window}")
+    ordered, series_id = _sorted_series(frame, "rolling_columns", columns)
+    rolling = {}
+    has_previous = np.zeros(len(ordered), dtype=bool)
+    for column in columns:
+        total = np.zeros(len(ordered))
+        count = np.zeros(len(ordered))
+        for shifted, valid in _previous_values(ordered, series_id, column, window, by):
+            usable = valid & ~np.isnan(shifted)
+            total += np.where(usable, shifted, 0.0)
+            count += usable
+            has_previous |= valid
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rolling[f"{column}_rolling{window}"] = np.where(count > 0, total / count, np.nan)
+    result = pd.concat([ordered, pd.DataFrame(rolling, index=ordered.index)], axis=1)
+    return result.loc[has_previous].reset_index(drop=True)
+
+
+def drop_non_lag_columns(
+    frame: pd.DataFrame, columns: Sequence[str], keep: Sequence[str] = ("w_total_median_profit",)
+) -> pd.DataFrame:
+    """v13: drop the current-year values of the lag list, except ``keep`` (the target), so no
+    feature carries the target year's own figures."""
+    _require_columns(frame, columns, "drop_non_lag_columns")
+    return frame.drop(columns=[c for c in columns if c not in set(keep)])
+
+
+#: Transformation name (as used in the config's chain) -> function.
+TRANSFORMATIONS: dict[str, Callable[..., pd.DataFrame]] = {
+    f.__name__: f
+    for f in (
+        sanitize_column_names,
+        drop_description_columns,
+        median_profit,
+        mean_profit,
+        total_mean_profit,
+        total_median_profit,
+        total_median_cost,
+        total_mean_cost,
+        drop_rare_drgs,
+        agg_severities,
+        ratio_drg_facility_vs_year,
+        yearly_discharge_bin,
+        lag_columns,
+        rolling_columns,
+        drop_non_lag_columns,
+    )
+}
+
+
+def apply_transformation(name: str, frame: pd.DataFrame, parameters: dict) -> pd.DataFrame:
+    """Run the transformation registered as ``name`` with keyword ``parameters``."""
+    try:
+        function = TRANSFORMATIONS[name]
+    except KeyError:
+        known = ", ".join(TRANSFORMATIONS)
+        raise TransformationError(f"unknown transformation {name!r}; known: {known}") from None
+    return function(frame, **parameters)

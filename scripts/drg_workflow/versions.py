@@ -1,0 +1,196 @@
+"""Reading, writing and describing data versions (``{version}.csv`` + ``_metadata.json``).
+
+This is the one adapter every transformation rule shares: read the input version, apply a
+transformation, write the output CSV atomically, and write metadata that pins the output to
+its input, transformation and parameters. Nothing here knows about Snakemake; paths come in as
+arguments.
+
+Bytes are reproducible: the CSV is written by Arrow (shortest round-trip float text, no index),
+and the metadata holds no timestamps or absolute paths, with sorted keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from drg_workflow import __version__
+from drg_workflow.transformations import apply_transformation
+
+#: Logical dtype names used in metadata -> Arrow types used to read the CSV back exactly.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+}
+
+
+def logical_dtype(series: pd.Series) -> str:
+    """The metadata name of a column's type: ``int64``, ``float64``, ``bool`` or ``string``."""
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_integer_dtype(series):
+        return "int64"
+    if pd.api.types.is_float_dtype(series):
+        return "float64"
+    return "string"
+
+
+def column_dtypes(frame: pd.DataFrame) -> dict[str, str]:
+    """Column name -> logical dtype, in column order."""
+    return {str(name): logical_dtype(frame[name]) for name in frame.columns}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_target(path: str | os.PathLike) -> tuple[Path, Path]:
+    """A temporary file beside ``path`` (same file system, so the final rename is atomic)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(handle)
+    return target, Path(temporary)
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> str:
+    """Write ``frame`` as CSV (no index) atomically and return the file's sha256.
+
+    A crash leaves at most a hidden temporary file, never a half-written ``path``.
+    """
+    target, temporary = _atomic_target(path)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pa_csv.write_csv(table, temporary, pa_csv.WriteOptions(quoting_style="needed"))
+        digest = file_sha256(temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return digest
+
+
+def read_csv(path: str | os.PathLike, dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Read a version CSV; with ``dtypes`` (from its metadata) every column keeps its type.
+
+    Without them Arrow would re-infer types, and a float column whose values happen to be
+    whole (written as ``3``) would come back as integers.
+    """
+    convert = pa_csv.ConvertOptions(
+        column_types={name: ARROW_TYPES[dtype] for name, dtype in (dtypes or {}).items()},
+        strings_can_be_null=False,
+    )
+    return pa_csv.read_csv(path, convert_options=convert).to_pandas()
+
+
+def write_json(document: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Write JSON with sorted keys and a trailing newline, atomically."""
+    target, temporary = _atomic_target(path)
+    try:
+        temporary.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON document."""
+    return json.loads(Path(path).read_text())
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy scalars and tuples inside parameters into plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def version_metadata(
+    frame: pd.DataFrame,
+    version: str,
+    csv_sha256: str,
+    transformation: str,
+    parameters: Mapping[str, Any],
+    input_version: str | None = None,
+    input_sha256: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The metadata document of one data version (no timestamps, no paths)."""
+    document = {
+        "version": version,
+        "rows": int(len(frame)),
+        "columns": [{"name": n, "dtype": d} for n, d in column_dtypes(frame).items()],
+        "sha256": csv_sha256,
+        "input": {"version": input_version, "sha256": input_sha256},
+        "transformation": {"name": transformation, "parameters": _plain(dict(parameters))},
+        "workflow_version": __version__,
+    }
+    if extra:
+        document.update(_plain(dict(extra)))
+    return document
+
+
+def metadata_dtypes(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Column name -> logical dtype, from a metadata document."""
+    return {column["name"]: column["dtype"] for column in metadata["columns"]}
+
+
+def write_version(
+    frame: pd.DataFrame,
+    csv_path: str | os.PathLike,
+    metadata_path: str | os.PathLike,
+    **metadata: Any,
+) -> dict[str, Any]:
+    """Write a version's CSV and then its metadata (both atomically); return the metadata.
+
+    The metadata is written last, so a version whose metadata exists is complete.
+    """
+    digest = write_csv(frame, csv_path)
+    document = version_metadata(frame, csv_sha256=digest, **metadata)
+    write_json(document, metadata_path)
+    return document
+
+
+def transform_version(
+    input_csv: str | os.PathLike,
+    input_metadata: str | os.PathLike,
+    output_csv: str | os.PathLike,
+    output_metadata: str | os.PathLike,
+    version: str,
+    transformation: str,
+    parameters: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Make ``version`` from an input version by the named transformation; return metadata."""
+    source = read_json(input_metadata)
+    frame = read_csv(input_csv, metadata_dtypes(source))
+    result = apply_transformation(transformation, frame, dict(parameters))
+    return write_version(
+        result,
+        output_csv,
+        output_metadata,
+        version=version,
+        transformation=transformation,
+        parameters=parameters,
+        input_version=source["version"],
+        input_sha256=source["sha256"],
+    )

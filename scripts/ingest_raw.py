@@ -1,0 +1,16 @@
+"""Rule script of ingest_raw: write data version v0 from the configured raw source."""
+
+from drg_workflow.errors import logged_rule
+from drg_workflow.ingest import ingest_raw
+
+with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    metadata = ingest_raw(
+        parameters=snakemake.params.parameters,
+        output_csv=snakemake.output.csv,
+        output_metadata=snakemake.output.metadata,
+        version=snakemake.wildcards.get("version", "v0"),
+        raw_path=snakemake.input.get("raw"),
+    )
+    for key, value in metadata.get("validation", {}).items():
+        log.info("validation %s: %s", key, value)
+    log.info("%s: %d rows", metadata["version"], metadata["rows"])

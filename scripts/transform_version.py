@@ -1,0 +1,18 @@
+"""Rule script shared by every transformation rule: input version -> output version."""
+
+from drg_workflow.errors import logged_rule
+from drg_workflow.versions import transform_version
+
+with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    metadata = transform_version(
+        input_csv=snakemake.input.csv,
+        input_metadata=snakemake.input.metadata,
+        output_csv=snakemake.output.csv,
+        output_metadata=snakemake.output.metadata,
+        version=snakemake.wildcards.version,
+        transformation=snakemake.params.transformation,
+        parameters=snakemake.params.parameters,
+    )
+    log.info(
+        "%s: %d rows, %d columns", metadata["version"], metadata["rows"], len(metadata["columns"])
+    )

@@ -1,0 +1,19 @@
+# v0: the raw data in the real schema, generated or read and validated.
+
+
+rule ingest_raw:
+    input:
+        unpack(raw_input_files),
+    output:
+        csv=version_csv(RAW_VERSION),
+        metadata=version_metadata(RAW_VERSION),
+    log:
+        f"logs/ingest_raw/{RAW_VERSION}.log",
+    benchmark:
+        f"benchmarks/ingest_raw/{RAW_VERSION}.tsv"
+    conda:
+        "../envs/drg.yaml"
+    params:
+        parameters=raw_parameters(),
+    script:
+        "../../scripts/ingest_raw.py"

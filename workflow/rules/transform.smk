@@ -1,0 +1,27 @@
+# One rule per transformation of the chain (config `chain`). The rules differ only in name,
+# parameters and the versions they make, so they are declared in one loop; all share the
+# adapter scripts/transform_version.py (read, transform, write, metadata).
+
+for transformation in CHAIN_TRANSFORMATIONS:
+
+    rule:
+        name:
+            transformation
+        input:
+            unpack(input_version_files),
+        output:
+            csv="results/{version}/{version}.csv",
+            metadata="results/{version}/{version}_metadata.json",
+        log:
+            f"logs/{transformation}/{{version}}.log",
+        benchmark:
+            f"benchmarks/{transformation}/{{version}}.tsv"
+        wildcard_constraints:
+            version=versions_made_by(transformation),
+        conda:
+            "../envs/drg.yaml"
+        params:
+            transformation=transformation,
+            parameters=transformation_parameters(transformation),
+        script:
+            "../../scripts/transform_version.py"
