@@ -17,7 +17,7 @@ SNAKEFILE = ROOT / "workflow" / "Snakefile"
 #: A small, fast configuration: a few thousand synthetic rows, thresholds scaled to match.
 SMALL_CONFIG: dict = {
     "raw": {"source": "synthetic", "synthetic": {"seed": 7, "scale": 0.01}},
-    "transformations": {"drop_rare_drgs": {"threshold": 50}},
+    "transformations": {"drop_rare_drgs": {"threshold": 500}},
 }
 
 

@@ -1,0 +1,371 @@
+"""Synthetic raw (v0) data in exactly the schema of NY State's inpatient cost file.
+
+The real "Hospital Inpatient Cost Transparency: Beginning 2009" CSV cannot be downloaded from the
+build machines, so the workflow generates a stand-in with the same 14 columns, dtypes, key
+structure and, as far as the downstream chain cares, the same statistical shape:
+
+* facilities whose volumes span orders of magnitude (lognormal), with their own cost level and
+  charge-to-cost ratio (2-5x);
+* APR DRGs with a long popularity tail, so ``drop_rare_drgs`` (total discharges <= 5000) really
+  drops a share of the codes at full scale;
+* four severities, more discharges at low severity, higher cost at high severity;
+* (facility, DRG) pairs that enter, leave and skip years, so calendar lags and row lags differ;
+* slowly varying (AR(1)) per-pair volume and cost effects, so last year's values carry signal for
+  this year's total median profit (the modelling target).
+
+How ``scale`` maps to sizes
+---------------------------
+Rows are roughly ``n_facilities x n_drgs x n_years x 1.8`` (about 60% of (facility, DRG) pairs
+report in a year, with ~3 severities each), so both dimensions shrink with the square root of
+``scale`` to make the row count roughly linear in it::
+
+    n_facilities = max(6, round(210 * sqrt(scale)))
+    n_drgs       = max(12, round(316 * sqrt(scale)))
+
+``scale=1`` gives ~1.08 million rows over 2009-2017 (the real file has 1,081,672). The floors
+keep tiny test frames (``scale=0.002`` -> 9 facilities x 14 DRGs, ~2,000 rows) exercising every
+transformation; below ``scale`` ~0.0015 the floors bind and the row count stops shrinking.
+
+The per-pair volume distribution does not depend on ``scale`` (small frames stay realistic), so a
+DRG's total discharges grow with the number of facilities, i.e. like ``sqrt(scale)``, not like
+``scale``. :func:`equivalent_rare_drg_threshold` converts the real ``drop_rare_drgs`` threshold
+into the one that drops about the same share of DRG codes at a given scale.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from drg_workflow.raw_schema import RAW_COLUMNS, SEVERITY_DESCRIPTIONS
+
+__all__ = [
+    "FULL_N_DRGS",
+    "FULL_N_FACILITIES",
+    "RAW_COLUMNS",
+    "equivalent_rare_drg_threshold",
+    "generate_raw",
+    "sizes_for_scale",
+]
+
+#: Number of facilities and APR DRG codes at ``scale=1`` (as in the real 2009-2017 file).
+FULL_N_FACILITIES = 210
+FULL_N_DRGS = 316
+#: Floors that keep tiny frames useful for tests.
+MIN_FACILITIES = 6
+MIN_DRGS = 12
+
+_N_SEV = 4
+# Tuned so that scale=1 gives ~1.08 M rows and ~20 M discharges (the real file has about 2.3-2.5
+# M discharges a year): the overall volume level, and the spread of facility sizes and of DRG
+# popularity (log-sd). The DRG spread is what makes ~25% of codes "rare" (<= 5000 discharges in
+# nine years) while the most common codes have hundreds of thousands.
+_LOG_VOLUME_LEVEL = math.log(5.5)
+_FACILITY_LOG_SD = 1.0
+_DRG_LOG_SD = 1.7
+# Share of surgical DRGs and their cost premium.
+_SURGICAL_SHARE = 0.3
+_SURGICAL_COST_FACTOR = 2.2
+# Average severity mix (more discharges at low severity) and the cost multipliers by severity.
+_SEVERITY_MIX = np.array([0.42, 0.33, 0.18, 0.07])
+_SEVERITY_COST = np.array([1.0, 1.45, 2.3, 5.0])
+# Year-over-year persistence (AR(1) coefficient) and stationary sd of the per-pair effects.
+_VOLUME_AR = 0.9
+_VOLUME_SD = 0.35
+_COST_AR = 0.85
+_COST_SD = 0.15
+_INFLATION = 0.03
+# Charge-to-cost ratio range of facilities, and the clip of the per-cell noise around it.
+_CHARGE_RATIO_RANGE = (2.0, 5.0)
+_CHARGE_NOISE_CLIP = (0.9, 1.1)
+
+# Word lists for deterministic, obviously made-up names (no real hospital is named on purpose).
+_NAME_TREES = (
+    "Maple", "Cedar", "Oak", "Birch", "Willow", "Pine", "Elm", "Aspen", "Hawthorn", "Juniper",
+    "Laurel", "Spruce", "Alder", "Linden", "Hazel", "Chestnut", "Sycamore", "Poplar",
+)  # fmt: skip
+_NAME_PLACES = (
+    "Valley", "Ridge", "Lake", "Harbor", "Hill", "Creek", "Falls", "Point", "Grove", "Meadow",
+    "Brook", "Park", "Springs", "Bay", "Heights", "Crossing",
+)  # fmt: skip
+_NAME_KINDS = (
+    "Hospital", "General Hospital", "Medical Center", "Memorial Hospital", "Community Hospital",
+    "Regional Medical Center", "Health Center",
+)  # fmt: skip
+_DRG_SYSTEMS = (
+    "Cardiac", "Respiratory", "Renal", "Hepatobiliary", "Pancreatic", "Gastrointestinal",
+    "Esophageal", "Neurological", "Cerebrovascular", "Spinal", "Musculoskeletal", "Hip & Femur",
+    "Knee", "Skin & Subcutaneous", "Endocrine", "Thyroid", "Urinary Tract", "Prostate",
+    "Uterine & Adnexa", "Obstetric", "Neonatal", "Hematologic", "Lymphatic", "Infectious",
+    "Ear, Nose & Throat", "Ocular", "Vascular", "Pulmonary", "Metabolic", "Psychiatric",
+)  # fmt: skip
+_DRG_MEDICAL = (
+    "Disorders", "Infections", "Malignancy", "Injuries", "Failure", "Symptoms & Signs",
+    "Congenital Anomalies", "Disorders Except Malignancy", "Inflammation", "Obstruction",
+    "Degenerative Disorders", "Complications Of Treatment",
+)  # fmt: skip
+_DRG_SURGICAL = (
+    "Procedures", "Major Procedures", "Minor Procedures", "Implant Procedures",
+    "Procedures Except Implant", "Reconstructive Procedures", "Transplant",
+    "Excision Procedures", "Bypass Procedures", "Replacement Procedures",
+    "Procedures For Malignancy", "Revision Procedures",
+)  # fmt: skip
+
+
+def sizes_for_scale(scale: float) -> tuple[int, int]:
+    """Return ``(n_facilities, n_drgs)`` generated at ``scale``.
+
+    Both shrink with ``sqrt(scale)`` so that their product, and hence the row count, is roughly
+    linear in ``scale``; floors of 6 facilities and 12 DRGs keep tiny frames useful.
+    """
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    root = math.sqrt(scale)
+    return (
+        max(MIN_FACILITIES, round(FULL_N_FACILITIES * root)),
+        max(MIN_DRGS, round(FULL_N_DRGS * root)),
+    )
+
+
+def equivalent_rare_drg_threshold(scale: float, threshold: float = 5000.0) -> float:
+    """Translate a full-scale ``drop_rare_drgs`` threshold to the frame generated at ``scale``.
+
+    A DRG's total discharges are a sum over facilities of a scale-independent volume, so they are
+    proportional to the number of facilities. Scaling the threshold the same way drops about the
+    same share of DRG codes as ``threshold`` does at ``scale=1``.
+    """
+    n_facilities, _ = sizes_for_scale(scale)
+    return threshold * n_facilities / FULL_N_FACILITIES
+
+
+def _spread_normal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Standard normal quantiles at ``(i + 0.5) / n`` in random order.
+
+    Using evenly spaced quantiles instead of random draws keeps the shape of the distribution
+    (e.g. the DRG popularity tail) the same at every size and seed; only who gets which value is
+    random.
+    """
+    dist = NormalDist()
+    quantiles = np.array([dist.inv_cdf((i + 0.5) / n) for i in range(n)])
+    return rng.permutation(quantiles)
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    """Centre and scale ``x`` to mean 0 and sd 1 (sd 0 -> all zeros)."""
+    sd = float(x.std())
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def _names(
+    rng: np.random.Generator, n: int, parts: tuple[tuple[str, ...], ...], fallback: str
+) -> np.ndarray:
+    """Return ``n`` distinct names, each joining one word from every list in ``parts``.
+
+    Names are drawn without replacement from the Cartesian product (decoded in mixed radix);
+    beyond its size, ``fallback.format(i)`` is used. Returns an object array of ``str``.
+    """
+    radices = [len(p) for p in parts]
+    n_combos = math.prod(radices)
+    picks = rng.choice(n_combos, size=min(n, n_combos), replace=False)
+    names = []
+    for pick in picks.tolist():
+        words = []
+        for words_list, radix in zip(parts, radices, strict=True):
+            pick, digit = divmod(pick, radix)
+            words.append(words_list[digit])
+        names.append(" ".join(words))
+    names.extend(fallback.format(i + 1) for i in range(n_combos, n))
+    return np.array(names, dtype=object)
+
+
+def _ar1_step(
+    rng: np.random.Generator,
+    previous: np.ndarray | None,
+    shape: tuple[int, ...],
+    rho: float,
+    sd: float,
+) -> np.ndarray:
+    """One step of a stationary AR(1) with coefficient ``rho`` and marginal sd ``sd``.
+
+    With ``previous=None`` the draw comes from the stationary distribution N(0, sd^2).
+    """
+    shock = rng.standard_normal(shape)
+    if previous is None:
+        return sd * shock
+    return rho * previous + sd * math.sqrt(1.0 - rho * rho) * shock
+
+
+def generate_raw(
+    seed: int = 42, scale: float = 1.0, first_year: int = 2009, last_year: int = 2017
+) -> pd.DataFrame:
+    """Generate a synthetic raw (v0) frame in exactly the real file's schema.
+
+    Args:
+        seed: Seed of ``numpy.random.default_rng``; the same ``(seed, scale, years)`` always give
+            an identical frame.
+        scale: Size relative to the real 2009-2017 file: ``scale=1`` gives ~1.08 M rows with 210
+            facilities and 316 APR DRG codes; sizes follow :func:`sizes_for_scale` (both counts
+            shrink like ``sqrt(scale)``, so rows are roughly linear in ``scale``).
+        first_year: First discharge year (inclusive).
+        last_year: Last discharge year (inclusive).
+
+    Returns:
+        A frame with the 14 :data:`RAW_COLUMNS` in order: ``int64`` Year, Facility Id, APR DRG
+        Code, APR Severity Of Illness Code and Discharges (>= 1); ``float64`` Mean/Median Charge
+        and Cost (dollars, rounded to cents, >= 0); the text columns in pandas' default string
+        dtype (the one ``pandas.read_csv`` gives them). Rows are sorted by, and unique on,
+        (Year, Facility Id, APR DRG Code, APR Severity Of Illness Code), with a fresh RangeIndex.
+
+    Raises:
+        ValueError: If ``scale`` is not positive or ``last_year < first_year``.
+    """
+    if last_year < first_year:
+        raise ValueError(f"last_year ({last_year}) is before first_year ({first_year})")
+    n_fac, n_drg = sizes_for_scale(scale)
+    n_years = last_year - first_year + 1
+    rng = np.random.default_rng(seed)
+
+    # --- Facilities (sorted by id, so the generated rows come out in key order). ----------------
+    fac_ids = np.sort(rng.choice(np.arange(1, max(10_000, 4 * n_fac)), n_fac, replace=False))
+    fac_names = _names(
+        rng, n_fac, (_NAME_TREES, _NAME_PLACES, _NAME_KINDS), "Facility {:05d} Hospital"
+    )
+    fac_log_size = _FACILITY_LOG_SD * _spread_normal(rng, n_fac)
+    fac_z = _standardise(fac_log_size)
+    # Big (teaching) hospitals are costlier and see sicker patients.
+    fac_cost = np.exp(0.1 * fac_z + 0.2 * rng.standard_normal(n_fac))
+    fac_sev_tilt = 0.1 * fac_z + 0.15 * rng.standard_normal(n_fac)
+    fac_charge_ratio = rng.uniform(*_CHARGE_RATIO_RANGE, n_fac)
+    # A few facilities open late or close early (whole facility-years missing). Years are
+    # 0-based offsets; drawing over all years keeps this valid for a one-year frame.
+    fac_open = np.where(rng.random(n_fac) < 0.05, rng.integers(0, n_years, n_fac), 0)
+    fac_close = np.where(rng.random(n_fac) < 0.05, rng.integers(0, n_years, n_fac), n_years)
+    fac_close = np.maximum(fac_close, fac_open)  # every facility reports at least one year
+
+    # --- APR DRGs (sorted by code). -------------------------------------------------------------
+    drg_codes = np.sort(rng.choice(np.arange(1, max(1000, 3 * n_drg)), n_drg, replace=False))
+    surgical = rng.random(n_drg) < _SURGICAL_SHARE
+    drg_descriptions = np.empty(n_drg, dtype=object)
+    for is_surgical, words in ((False, _DRG_MEDICAL), (True, _DRG_SURGICAL)):
+        mask = surgical == is_surgical
+        drg_descriptions[mask] = _names(
+            rng, int(mask.sum()), (_DRG_SYSTEMS, words), "Other Condition Group {:03d}"
+        )
+    ms_codes = np.where(surgical, "S", "M").astype(object)
+    ms_descriptions = np.where(surgical, "Surgical", "Medical").astype(object)
+    drg_log_pop = _DRG_LOG_SD * _spread_normal(rng, n_drg)
+    drg_base_cost = np.exp(math.log(7000.0) + 0.5 * rng.standard_normal(n_drg))
+    drg_base_cost *= np.where(surgical, _SURGICAL_COST_FACTOR, 1.0)
+    # Per-DRG severity mix (gamma draws = Dirichlet around the average mix); surgical DRGs lean
+    # towards higher severity. Log shares, so facility tilts can be added before normalising.
+    sev_gamma = rng.gamma(40.0 * _SEVERITY_MIX, size=(n_drg, _N_SEV))
+    drg_log_share = np.log(sev_gamma / sev_gamma.sum(axis=1, keepdims=True))
+    drg_log_share += np.where(surgical, 0.15, 0.0)[:, None] * (np.arange(_N_SEV) - 1.5)
+    # Per-DRG severity cost multipliers, sorted so cost always rises with severity.
+    drg_sev_cost = np.sort(_SEVERITY_COST * np.exp(0.1 * rng.standard_normal((n_drg, _N_SEV))), 1)
+
+    # --- (facility, DRG) pairs: arrays of shape (n_fac, n_drg). ---------------------------------
+    pair_shape = (n_fac, n_drg)
+    drg_z = _standardise(drg_log_pop)
+    # Big facilities offer more DRGs; rare DRGs are offered by fewer facilities.
+    offer_logit = 2.4 + 1.0 * fac_z[:, None] + 0.8 * drg_z[None, :]
+    offered = rng.random(pair_shape) < 1.0 / (1.0 + np.exp(-offer_logit))
+    # Some pairs start after the first year and some stop before the last (service lines open
+    # and close); empty [entry, exit] ranges just mean "never offered".
+    pair_entry = np.where(rng.random(pair_shape) < 0.12, rng.integers(0, n_years, pair_shape), 0)
+    pair_exit = np.where(
+        rng.random(pair_shape) < 0.10, rng.integers(0, n_years, pair_shape), n_years
+    )
+    pair_entry = np.maximum(pair_entry, fac_open[:, None])
+    pair_exit = np.minimum(pair_exit, fac_close[:, None])
+    # Static specialisation (some facilities are big in some DRGs) on top of size x popularity.
+    pair_log_volume = (
+        _LOG_VOLUME_LEVEL
+        + fac_log_size[:, None]
+        + drg_log_pop[None, :]
+        + 0.6 * rng.standard_normal(pair_shape)
+    )
+    # Facility severity tilt applied to each DRG's mix, then renormalised: (n_fac, n_drg, 4).
+    log_share = drg_log_share[None, :, :] + fac_sev_tilt[:, None, None] * (np.arange(_N_SEV) - 1.5)
+    share = np.exp(log_share - log_share.max(axis=2, keepdims=True))
+    share /= share.sum(axis=2, keepdims=True)
+    # Cost of one discharge before severity, year and per-pair effects.
+    pair_cost = fac_cost[:, None] * drg_base_cost[None, :]
+
+    # Cell grid indices for one year, in (facility, DRG, severity) order.
+    fac_idx, drg_idx, sev_idx = (
+        a.ravel() for a in np.indices((n_fac, n_drg, _N_SEV), dtype=np.int64)
+    )
+    volume_effect: np.ndarray | None = None
+    cost_effect: np.ndarray | None = None
+    blocks: list[dict[str, np.ndarray]] = []
+    for t in range(n_years):
+        # Slowly varying per-pair effects carry last year's level into this year; the first
+        # year starts from the stationary distribution.
+        volume_effect = _ar1_step(rng, volume_effect, pair_shape, _VOLUME_AR, _VOLUME_SD)
+        cost_effect = _ar1_step(rng, cost_effect, pair_shape, _COST_AR, _COST_SD)
+        active = offered & (pair_entry <= t) & (t <= pair_exit)
+        expected = np.exp(pair_log_volume + volume_effect)[:, :, None] * share
+        # Gamma-Poisson (negative binomial) counts: many small counts, a few large, and zeros
+        # (absent rows) mostly for low-volume cells, which makes pairs skip years.
+        counts = rng.poisson(expected * rng.gamma(4.0, 0.25, expected.shape)).ravel()
+        keep = (counts >= 1) & np.repeat(active.ravel(), _N_SEV)
+        f, d, s, n = fac_idx[keep], drg_idx[keep], sev_idx[keep], counts[keep]
+
+        median_cost = (
+            pair_cost[f, d]
+            * drg_sev_cost[d, s]
+            * np.exp(cost_effect[f, d])
+            * (1.0 + _INFLATION) ** t
+            # The median of n cases is less noisy than one case.
+            * np.exp((0.05 + 0.35 / np.sqrt(n)) * rng.standard_normal(n.size))
+        )
+        # Costs are right-skewed, so mean > median; with 1 or 2 discharges they coincide.
+        skew = np.where(n <= 2, 0.0, rng.gamma(2.0, 0.12, n.size))
+        mean_cost = median_cost * (1.0 + skew)
+        ratio = fac_charge_ratio[f]
+        charge_noise = np.clip(np.exp(0.04 * rng.standard_normal((2, n.size))), *_CHARGE_NOISE_CLIP)
+        median_charge = median_cost * ratio * charge_noise[0]
+        mean_charge = np.where(
+            n <= 2,
+            median_charge,
+            # max(): a mean charge never falls below the median charge, as with costs.
+            np.maximum(mean_cost * ratio * charge_noise[1], median_charge),
+        )
+        blocks.append(
+            {
+                "year": np.full(n.size, first_year + t, dtype=np.int64),
+                "f": f,
+                "d": d,
+                "s": s,
+                "n": n.astype(np.int64),
+                "mean_charge": mean_charge,
+                "median_charge": median_charge,
+                "mean_cost": mean_cost,
+                "median_cost": median_cost,
+            }
+        )
+
+    cols = {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+    f, d, s = cols["f"], cols["d"], cols["s"]
+    severity_names = np.array([SEVERITY_DESCRIPTIONS[k + 1] for k in range(_N_SEV)], dtype=object)
+    data = {
+        "Year": cols["year"],
+        "Facility Id": fac_ids[f].astype(np.int64),
+        "Facility Name": pd.array(fac_names[f], dtype="str"),
+        "APR DRG Code": drg_codes[d].astype(np.int64),
+        "APR Severity Of Illness Code": (s + 1).astype(np.int64),
+        "APR DRG Description": pd.array(drg_descriptions[d], dtype="str"),
+        "APR Severity Of Illness Description": pd.array(severity_names[s], dtype="str"),
+        "APR Medical Surgical Code": pd.array(ms_codes[d], dtype="str"),
+        "APR Medical Surgical Description": pd.array(ms_descriptions[d], dtype="str"),
+        "Discharges": cols["n"],
+        "Mean Charge": np.round(cols["mean_charge"], 2),
+        "Median Charge": np.round(cols["median_charge"], 2),
+        "Mean Cost": np.round(cols["mean_cost"], 2),
+        "Median Cost": np.round(cols["median_cost"], 2),
+    }
+    return pd.DataFrame(data, columns=RAW_COLUMNS)

@@ -1,0 +1,195 @@
+"""Real Snakemake runs of the workflow on small synthetic data."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT, SMALL_CONFIG, snakemake_command, write_config
+
+from drg_workflow.config_validation import validate_config
+from drg_workflow.transformations import apply_transformation
+from drg_workflow.versions import metadata_dtypes, read_csv
+
+pytestmark = pytest.mark.workflow
+
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+
+
+def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        snakemake_command(workdir, *args), capture_output=True, text=True, timeout=600
+    )
+
+
+def result_files(workdir: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(workdir)): p.read_bytes()
+        for p in sorted((workdir / "results").rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    """One complete run of the default target on the small config, shared by several tests."""
+    workdir = tmp_path_factory.mktemp("small")
+    write_config(workdir, SMALL_CONFIG)
+    result = run(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def full_config() -> dict:
+    return validate_config(copy.deepcopy(SMALL_CONFIG), SCHEMA)
+
+
+def test_every_version_and_its_metadata(small_run: Path):
+    config = full_config()
+    versions = ["v0", *[step["version"] for step in config["chain"]]]
+    metadata = {}
+    for version in versions:
+        csv = small_run / "results" / version / f"{version}.csv"
+        document = json.loads(
+            (small_run / "results" / version / f"{version}_metadata.json").read_text()
+        )
+        metadata[version] = document
+        frame = read_csv(csv, metadata_dtypes(document))
+        assert document["version"] == version
+        assert document["rows"] == len(frame) > 0
+        assert [c["name"] for c in document["columns"]] == list(frame.columns)
+        assert document["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
+        assert document["workflow_version"]
+        assert str(small_run) not in json.dumps(document)  # no absolute paths
+        assert (small_run / "logs").glob(f"*/{version}.log")
+    for step in config["chain"]:
+        document = metadata[step["version"]]
+        assert document["transformation"]["name"] == step["transformation"]
+        assert document["input"] == {
+            "version": step["input"],
+            "sha256": metadata[step["input"]]["sha256"],
+        }
+    assert metadata["v7"]["transformation"]["parameters"] == {"threshold": 500}
+    assert metadata["v12"]["transformation"]["parameters"]["window"] == 2
+    assert metadata["v0"]["transformation"]["parameters"]["source"] == "synthetic"
+    # The rare-DRG threshold bites, and agg_severities collapses severities.
+    assert metadata["v7"]["rows"] < metadata["v6"]["rows"]
+    assert metadata["v8"]["rows"] < metadata["v7"]["rows"]
+    v13_columns = [c["name"] for c in metadata["v13"]["columns"]]
+    assert "w_total_median_profit" in v13_columns and "w_mean_cost" not in v13_columns
+    assert "w_mean_cost_lag1" in v13_columns and "w_mean_cost_rolling2" in v13_columns
+    for version in versions[1:]:
+        assert (small_run / "benchmarks").glob(f"*/{version}.tsv")
+
+
+def test_snakemake_outputs_equal_the_package_functions(small_run: Path):
+    """The rules pass the configured parameters: replaying the chain in-process agrees."""
+    config = full_config()
+    frames = {}
+
+    def load(version):
+        document = json.loads(
+            (small_run / "results" / version / f"{version}_metadata.json").read_text()
+        )
+        return read_csv(
+            small_run / "results" / version / f"{version}.csv", metadata_dtypes(document)
+        )
+
+    frames["v0"] = load("v0")
+    lags = config["lags"]
+    parameters = {
+        "drop_rare_drgs": {"threshold": 500},
+        "yearly_discharge_bin": {"bins": 5},
+        "lag_columns": {"columns": lags["columns"], "by": "year"},
+        "rolling_columns": {"columns": lags["columns"], "window": 2, "by": "year"},
+        "drop_non_lag_columns": {"columns": lags["columns"], "keep": ["w_total_median_profit"]},
+    }
+    for step in config["chain"]:
+        name = step["transformation"]
+        frames[step["version"]] = apply_transformation(
+            name, frames[step["input"]], parameters.get(name, {})
+        )
+        pd.testing.assert_frame_equal(
+            frames[step["version"]], load(step["version"]), check_dtype=False, rtol=1e-12
+        )
+
+
+def test_second_run_has_nothing_to_do(small_run: Path):
+    result = run(small_run, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_two_clean_runs_give_identical_bytes(small_run: Path, tmp_path: Path):
+    write_config(tmp_path, SMALL_CONFIG)
+    result = run(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, second = result_files(small_run), result_files(tmp_path)
+    assert sorted(first) == sorted(second)
+    different = [name for name in first if first[name] != second[name]]
+    assert different == []
+
+
+def test_targeted_build_makes_only_what_it_needs(tmp_path: Path):
+    write_config(tmp_path, SMALL_CONFIG)
+    plan = run(tmp_path, "-n", "results/v11/v11.csv")
+    assert plan.returncode == 0
+    assert "lag_columns" in plan.stdout and "rolling_columns" not in plan.stdout
+    result = run(tmp_path, "results/v11/v11.csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "results/v11/v11.csv").exists()
+    assert (tmp_path / "results/v11/v11_metadata.json").exists()
+    assert not (tmp_path / "results/v12").exists()
+
+
+def test_chain_is_edited_in_config(tmp_path: Path):
+    """Reordering steps, appending one and taking row lags is a config change, nothing else."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    chain = {step["version"]: step for step in full_config()["chain"]}
+    # v6 straight after v5; v5_1 and v5_2 moved after it; v9 becomes a rolling step on v8.
+    order = ["v1", "v2", "v3", "v4", "v5", "v6", "v5_1", "v5_2", "v7", "v8"]
+    chain["v6"]["input"], chain["v5_1"]["input"], chain["v7"]["input"] = "v5", "v6", "v5_2"
+    config["chain"] = [chain[v] for v in order] + [
+        {"version": "v9", "transformation": "rolling_columns", "input": "v8"}
+    ]
+    config["lags"] = {"by": "row", "columns": ["sum_discharges", "w_mean_cost"]}
+    write_config(tmp_path, config)
+    result = run(tmp_path, "results/v9/v9.csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    v5_1 = json.loads((tmp_path / "results/v5_1/v5_1_metadata.json").read_text())
+    assert v5_1["input"]["version"] == "v6"
+    header = (tmp_path / "results/v9/v9.csv").read_text().splitlines()[0]
+    assert "sum_discharges_rolling2" in header and "severity_1_portion_rolling2" not in header
+    document = json.loads((tmp_path / "results/v9/v9_metadata.json").read_text())
+    assert document["transformation"]["parameters"]["by"] == "row"
+    assert not (tmp_path / "results/v10").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"raw": {"source": "ftp"}}, "config key raw.source: 'ftp' is not allowed"),
+        ({"lags": {"by": "month"}}, "config key lags.by"),
+        ({"transformations": {"drop_rare_drg": {}}}, "unknown key(s) 'drop_rare_drg'"),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path: Path, config: dict, message: str):
+    write_config(tmp_path, config)
+    result = run(tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run(
+        ["snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
