@@ -5,10 +5,11 @@ from drg_workflow.versions import transform_version
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     metadata = transform_version(
-        input_csv=snakemake.input.csv,
+        input_arrow=snakemake.input.arrow,
         input_metadata=snakemake.input.metadata,
         output_csv=snakemake.output.csv,
         output_metadata=snakemake.output.metadata,
+        output_arrow=snakemake.output.arrow,
         version=snakemake.wildcards.version,
         transformation=snakemake.params.transformation,
         parameters=snakemake.params.parameters,

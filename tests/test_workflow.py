@@ -15,7 +15,7 @@ from conftest import ROOT, SMALL_CONFIG, snakemake_command, write_config
 
 from drg_workflow.config_validation import validate_config
 from drg_workflow.transformations import apply_transformation
-from drg_workflow.versions import metadata_dtypes, read_csv
+from drg_workflow.versions import metadata_dtypes, read_arrow, read_csv
 
 pytestmark = pytest.mark.workflow
 
@@ -65,6 +65,8 @@ def test_every_version_and_its_metadata(small_run: Path):
         assert document["rows"] == len(frame) > 0
         assert [c["name"] for c in document["columns"]] == list(frame.columns)
         assert document["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
+        # The Arrow copy the next rule reads holds exactly the CSV's data.
+        pd.testing.assert_frame_equal(read_arrow(csv.with_suffix(".arrow")), frame)
         assert document["workflow_version"]
         assert str(small_run) not in json.dumps(document)  # no absolute paths
         assert (small_run / "logs").glob(f"*/{version}.log")

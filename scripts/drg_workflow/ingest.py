@@ -46,15 +46,17 @@ def ingest_raw(
     parameters: Mapping[str, Any],
     output_csv: str | os.PathLike,
     output_metadata: str | os.PathLike,
+    output_arrow: str | os.PathLike,
     version: str = "v0",
     raw_path: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Write data version v0 (CSV + metadata) and return its metadata."""
+    """Write data version v0 (CSV, Arrow copy, metadata) and return its metadata."""
     frame, extra = load_raw(parameters, raw_path)
     return write_version(
         frame,
         output_csv,
         output_metadata,
+        output_arrow,
         version=version,
         transformation="ingest_raw",
         parameters=parameters,

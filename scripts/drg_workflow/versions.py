@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.ipc as pa_ipc
 
 from drg_workflow import __version__
 from drg_workflow.transformations import apply_transformation
@@ -70,20 +71,40 @@ def _atomic_target(path: str | os.PathLike) -> tuple[Path, Path]:
     return target, Path(temporary)
 
 
-def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> str:
-    """Write ``frame`` as CSV (no index) atomically and return the file's sha256.
+def write_csv(table: pa.Table, path: str | os.PathLike) -> str:
+    """Write ``table`` as CSV atomically and return the file's sha256.
 
     A crash leaves at most a hidden temporary file, never a half-written ``path``.
     """
     target, temporary = _atomic_target(path)
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
         pa_csv.write_csv(table, temporary, pa_csv.WriteOptions(quoting_style="needed"))
         digest = file_sha256(temporary)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
     return digest
+
+
+def write_arrow(table: pa.Table, path: str | os.PathLike) -> None:
+    """Write ``table`` as an uncompressed Arrow IPC file, atomically.
+
+    The Arrow copy of a version holds exactly the CSV's data and is what the next rule reads:
+    parsing a 150 MB CSV costs about a second per step, mapping Arrow almost nothing.
+    """
+    target, temporary = _atomic_target(path)
+    try:
+        with pa.OSFile(str(temporary), "wb") as sink, pa_ipc.new_file(sink, table.schema) as out:
+            out.write_table(table)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_arrow(path: str | os.PathLike) -> pd.DataFrame:
+    """Read the Arrow copy of a version."""
+    with pa.memory_map(str(path)) as source:
+        return pa_ipc.open_file(source).read_all().to_pandas()
 
 
 def read_csv(path: str | os.PathLike, dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -159,35 +180,41 @@ def write_version(
     frame: pd.DataFrame,
     csv_path: str | os.PathLike,
     metadata_path: str | os.PathLike,
+    arrow_path: str | os.PathLike | None = None,
     **metadata: Any,
 ) -> dict[str, Any]:
-    """Write a version's CSV and then its metadata (both atomically); return the metadata.
+    """Write a version's CSV, its Arrow copy, then its metadata (each atomically).
 
     The metadata is written last, so a version whose metadata exists is complete.
     """
-    digest = write_csv(frame, csv_path)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    digest = write_csv(table, csv_path)
+    if arrow_path is not None:
+        write_arrow(table, arrow_path)
     document = version_metadata(frame, csv_sha256=digest, **metadata)
     write_json(document, metadata_path)
     return document
 
 
 def transform_version(
-    input_csv: str | os.PathLike,
+    input_arrow: str | os.PathLike,
     input_metadata: str | os.PathLike,
     output_csv: str | os.PathLike,
     output_metadata: str | os.PathLike,
+    output_arrow: str | os.PathLike,
     version: str,
     transformation: str,
     parameters: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Make ``version`` from an input version by the named transformation; return metadata."""
     source = read_json(input_metadata)
-    frame = read_csv(input_csv, metadata_dtypes(source))
+    frame = read_arrow(input_arrow)
     result = apply_transformation(transformation, frame, dict(parameters))
     return write_version(
         result,
         output_csv,
         output_metadata,
+        output_arrow,
         version=version,
         transformation=transformation,
         parameters=parameters,

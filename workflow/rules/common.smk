@@ -39,6 +39,11 @@ def version_metadata(version):
     return f"results/{version}/{version}_metadata.json"
 
 
+def version_arrow(version):
+    """The Arrow copy of a version: the same data, read by the next rule far faster."""
+    return f"results/{version}/{version}.arrow"
+
+
 def versions_made_by(transformation):
     """Regex matching the versions a transformation makes (used as its rule's constraint)."""
     return "|".join(
@@ -47,9 +52,9 @@ def versions_made_by(transformation):
 
 
 def input_version_files(wildcards):
-    """The CSV and metadata of the version the requested version is made from."""
+    """The data and metadata of the version the requested version is made from."""
     source = CHAIN[wildcards.version]["input"]
-    return {"csv": version_csv(source), "metadata": version_metadata(source)}
+    return {"arrow": version_arrow(source), "metadata": version_metadata(source)}
 
 
 def transformation_parameters(transformation):

@@ -7,6 +7,7 @@ rule ingest_raw:
     output:
         csv=version_csv(RAW_VERSION),
         metadata=version_metadata(RAW_VERSION),
+        arrow=version_arrow(RAW_VERSION),
     log:
         f"logs/ingest_raw/{RAW_VERSION}.log",
     benchmark:

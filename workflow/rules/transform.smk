@@ -12,6 +12,7 @@ for transformation in CHAIN_TRANSFORMATIONS:
         output:
             csv="results/{version}/{version}.csv",
             metadata="results/{version}/{version}_metadata.json",
+            arrow="results/{version}/{version}.arrow",
         log:
             f"logs/{transformation}/{{version}}.log",
         benchmark:
