@@ -226,7 +226,9 @@ def agg_severities(frame: pd.DataFrame) -> pd.DataFrame:
 
     discharges = frame["discharges"].to_numpy(dtype=np.float64)[order]
     sum_discharges = np.add.reduceat(discharges, starts) if n_groups else np.zeros(0)
-    out: dict[str, np.ndarray] = {k: sk[starts] for k, sk in zip(GROUP_KEYS, sorted_keys, strict=True)}
+    out: dict[str, np.ndarray] = {
+        k: sk[starts] for k, sk in zip(GROUP_KEYS, sorted_keys, strict=True)
+    }
     out["sum_discharges"] = sum_discharges
     severity = frame["apr_severity_of_illness_code"].to_numpy()[order]
     for code in SEVERITY_CODES:
