@@ -1,0 +1,79 @@
+"""Comparison table of the tuned models against the naive persistence baseline."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from .baseline import BASELINE_NAME
+
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "model",
+    "cv_rmse",
+    "val_rmse",
+    "val_mae",
+    "val_r2",
+    "test_rmse",
+    "test_mae",
+    "test_r2",
+    "n_trials_complete",
+    "n_trials_pruned",
+    "best_params",
+    "beats_baseline",
+)
+_REQUIRED = COMPARISON_COLUMNS[:-1]
+
+
+def build_comparison(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per model plus ``baseline``, sorted by validation RMSE.
+
+    Each row needs every column of ``COMPARISON_COLUMNS`` except ``beats_baseline``, which is
+    computed here: ``val_rmse < baseline's val_rmse`` (validation, the split used to choose,
+    not test). It is ``<NA>`` for the baseline row (nullable boolean dtype). ``best_params`` may
+    be a dict; it becomes a JSON string with sorted keys.
+
+    Raises:
+        ValueError: no baseline row, duplicate model names or missing columns.
+    """
+    names = [r.get("model") for r in rows]
+    if BASELINE_NAME not in names:
+        raise ValueError(f"comparison needs a {BASELINE_NAME!r} row; got models {names}")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate models in comparison: {duplicates}")
+    records = []
+    for row in rows:
+        missing = [c for c in _REQUIRED if c not in row]
+        if missing:
+            raise ValueError(f"comparison row {row.get('model')!r} lacks {missing}")
+        record = {c: row[c] for c in _REQUIRED}
+        params = record["best_params"]
+        if not isinstance(params, str):
+            record["best_params"] = json.dumps(params or {}, sort_keys=True, default=str)
+        records.append(record)
+    df = pd.DataFrame.from_records(records, columns=list(_REQUIRED))
+    baseline_val = float(df.loc[df["model"] == BASELINE_NAME, "val_rmse"].iloc[0])
+    beats = (df["val_rmse"] < baseline_val).astype("boolean")
+    beats[df["model"] == BASELINE_NAME] = pd.NA
+    df["beats_baseline"] = beats
+    return df.sort_values("val_rmse", kind="stable", ignore_index=True)
+
+
+def comparison_warnings(comparison: pd.DataFrame) -> list[str]:
+    """A warning text for each model that does not beat the baseline on validation RMSE."""
+    baseline = comparison.loc[comparison["model"] == BASELINE_NAME].iloc[0]
+    out = []
+    for _, row in comparison.iterrows():
+        if row["model"] == BASELINE_NAME or bool(row["beats_baseline"]):
+            continue
+        ratio = row["val_rmse"] / baseline["val_rmse"] if baseline["val_rmse"] else math.inf
+        out.append(
+            f"model {row['model']!r} does not beat the naive persistence baseline on validation: "
+            f"RMSE {row['val_rmse']:,.2f} vs baseline {baseline['val_rmse']:,.2f} "
+            f"({ratio:.2f}x); its tuning or features need attention"
+        )
+    return out

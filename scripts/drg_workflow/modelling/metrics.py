@@ -1,0 +1,45 @@
+"""Regression metrics shared by the models, the baseline and cross-validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
+
+def regression_metrics(
+    y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series
+) -> dict[str, float]:
+    """RMSE, MAE and R^2 as plain floats: ``{"rmse": ..., "mae": ..., "r2": ...}``.
+
+    Raises:
+        ValueError: lengths differ, inputs are empty or contain NaN / infinity (a silent NaN
+            metric would hide a broken prediction).
+    """
+    t, p = _checked(y_true, y_pred)
+    return {
+        "rmse": float(root_mean_squared_error(t, p)),
+        "mae": float(mean_absolute_error(t, p)),
+        "r2": float(r2_score(t, p)),
+    }
+
+
+def rmse(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series) -> float:
+    """Root mean squared error alone (same checks as :func:`regression_metrics`; no R^2, which
+    is undefined on a single row)."""
+    t, p = _checked(y_true, y_pred)
+    return float(root_mean_squared_error(t, p))
+
+
+def _checked(
+    y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series
+) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {t.shape} vs {p.shape}")
+    if t.size == 0:
+        raise ValueError("cannot compute metrics on empty arrays")
+    if not (np.isfinite(t).all() and np.isfinite(p).all()):
+        raise ValueError("y_true / y_pred contain NaN or infinite values")
+    return t, p

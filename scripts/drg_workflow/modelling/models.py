@@ -1,0 +1,117 @@
+"""Model registry: a model name maps to a builder ``(params, random_state) -> estimator``.
+
+Adding a model = one small builder function below + an entry in ``MODEL_BUILDERS`` + its
+``search_space`` (and optional ``fixed_params``) in the config.
+
+Parameter names are the estimator's own ``get_params()`` names. For a :class:`Pipeline` a bare
+name (``alpha``) goes to the final step (the regressor); a ``step__param`` name addresses any
+step (``impute__strategy``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+ModelBuilder = Callable[[dict[str, Any], int], BaseEstimator]
+
+# Set by the workflow (fixed per run so that trials differ only by their parameters); a config
+# that tries to set or tune them is rejected.
+RESERVED_PARAMS: frozenset[str] = frozenset({"random_state"})
+
+
+def configure(estimator: BaseEstimator, params: Mapping[str, Any]) -> BaseEstimator:
+    """Apply ``params`` to ``estimator``; bare names on a Pipeline go to its final step."""
+    if isinstance(estimator, Pipeline):
+        final = estimator.steps[-1][0]
+        params = {k if "__" in k else f"{final}__{k}": v for k, v in params.items()}
+    return estimator.set_params(**params)
+
+
+def accepted_params(estimator: BaseEstimator) -> set[str]:
+    """Parameter names :func:`configure` accepts for ``estimator`` (minus reserved ones)."""
+    names = set(estimator.get_params(deep=True))
+    if isinstance(estimator, Pipeline):
+        names -= {"steps", "memory", "verbose", "transform_input"}
+        names -= {name for name, _ in estimator.steps}  # replacing whole steps is not tuning
+        names |= set(estimator.steps[-1][1].get_params(deep=False))
+    return {n for n in names if n.rsplit("__", 1)[-1] not in RESERVED_PARAMS}
+
+
+def _random_forest(params: dict[str, Any], random_state: int) -> BaseEstimator:
+    # sklearn >= 1.4 forests split on NaN natively; `max_samples` (with the default bootstrap)
+    # subsamples rows per tree, which keeps big real-data fits affordable.
+    return configure(RandomForestRegressor(random_state=random_state), params)
+
+
+def _ridge(params: dict[str, Any], random_state: int) -> BaseEstimator:
+    # Lag features are NaN where year t-1 is absent and Ridge cannot take NaN: impute (median,
+    # robust to the heavy-tailed money columns), then scale so one alpha fits all features.
+    pipe = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+            ("ridge", Ridge(random_state=random_state)),
+        ]
+    )
+    return configure(pipe, params)
+
+
+def _hist_gradient_boosting(params: dict[str, Any], random_state: int) -> BaseEstimator:
+    # Native NaN support; random_state fixes the early-stopping split and feature subsampling.
+    return configure(HistGradientBoostingRegressor(random_state=random_state), params)
+
+
+MODEL_BUILDERS: dict[str, ModelBuilder] = {
+    "random_forest": _random_forest,
+    "ridge": _ridge,
+    "hist_gradient_boosting": _hist_gradient_boosting,
+}
+
+# Suggested config defaults (the config is the source of truth; tests validate these).
+DEFAULT_FIXED_PARAMS: dict[str, dict[str, Any]] = {
+    "random_forest": {"n_jobs": 1, "max_samples": 0.5},
+    "ridge": {},
+    "hist_gradient_boosting": {},
+}
+DEFAULT_SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
+    "random_forest": {
+        "n_estimators": {"type": "int", "low": 50, "high": 300, "step": 50},
+        "max_depth": {"type": "int", "low": 4, "high": 30},
+        "min_samples_leaf": {"type": "int", "low": 1, "high": 50, "log": True},
+        "max_features": {"type": "categorical", "values": [1.0, 0.5, "sqrt"]},
+    },
+    "ridge": {
+        "alpha": {"type": "float", "low": 1.0e-3, "high": 1.0e4, "log": True},
+    },
+    "hist_gradient_boosting": {
+        "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+        "max_iter": {"type": "int", "low": 100, "high": 500, "step": 50},
+        "max_leaf_nodes": {"type": "int", "low": 15, "high": 127, "log": True},
+        "min_samples_leaf": {"type": "int", "low": 5, "high": 100, "log": True},
+        "l2_regularization": {"type": "float", "low": 1.0e-6, "high": 10.0, "log": True},
+    },
+}
+
+
+def build_model(model: str, params: Mapping[str, Any], random_state: int) -> BaseEstimator:
+    """Build an unfitted estimator of registry model ``model`` with ``params``.
+
+    Raises:
+        ValueError: unknown model name.
+    """
+    if model not in MODEL_BUILDERS:
+        raise ValueError(f"unknown model {model!r}; known models: {sorted(MODEL_BUILDERS)}")
+    return MODEL_BUILDERS[model](dict(params), random_state)
+
+
+def final_estimator(estimator: BaseEstimator) -> BaseEstimator:
+    """The regressor itself (the last step of a Pipeline, else the estimator)."""
+    return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator

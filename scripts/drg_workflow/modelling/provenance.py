@@ -1,0 +1,25 @@
+"""Hashes that tie an MLflow run to its exact data and configuration (tags data_sha256,
+config_hash)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes (streamed: the data files can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def config_hash(config: Any) -> str:
+    """SHA-256 of the canonical JSON of ``config`` (sorted keys), so key order in the YAML does
+    not change the hash but any value does."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

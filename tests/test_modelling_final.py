@@ -1,0 +1,205 @@
+"""Final refit, importances, MLflow logging/loading and the comparison table."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from drg_workflow.modelling.baseline import evaluate_baseline
+from drg_workflow.modelling.comparison import (
+    COMPARISON_COLUMNS,
+    build_comparison,
+    comparison_warnings,
+)
+from drg_workflow.modelling.data import TARGET, make_xy, select_features, split_by_year
+from drg_workflow.modelling.final import (
+    evaluate_model,
+    fit_final_model,
+    flatten_metrics,
+    impurity_importances,
+    log_final_run,
+    permutation_importances,
+    predict_splits,
+)
+from drg_workflow.modelling.provenance import config_hash, file_sha256
+from drg_workflow.modelling.synthetic import synthetic_v13
+from drg_workflow.modelling.tuning import ensure_experiment
+
+PARAMS = {
+    "random_forest": ({"n_estimators": 6, "max_depth": 5}, {"n_jobs": 1, "max_samples": 0.7}),
+    "ridge": ({"alpha": 2.0}, {}),
+    "hist_gradient_boosting": ({"max_iter": 15, "learning_rate": 0.2}, {}),
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    df = synthetic_v13(seed=4)
+    parts = split_by_year(df)
+    features = select_features(df.columns)
+    xy = {name: make_xy(part, features)[:2] for name, part in parts.items()}
+    return df, parts, features, xy
+
+
+@pytest.mark.parametrize("model", sorted(PARAMS))
+def test_fit_evaluate_importances(data, model):
+    _, parts, features, xy = data
+    best, fixed = PARAMS[model]
+    est = fit_final_model(model, best, *xy["train"], random_state=0, fixed_params=fixed)
+    again = fit_final_model(model, best, *xy["train"], random_state=0, fixed_params=fixed)
+    X_val, y_val = xy["validation"]
+    np.testing.assert_allclose(est.predict(X_val), again.predict(X_val))  # refit reproducible
+    if model == "random_forest":
+        assert est.max_samples == 0.7 and est.n_estimators == 6
+
+    metrics = evaluate_model(est, {k: xy[k] for k in ("validation", "test")})
+    flat = flatten_metrics(metrics, cv_rmse=1.5)
+    assert set(flat) == {f"{p}_{m}" for p in ("val", "test") for m in ("rmse", "mae", "r2")} | {
+        "cv_rmse"
+    }
+
+    preds = predict_splits(est, {k: parts[k] for k in ("validation", "test")}, features, TARGET)
+    assert list(preds.columns) == [
+        "year",
+        "facility_id",
+        "apr_drg_code",
+        "split",
+        "y_true",
+        "y_pred",
+    ]
+    assert len(preds) == len(parts["validation"]) + len(parts["test"])
+    val = preds[preds["split"] == "validation"]
+    assert np.sqrt(np.mean((val["y_true"] - val["y_pred"]) ** 2)) == pytest.approx(
+        metrics["validation"]["rmse"]
+    )
+
+    perm = permutation_importances(est, X_val, y_val, n_repeats=2, random_state=0)
+    assert list(perm.columns) == ["feature", "importance_mean", "importance_std"]
+    assert set(perm["feature"]) == set(features)
+    assert perm["importance_mean"].is_monotonic_decreasing
+    assert perm.iloc[0]["feature"].startswith(TARGET)  # persistence drives the synthetic target
+    impurity = impurity_importances(est, features)
+    if model == "random_forest":
+        assert set(impurity["feature"]) == set(features)
+        assert impurity["importance"].sum() == pytest.approx(1.0)
+    else:
+        assert impurity is None  # Ridge, and HistGradientBoosting has no feature_importances_
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    """One sqlite MLflow store for the module (creating its tables takes ~2 s)."""
+    root = tmp_path_factory.mktemp("mlflow")
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    return tracking_uri, ensure_experiment(tracking_uri, "drg-final", str(root / "artifacts"))
+
+
+@pytest.mark.parametrize("model", ["random_forest", "hist_gradient_boosting"])
+def test_final_run_logged_and_loads_back(tmp_path, data, tracking, model):
+    import mlflow
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+
+    df, parts, features, xy = data
+    best, fixed = PARAMS[model]
+    est = fit_final_model(model, best, *xy["train"], random_state=0, fixed_params=fixed)
+    X_val, y_val = xy["validation"]
+    tracking_uri, experiment_id = tracking
+    data_file = tmp_path / "v13.parquet"
+    df.to_parquet(data_file)
+    info = log_final_run(
+        tracking_uri=tracking_uri,
+        experiment_id=experiment_id,
+        model_name=model,
+        estimator=est,
+        params={**fixed, **best},
+        metrics=flatten_metrics(evaluate_model(est, {"validation": xy["validation"]})),
+        X_example=xy["train"][0],
+        dataset=df,
+        target=TARGET,
+        data_sha256=file_sha256(data_file),
+        config_hash=config_hash({"model": model, "params": best}),
+        predictions=predict_splits(est, {"validation": parts["validation"]}, features, TARGET),
+        importances={
+            "permutation": permutation_importances(est, X_val, y_val, n_repeats=1),
+            "impurity": impurity_importances(est, features),
+        },
+    )
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(info["run_id"])
+    assert run.info.experiment_id == experiment_id and run.info.status == "FINISHED"
+    assert run.data.tags["stage"] == "final" and run.data.tags["model"] == model
+    assert run.data.tags["data_sha256"] == file_sha256(data_file)
+    assert run.data.params["max_iter" if model != "random_forest" else "n_estimators"]
+    assert "val_rmse" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(info["run_id"])}
+    assert {"predictions", "importances", "params.json"} <= artifacts
+    importance_files = {a.path for a in client.list_artifacts(info["run_id"], "importances")}
+    expected = {"importances/permutation.csv"}
+    if model == "random_forest":
+        expected.add("importances/impurity.csv")
+    assert importance_files == expected
+    inputs = run.inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.name == "v13"
+    assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"
+
+    mlflow.set_tracking_uri(tracking_uri)
+    loaded = mlflow.sklearn.load_model(info["model_uri"])
+    np.testing.assert_allclose(loaded.predict(X_val), est.predict(X_val))
+
+
+def _row(model, val_rmse, **extra):
+    row = {
+        "model": model,
+        "cv_rmse": val_rmse * 1.1,
+        "val_rmse": val_rmse,
+        "val_mae": val_rmse / 2,
+        "val_r2": 0.8,
+        "test_rmse": val_rmse * 1.2,
+        "test_mae": val_rmse / 2,
+        "test_r2": 0.7,
+        "n_trials_complete": 5,
+        "n_trials_pruned": 1,
+        "best_params": {"b": 1, "a": 0.5},
+    }
+    return {**row, **extra}
+
+
+def test_comparison_flags_models_worse_than_baseline(data):
+    _, parts, _, _ = data
+    baseline = evaluate_baseline(parts, n_folds=3)
+    rows = [
+        _row("random_forest", baseline["val_rmse"] * 0.8),
+        _row("ridge", baseline["val_rmse"] * 1.5),
+        _row("hist_gradient_boosting", baseline["val_rmse"] * 0.9),
+        baseline,
+    ]
+    table = build_comparison(rows)
+    assert list(table.columns) == list(COMPARISON_COLUMNS)
+    assert set(table["model"]) == {"random_forest", "ridge", "hist_gradient_boosting", "baseline"}
+    assert table["val_rmse"].is_monotonic_increasing
+    beats = dict(zip(table["model"], table["beats_baseline"], strict=True))
+    assert bool(beats["random_forest"]) and bool(beats["hist_gradient_boosting"])
+    assert not beats["ridge"]
+    assert pd.isna(beats["baseline"])
+    params = table.set_index("model")["best_params"]
+    assert json.loads(params["ridge"]) == {"a": 0.5, "b": 1} and params["baseline"] == "{}"
+
+    warnings = comparison_warnings(table)
+    assert len(warnings) == 1 and "'ridge'" in warnings[0] and "baseline" in warnings[0]
+
+    with pytest.raises(ValueError, match="needs a 'baseline' row"):
+        build_comparison(rows[:3])
+    with pytest.raises(ValueError, match="duplicate"):
+        build_comparison([*rows, rows[0]])
+    with pytest.raises(ValueError, match="lacks"):
+        build_comparison([{"model": "ridge"}, baseline])
+
+
+def test_provenance_hashes(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"abc")
+    assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})

@@ -1,0 +1,203 @@
+"""Model registry and search-space validation / suggestion of drg_workflow.modelling."""
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from drg_workflow.modelling.data import make_xy, select_features, split_by_year
+from drg_workflow.modelling.models import (
+    DEFAULT_FIXED_PARAMS,
+    DEFAULT_SEARCH_SPACES,
+    MODEL_BUILDERS,
+    build_model,
+)
+from drg_workflow.modelling.search_space import (
+    suggest_params,
+    validate_fixed_params,
+    validate_model_config,
+    validate_search_space,
+)
+from drg_workflow.modelling.synthetic import synthetic_v13
+
+SMALL_PARAMS = {
+    "random_forest": {"n_estimators": 5, "max_depth": 4, "n_jobs": 1, "max_samples": 0.5},
+    "ridge": {"alpha": 1.0},
+    "hist_gradient_boosting": {"max_iter": 20},
+}
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_registry_builds_fits_and_predicts_with_nans():
+    parts = split_by_year(synthetic_v13(seed=2))
+    features = select_features(parts["train"].columns)
+    X, y, _ = make_xy(parts["train"], features)
+    X_val, _, _ = make_xy(parts["validation"], features)
+    assert X.isna().any().any() and X_val.isna().any().any()  # calendar lags leave NaN
+    assert set(MODEL_BUILDERS) == {"random_forest", "ridge", "hist_gradient_boosting"}
+    for name in MODEL_BUILDERS:
+        model = build_model(name, SMALL_PARAMS[name], random_state=0)
+        pred = model.fit(X, y).predict(X_val)
+        assert pred.shape == (len(X_val),) and np.isfinite(pred).all(), name
+        again = build_model(name, SMALL_PARAMS[name], random_state=0).fit(X, y).predict(X_val)
+        np.testing.assert_allclose(pred, again, err_msg=f"{name} not deterministic")
+
+
+def test_ridge_params_go_to_final_step_or_named_step():
+    model = build_model("ridge", {"alpha": 3.0, "impute__strategy": "mean"}, random_state=0)
+    assert model.named_steps["ridge"].alpha == 3.0
+    assert model.named_steps["impute"].strategy == "mean"
+
+
+def test_unknown_model():
+    with pytest.raises(ValueError, match="unknown model 'xgboost'"):
+        build_model("xgboost", {}, 0)
+    with pytest.raises(ValueError, match=r"modelling.models.xgboost: unknown model"):
+        validate_search_space("xgboost", {"a": {"type": "int", "low": 1, "high": 2}})
+
+
+@pytest.mark.parametrize("model", sorted(MODEL_BUILDERS))
+def test_default_spaces_are_valid(model):
+    validate_model_config(
+        model,
+        {"search_space": DEFAULT_SEARCH_SPACES[model], "fixed_params": DEFAULT_FIXED_PARAMS[model]},
+    )
+
+
+# ----------------------------------------------------------------------------- validation
+
+BAD_SPACES = [
+    (
+        "ridge",
+        {"alpha": {"type": "float", "low": 10, "high": 1}},
+        "modelling.models.ridge.search_space.alpha: low (10) must be < high (1)",
+    ),
+    (
+        "ridge",
+        {"alpah": {"type": "float", "low": 0.1, "high": 1}},
+        "modelling.models.ridge.search_space.alpah: ridge does not accept a parameter 'alpah'",
+    ),
+    (
+        "ridge",
+        {"alpha": {"type": "float", "low": 0, "high": 1, "log": True}},
+        "modelling.models.ridge.search_space.alpha: log: true needs low > 0",
+    ),
+    (
+        "ridge",
+        {"alpha": {"type": "normal", "low": 0, "high": 1}},
+        "modelling.models.ridge.search_space.alpha.type: unknown type 'normal'",
+    ),
+    (
+        "ridge",
+        {"alpha": {"type": "float", "low": -1.0, "high": 1.0}},
+        "modelling.models.ridge.search_space.alpha.low: value -1.0 rejected by ridge",
+    ),
+    (
+        "random_forest",
+        {"max_features": {"type": "categorical", "values": []}},
+        "modelling.models.random_forest.search_space.max_features.values: must be a non-empty",
+    ),
+    (
+        "random_forest",
+        {"max_features": {"type": "categorical", "values": ["sqrt", "cube"]}},
+        "modelling.models.random_forest.search_space.max_features.values[1]: value 'cube'",
+    ),
+    (
+        "random_forest",
+        {"n_estimators": {"type": "int", "low": 10.5, "high": 20}},
+        "modelling.models.random_forest.search_space.n_estimators.low: type int needs an integer",
+    ),
+    (
+        "random_forest",
+        {"n_estimators": {"type": "int", "low": 10, "high": 20, "stp": 2}},
+        "modelling.models.random_forest.search_space.n_estimators: unexpected keys ['stp']",
+    ),
+    (
+        "random_forest",
+        {"n_estimators": {"type": "int", "low": 10}},
+        "modelling.models.random_forest.search_space.n_estimators.high: missing",
+    ),
+    (
+        "random_forest",
+        {"random_state": {"type": "int", "low": 1, "high": 5}},
+        "modelling.models.random_forest.search_space.random_state: 'random_state' is set by",
+    ),
+    (
+        "hist_gradient_boosting",
+        {"learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True, "step": 0.01}},
+        "hist_gradient_boosting.search_space.learning_rate: step cannot be combined with log",
+    ),
+    (
+        "hist_gradient_boosting",
+        {"max_iter": {"type": "int", "low": 10, "high": 30, "step": 0}},
+        "hist_gradient_boosting.search_space.max_iter.step: must be a positive number",
+    ),
+    ("ridge", {}, "modelling.models.ridge.search_space: must be a non-empty mapping"),
+]
+
+
+@pytest.mark.parametrize(("model", "space", "message"), BAD_SPACES)
+def test_search_space_errors_name_the_key(model, space, message):
+    with pytest.raises(ValueError) as info:
+        validate_search_space(model, space)
+    assert message in str(info.value)
+
+
+def test_key_path_prefix_and_model_config_errors():
+    with pytest.raises(ValueError, match=r"^custom\.path\.alpha: low"):
+        validate_search_space(
+            "ridge", {"alpha": {"type": "float", "low": 2, "high": 1}}, key_path="custom.path"
+        )
+    with pytest.raises(ValueError, match=r"random_forest.fixed_params.n_jobz: random_forest does"):
+        validate_fixed_params("random_forest", {"n_jobz": 2})
+    with pytest.raises(ValueError, match=r"random_forest.fixed_params.max_depth: value 0 rejected"):
+        validate_fixed_params("random_forest", {"max_depth": 0})
+    with pytest.raises(ValueError, match=r"random_forest: parameters \['max_depth'\] are both"):
+        validate_model_config(
+            "random_forest",
+            {
+                "search_space": {"max_depth": {"type": "int", "low": 2, "high": 4}},
+                "fixed_params": {"max_depth": 3},
+            },
+        )
+    with pytest.raises(ValueError, match=r"modelling.models.ridge.search_space: missing"):
+        validate_model_config("ridge", {"fixed_params": {}})
+
+
+# ----------------------------------------------------------------------------- suggestion
+
+
+def test_suggest_params_respects_bounds_log_step_categorical():
+    space = {
+        "n_estimators": {"type": "int", "low": 10, "high": 100, "step": 10},
+        "min_samples_leaf": {"type": "int", "low": 1, "high": 64, "log": True},
+        "max_samples": {"type": "float", "low": 0.2, "high": 0.8, "step": 0.2},
+        "ccp_alpha": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+        "max_features": {"type": "categorical", "values": ["sqrt", 0.5, 1.0]},
+    }
+    validate_search_space("random_forest", space)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = []
+    for _ in range(60):
+        trial = study.ask()
+        params = suggest_params(trial, space)
+        study.tell(trial, 0.0)
+        seen.append(params)
+        assert set(params) == set(space)
+        assert 10 <= params["n_estimators"] <= 100 and params["n_estimators"] % 10 == 0
+        assert 1 <= params["min_samples_leaf"] <= 64
+        assert any(math.isclose(params["max_samples"], v) for v in (0.2, 0.4, 0.6, 0.8))
+        assert 1e-4 <= params["ccp_alpha"] <= 1.0
+        assert params["max_features"] in ("sqrt", 0.5, 1.0)
+    dists = study.trials[0].distributions
+    assert dists["n_estimators"] == IntDistribution(10, 100, step=10)
+    assert dists["min_samples_leaf"] == IntDistribution(1, 64, log=True)
+    assert dists["ccp_alpha"] == FloatDistribution(1e-4, 1.0, log=True)
+    assert isinstance(dists["max_features"], CategoricalDistribution)
+    assert {p["max_features"] for p in seen} == {"sqrt", 0.5, 1.0}
+    # log sampling: many draws below the geometric midpoint 0.01 (uniform would give ~1 %)
+    assert sum(p["ccp_alpha"] < 0.01 for p in seen) > 15

@@ -1,0 +1,243 @@
+"""Concurrent tuning shards: Optuna journal storage + MLflow sqlite store, 2 processes."""
+
+import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from drg_workflow.modelling.data import make_xy, select_features, split_by_year
+from drg_workflow.modelling.synthetic import synthetic_v13
+from drg_workflow.modelling.tuning import (
+    close_parent_run,
+    create_study_and_experiment,
+    cross_validate_by_year,
+    ensure_experiment,
+    make_objective,
+    open_storage,
+    run_tuning_shard,
+    study_results,
+)
+
+SPACE = {
+    "n_estimators": {"type": "int", "low": 3, "high": 8},
+    "max_depth": {"type": "int", "low": 2, "high": 6},
+    "max_features": {"type": "categorical", "values": [1.0, 0.5]},
+}
+FIXED = {"n_jobs": 1}
+
+
+@pytest.fixture(scope="module")
+def train_xy():
+    train = split_by_year(synthetic_v13(seed=3))["train"]
+    return make_xy(train, select_features(train.columns))
+
+
+def test_open_storage_kinds(tmp_path):
+    assert isinstance(
+        open_storage(str(tmp_path / "j" / "s.journal")), optuna.storages.JournalStorage
+    )
+    rdb = open_storage(f"sqlite:///{tmp_path / 'o' / 'optuna.db'}")
+    assert isinstance(rdb, optuna.storages.RDBStorage)
+
+
+def test_cross_validation_folds_in_time_order(train_xy):
+    X, y, years = train_xy
+    seen = []
+    scores = cross_validate_by_year(
+        "ridge", {"alpha": 1.0}, X, y, years, 3, 0, on_fold=lambda i, s, ss: seen.append((i, s))
+    )
+    assert [i for i, _ in seen] == [0, 1, 2] and [s for _, s in seen] == scores
+
+
+def test_objective_reports_running_mean_and_prunes(train_xy):
+    X, y, years = train_xy
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    record: dict = {}
+    objective = make_objective(
+        "ridge",
+        {"alpha": {"type": "float", "low": 0.1, "high": 10.0}},
+        X,
+        y,
+        years,
+        3,
+        0,
+        record=record,
+    )
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    folds = record["fold_rmse"]
+    assert len(folds) == 3
+    assert trial.intermediate_values == {
+        i: pytest.approx(np.mean(folds[: i + 1])) for i in range(3)
+    }
+    assert trial.value == pytest.approx(np.mean(folds))
+
+    class AlwaysPrune(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return True
+
+    study = optuna.create_study(pruner=AlwaysPrune())
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state == TrialState.PRUNED
+    assert len(record["fold_rmse"]) == 1
+
+
+def _shard(kwargs):  # top level: picklable for spawn
+    return run_tuning_shard(**kwargs)
+
+
+def _ensure(args):
+    return ensure_experiment(*args)
+
+
+def test_parallel_first_use_of_fresh_sqlite_store(tmp_path):
+    # Unguarded, concurrent creation of a fresh MLflow sqlite DB corrupts its migration.
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    args = [(uri, "shared", str(tmp_path / "art"))] * 2
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+        ids = list(pool.map(_ensure, args))
+    assert len(set(ids)) == 1
+
+
+def test_two_concurrent_shards(tmp_path, train_xy):
+    X, y, years = train_xy
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    journal = str(tmp_path / "optuna" / "rf.journal")
+    setup = create_study_and_experiment(
+        "rf-study",
+        journal,
+        tracking_uri,
+        "drg-test",
+        str(tmp_path / "artifacts"),
+        model="random_forest",
+    )
+    json.dumps(setup)  # goes to a JSON file in the workflow
+    common = dict(
+        study_name="rf-study",
+        storage_spec=journal,
+        tracking_uri=tracking_uri,
+        experiment_id=setup["experiment_id"],
+        parent_run_id=setup["parent_run_id"],
+        model="random_forest",
+        space=SPACE,
+        X=X,
+        y=y,
+        years=years,
+        n_folds=3,
+        n_trials=3,
+        random_state=0,
+        fixed_params=FIXED,
+        pruner_n_startup_trials=1,
+    )
+    shards = [dict(common, seed=100 + i, shard_index=i) for i in range(2)]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+        summaries = list(pool.map(_shard, shards))
+
+    for i, s in enumerate(summaries):
+        json.dumps(s)
+        assert s["shard_index"] == i and s["n_trials_run"] == 3 and s["n_fail"] == 0
+        assert s["n_complete"] + s["n_pruned"] == 3
+    numbers = summaries[0]["trial_numbers"] + summaries[1]["trial_numbers"]
+    assert sorted(numbers) == list(range(6))  # shards share one study, no trial twice
+
+    study = optuna.load_study(study_name="rf-study", storage=open_storage(journal))
+    assert len(study.trials) == 6
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    assert study.user_attrs["mlflow_parent_run_id"] == setup["parent_run_id"]
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([setup["experiment_id"]], "tags.stage = 'trial'", max_results=100)
+    assert len(runs) == 6
+    all_runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], max_results=100
+    )
+    assert len(all_runs) == 7  # 6 trials + parent, nothing in another experiment
+    by_trial = {int(r.data.tags["trial_number"]): r for r in runs}
+    assert sorted(by_trial) == list(range(6))
+    for t in study.trials:
+        run = by_trial[t.number]
+        assert run.info.experiment_id == setup["experiment_id"]
+        assert run.data.tags["mlflow.parentRunId"] == setup["parent_run_id"]
+        assert run.data.tags["model"] == "random_forest"
+        assert run.data.tags["shard"] == str(t.user_attrs["shard"])
+        assert run.data.tags["optuna_state"] == t.state.name
+        assert t.user_attrs["mlflow_run_id"] == run.info.run_id
+        assert run.info.status == "FINISHED"
+        assert run.data.params["n_estimators"] == str(t.params["n_estimators"])
+        assert run.data.params["n_jobs"] == "1"
+        history = client.get_metric_history(run.info.run_id, "fold_rmse")
+        assert [m.step for m in sorted(history, key=lambda m: m.step)] == list(
+            range(len(t.user_attrs["fold_rmse"]))
+        )
+        if t.state == TrialState.COMPLETE:
+            assert len(history) == 3
+            assert run.data.metrics["cv_rmse"] == pytest.approx(t.value)
+
+    results = study_results("rf-study", journal)
+    json.dumps(results)
+    assert results["n_trials"] == 6 and results["n_fail"] == 0
+    assert results["n_complete"] + results["n_pruned"] == 6
+    assert results["best_value"] == min(
+        t.value for t in study.trials if t.state == TrialState.COMPLETE
+    )
+    close_parent_run(tracking_uri, setup["parent_run_id"], results)
+    parent = client.get_run(setup["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["best_cv_rmse"] == pytest.approx(results["best_value"])
+
+    # Re-running the setup: same experiment; replace_existing_study starts the study afresh.
+    again = create_study_and_experiment(
+        "rf-study",
+        journal,
+        tracking_uri,
+        "drg-test",
+        str(tmp_path / "artifacts"),
+        model="random_forest",
+        replace_existing_study=True,
+    )
+    assert again["experiment_id"] == setup["experiment_id"]
+    assert again["parent_run_id"] != setup["parent_run_id"]
+    assert len(optuna.load_study(study_name="rf-study", storage=open_storage(journal)).trials) == 0
+
+
+def test_shard_fails_loudly_when_every_trial_fails(tmp_path, train_xy):
+    X, y, years = train_xy
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    setup = create_study_and_experiment(
+        "ridge-study", storage, tracking_uri, "drg-fail", str(tmp_path / "art"), model="ridge"
+    )
+    X_bad = X.assign(facility_id=np.inf)  # Ridge rejects infinite input in every fold
+    with pytest.raises(RuntimeError, match="all 2 trials of shard 0 .* failed"):
+        run_tuning_shard(
+            "ridge-study",
+            storage,
+            tracking_uri,
+            setup["experiment_id"],
+            setup["parent_run_id"],
+            "ridge",
+            {"alpha": {"type": "float", "low": 0.1, "high": 1.0}},
+            X_bad,
+            y,
+            years,
+            n_folds=2,
+            n_trials=2,
+            seed=0,
+            random_state=0,
+            shard_index=0,
+        )
+    from mlflow import MlflowClient
+
+    runs = MlflowClient(tracking_uri).search_runs([setup["experiment_id"]], "tags.stage = 'trial'")
+    assert len(runs) == 2
+    assert {r.data.tags["optuna_state"] for r in runs} == {"FAIL"}
+    assert {r.info.status for r in runs} == {"FAILED"}
+    assert all("error" in r.data.tags for r in runs)
