@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.raw_schema import RAW_COLUMNS, RAW_KEY_COLUMNS, RAW_MONEY_COLUMNS, RAW_SCHEMA
 
 __all__ = ["RawDataError", "RawReadReport", "read_raw_csv"]
@@ -66,7 +67,7 @@ _NUMBER_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _THOUSANDS_RE = r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?([eE][+-]?\d+)?$"
 
 
-class RawDataError(ValueError):
+class RawDataError(DrgWorkflowError):
     """The raw CSV cannot be used; the message says what is wrong and where, for the user."""
 
 

@@ -19,6 +19,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from drg_workflow.errors import DrgWorkflowError
+
 #: Keys of one row after ``agg_severities`` (v8 onwards).
 GROUP_KEYS: list[str] = ["year", "facility_id", "apr_drg_code"]
 #: Keys of one (facility, DRG) time series, the unit that lags are taken within.
@@ -45,7 +47,7 @@ WEIGHTED_MEDIAN_COLUMNS: list[str] = [
 LagMode = Literal["year", "row"]
 
 
-class TransformationError(ValueError):
+class TransformationError(DrgWorkflowError):
     """A transformation cannot run on its input (e.g. a column it needs is missing)."""
 
 
