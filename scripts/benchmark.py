@@ -4,8 +4,14 @@ Prints the wall time of the whole run and, per rule, the seconds and peak memory
 that Snakemake's ``benchmark:`` files recorded. Performance targets are checked here, by a
 person reading figures, not by timed tests.
 
+With ``--tuning`` it then runs the modelling with the configured budget (setup, tuning shards,
+final fits, baseline, comparison) and prints its wall time, the trials per minute and, for one
+model and one trial budget, the speed-up of 2 (and 4, 8 where the cores exist) parallel shards
+over 1.
+
     python scripts/benchmark.py                # full scale (about 1.1 million rows), 2 cores
     python scripts/benchmark.py --scale 0.1 --cores 8
+    python scripts/benchmark.py --tuning --cores 8
 """
 
 from __future__ import annotations
@@ -64,18 +70,105 @@ def version_rows(workdir: Path, version: str) -> int:
     return json.loads(metadata.read_text())["rows"]
 
 
+MODELLING_RULES = (
+    "setup_study",
+    "tune_shard",
+    "train_final",
+    "evaluate_baseline",
+    "compare_models",
+)
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def shard_summaries(workdir: Path, model: str | None = None) -> list[dict]:
+    """The tuning shards' summaries (trials, seconds, start / finish times) of one or all models."""
+    pattern = f"{model or '*'}/shard_*.json"
+    return [json.loads(p.read_text()) for p in sorted((workdir / "results/tuning").glob(pattern))]
+
+
+def trial_span(summaries: list[dict]) -> float:
+    """Seconds from the first shard's first trial to the last shard's last trial."""
+    return max(s["finished"] for s in summaries) - min(s["started"] for s in summaries)
+
+
+def benchmark_tuning(workdir: Path, config: dict, cores: int) -> None:
+    """The configured modelling run, then the 1 vs n shard speed-up for one trial budget."""
+    tuning = config["modelling"]["tuning"]
+    seconds = run_snakemake(workdir, cores, "results/models/comparison.csv")
+    shards = shard_summaries(workdir)
+    trials = sum(s["n_trials_run"] for s in shards)
+    span = trial_span(shards)
+    print(
+        f"\nmodelling (setup, {tuning['n_shards']} shards x {tuning['trials_per_shard']} trials "
+        f"per model, finals, baseline, comparison), --cores {cores}"
+    )
+    print(f"modelling (wall):          {seconds:7.1f} s")
+    print(f"trials:                    {trials:7d} in {span:.1f} s of tuning")
+    print(f"trials per minute:         {trials * 60 / span:7.2f} (all shards together)")
+    header = ("model", "shard", "trials", "pruned", "seconds", "trials/min")
+    print("\n{:<24} {:>5} {:>6} {:>6} {:>8} {:>10}".format(*header))
+    for s in shards:
+        print(
+            f"{s['model']:<24} {s['shard_index']:>5} {s['n_trials_run']:>6} {s['n_pruned']:>6} "
+            f"{s['seconds']:8.1f} {s['trials_per_minute']:10.2f}"
+        )
+    print(f"\n{'rule':<28} {'job':<28} {'seconds':>8} {'max RSS MB':>11}")
+    for rule, job, secs, rss in benchmark_rows(workdir):
+        if rule in MODELLING_RULES:
+            print(f"{rule:<28} {job:<28} {secs:8.2f} {rss:11.0f}")
+    comparison = workdir / "results/models/comparison.csv"
+    print(f"\n{comparison.name}:\n{comparison.read_text()}")
+
+
+def benchmark_speedup(workdir: Path, config: dict, cores: int, model: str, budget: int) -> None:
+    """Wall time of ``budget`` trials of ``model`` in 1, 2, 4, ... shards (up to the cores).
+
+    Pruning is switched off so that every configuration does the same work (pruning decisions
+    depend on the order trials finish in, which differs with the number of shards). Setup is
+    run first and not timed: it is the same serial step whatever the number of shards.
+    """
+    counts = [n for n in (1, 2, 4, 8, 16) if n <= max(cores, 2) and budget % n == 0]
+    print(f"\nspeed-up: {budget} trials of {model}, no pruning, --cores {cores}")
+    print(f"{'shards':>6} {'wall s':>8} {'trials/min':>10} {'speed-up':>8}")
+    reference = None
+    for n in counts:
+        trial_config = json.loads(json.dumps(config))
+        tuning = trial_config["modelling"]["tuning"]
+        tuning.update(n_shards=n, trials_per_shard=budget // n)
+        tuning.setdefault("pruner", {})["n_startup_trials"] = budget + 1
+        write_config(workdir, trial_config)
+        run_snakemake(workdir, cores, f"results/tuning/{model}/setup.json")
+        targets = [f"results/tuning/{model}/shard_{i}.json" for i in range(n)]
+        seconds = run_snakemake(workdir, cores, *targets)
+        reference = reference or seconds
+        print(f"{n:>6} {seconds:8.1f} {budget * 60 / seconds:10.2f} {reference / seconds:7.2f}x")
+    write_config(workdir, config)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="synthetic data scale")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--workdir", type=Path, help="keep results here (default: temporary)")
+    parser.add_argument(
+        "--tuning", action="store_true", help="also benchmark the modelling and its fan-out"
+    )
+    parser.add_argument(
+        "--speedup-model", default="ridge", help="model of the 1 vs n shards comparison"
+    )
+    parser.add_argument(
+        "--speedup-trials", type=int, default=16, help="trial budget of that comparison"
+    )
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="drg-benchmark-"))
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["raw"]["synthetic"]["scale"] = args.scale
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_config(workdir, config)
     try:
         # v0 (generating the raw file) is timed on its own so the chain's figure is v0 -> v13.
         raw_seconds = run_snakemake(workdir, args.cores, "results/v0/v0.csv")
@@ -90,6 +183,9 @@ def main() -> None:
         print(f"\n{'rule':<28} {'version':<8} {'seconds':>8} {'max RSS MB':>11}")
         for rule, version, seconds, rss in benchmark_rows(workdir):
             print(f"{rule:<28} {version:<8} {seconds:8.2f} {rss:11.0f}")
+        if args.tuning:
+            benchmark_tuning(workdir, config, args.cores)
+            benchmark_speedup(workdir, config, args.cores, args.speedup_model, args.speedup_trials)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

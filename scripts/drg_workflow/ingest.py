@@ -19,9 +19,11 @@ def load_raw(
     """The raw frame for the configured source, and what the v0 metadata records about it.
 
     ``parameters`` are the source settings (``source`` plus the generator's settings, or the
-    validation policy); ``raw_path`` is the downloaded or local CSV for non-synthetic sources.
-    Only the file's name and sha256 are recorded, never its absolute path, so that metadata
-    stays byte-identical wherever the workflow runs.
+    validation policy, plus ``url`` / ``s3`` for those sources); ``raw_path`` is the local or
+    downloaded CSV for non-synthetic sources. For ``file`` only the file's name and sha256 are
+    recorded, never its absolute path; for ``url`` and ``s3`` the URL / URI it came from (without
+    credentials) and the sha256 of the downloaded bytes. So metadata stays byte-identical
+    wherever the workflow runs, and error messages name the URL, not a local cache path.
     """
     if parameters["source"] == "synthetic":
         settings = {k: v for k, v in parameters.items() if k != "source"}
@@ -29,17 +31,35 @@ def load_raw(
     if raw_path is None:
         raise ValueError(f"raw source {parameters['source']!r} needs an input file")
     # Imported here: the synthetic default never needs the CSV validator.
-    from drg_workflow.raw_input import read_raw_csv
+    from drg_workflow.raw_input import RawDataError, read_raw_csv
 
+    uri = source_uri(parameters)
     first_year, last_year = parameters["plausible_years"]
-    frame, report = read_raw_csv(
-        raw_path,
-        on_bad_rows=parameters["on_bad_rows"],
-        first_year=first_year,
-        last_year=last_year,
-    )
-    raw_file = {"name": Path(raw_path).name, "sha256": file_sha256(raw_path)}
-    return frame, {"raw_file": raw_file, "validation": report.to_dict()}
+    try:
+        frame, report = read_raw_csv(
+            raw_path,
+            on_bad_rows=parameters["on_bad_rows"],
+            first_year=first_year,
+            last_year=last_year,
+        )
+    except RawDataError as error:
+        if uri is None:
+            raise
+        # Name the URL / URI the user configured, not the local copy's path.
+        raise RawDataError(str(error).replace(os.fspath(raw_path), uri, 1)) from error
+    sha256 = file_sha256(raw_path)
+    raw_file = {"name": Path(raw_path).name} if uri is None else {"uri": uri}
+    return frame, {"raw_file": {**raw_file, "sha256": sha256}, "validation": report.to_dict()}
+
+
+def source_uri(parameters: Mapping[str, Any]) -> str | None:
+    """The URL (``url``) or ``s3://`` URI (``s3``) the raw CSV came from; None otherwise."""
+    source = parameters["source"]
+    if source not in ("url", "s3"):
+        return None
+    from drg_workflow.download import public_url
+
+    return public_url(parameters[source])
 
 
 def ingest_raw(

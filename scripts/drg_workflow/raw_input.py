@@ -43,7 +43,7 @@ import pyarrow.csv as pacsv
 from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.raw_schema import RAW_COLUMNS, RAW_KEY_COLUMNS, RAW_MONEY_COLUMNS, RAW_SCHEMA
 
-__all__ = ["RawDataError", "RawReadReport", "read_raw_csv"]
+__all__ = ["RawDataError", "RawReadReport", "check_csv_head", "read_raw_csv"]
 
 #: Delimiters tried on the header line, in order of preference when they tie.
 CANDIDATE_DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
@@ -311,6 +311,15 @@ def _show(raw: bytes | str, limit: int = 80) -> str:
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
     return repr(raw[:limit])
+
+
+def check_csv_head(where: str, head: bytes) -> None:
+    """Raise :class:`RawDataError` if the first bytes of a file are plainly not a CSV.
+
+    The same early check :func:`read_raw_csv` makes (HTML / XML error pages, JSON, archives,
+    binary data), for callers that only have the start of the content, e.g. a download.
+    """
+    _sniff_not_csv(where, head[len(_UTF8_BOM) :] if head.startswith(_UTF8_BOM) else head)
 
 
 def _sniff_not_csv(where: str, head: bytes) -> None:

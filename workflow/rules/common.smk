@@ -1,4 +1,5 @@
 # Config validation, derived settings and input functions shared by the rules.
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,12 @@ RAW_VERSION = "v0"
 CONFIG_SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 
 try:
-    validate_config(config, yaml.safe_load(CONFIG_SCHEMA.read_text()))
+    validate_config(
+        config,
+        yaml.safe_load(CONFIG_SCHEMA.read_text()),
+        # Model configurations already checked against scikit-learn (saves ~1 s per parse).
+        model_check_cache=Path(".snakemake") / "drg-workflow" / "model-checks",
+    )
 except ConfigError as error:
     # One message naming the key, before any job runs.
     raise WorkflowError(str(error)) from None
@@ -78,10 +84,24 @@ def transformation_parameters(transformation):
     }
 
 
+#: Where download_raw puts the CSV of raw.source url (in the default storage, if any).
+RAW_DOWNLOAD = "resources/raw/download.csv"
+
+
 def raw_input_files(wildcards):
-    """The raw CSV that v0 is read from (nothing for the synthetic generator)."""
-    if config["raw"]["source"] == "file":
-        return {"raw": config["raw"]["path"]}
+    """The raw CSV that v0 is read from (nothing for the synthetic generator).
+
+    file: a local path, kept local even with --default-storage-provider; url: the CSV that
+    download_raw fetched; s3: the object itself, through snakemake-storage-plugin-s3 (endpoint
+    and credentials from its --storage-s3-* flags or SNAKEMAKE_STORAGE_S3_* variables).
+    """
+    raw = config["raw"]
+    if raw["source"] == "file":
+        return {"raw": local(raw["path"])}
+    if raw["source"] == "url":
+        return {"raw": RAW_DOWNLOAD}
+    if raw["source"] == "s3":
+        return {"raw": storage.s3(raw["s3"])}
     return {}
 
 
@@ -90,13 +110,122 @@ def raw_parameters():
     raw = config["raw"]
     if raw["source"] == "synthetic":
         return {"source": "synthetic", **raw["synthetic"]}
+    # The URL / URI is recorded (the schema refuses credentials in it); a new one reruns v0.
+    where = (
+        {raw["source"]: raw[raw["source"]]} if raw["source"] in ("url", "s3") else {}
+    )
     return {
         "source": raw["source"],
+        **where,
         "on_bad_rows": raw["on_bad_rows"],
         "plausible_years": raw["plausible_years"],
     }
 
 
-def all_targets():
+def version_targets():
     """Every version's CSV and metadata."""
     return [path for v in VERSIONS for path in (version_csv(v), version_metadata(v))]
+
+
+def all_targets():
+    """Every version's CSV and metadata, and the comparison of the tuned models."""
+    return [*version_targets(), COMPARISON]
+
+
+# ---------------------------------------------------------------------------- modelling
+
+MODELLING = config["modelling"]
+#: Models tuned, trained and compared (the keys of modelling.models), in config order.
+MODELS = list(MODELLING["models"])
+#: The data version the models learn from (v13 by default).
+MODELLING_VERSION = MODELLING["data_version"]
+DEFAULT_TRACKING_URI = "sqlite:///results/mlflow/mlflow.db"
+BASELINE_METRICS = "results/models/baseline/metrics.json"
+COMPARISON = "results/models/comparison.csv"
+
+# setup_study creates the MLflow experiment (and a fresh sqlite store) and the Optuna study:
+# concurrent first-time creation crashes or misfiles runs, so setup jobs take this resource,
+# limited to 1 at a time unless --resources mlflow_setup=N says otherwise. It holds across
+# cluster nodes; the package's flock on <db>.init.lock covers only one host.
+if "mlflow_setup" not in workflow.global_resources:
+    workflow.register_resource("mlflow_setup", 1)
+
+
+def tracking_uri():
+    """modelling.mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else the local sqlite store."""
+    return (
+        MODELLING["mlflow"]["tracking_uri"]
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or DEFAULT_TRACKING_URI
+    )
+
+
+def shared_modelling_settings():
+    """Settings every modelling rule shares (data, features, split, folds, MLflow)."""
+    return {
+        "target": config["target"],
+        "data_version": MODELLING_VERSION,
+        "include_same_year_features": MODELLING["include_same_year_features"],
+        "include_year": MODELLING["include_year"],
+        "split": MODELLING["split"],
+        "cv_folds": MODELLING["cv_folds"],
+        "random_state": MODELLING["random_state"],
+        "mlflow": {**MODELLING["mlflow"], "tracking_uri": tracking_uri()},
+    }
+
+
+def model_settings(wildcards):
+    """Everything a model's setup, shards and final fit depend on: passed as a param, so any
+    change re-runs them (and setup_study starts a new study)."""
+    model = wildcards.model
+    tuning = MODELLING["tuning"]
+    return {
+        **shared_modelling_settings(),
+        "model": model,
+        "search_space": MODELLING["models"][model]["search_space"],
+        "fixed_params": MODELLING["models"][model]["fixed_params"],
+        "tuning": {**tuning, "storage": tuning["storage"].format(model=model)},
+    }
+
+
+def setup_json(model):
+    return f"results/tuning/{model}/setup.json"
+
+
+def shard_json(model, shard):
+    return f"results/tuning/{model}/shard_{shard}.json"
+
+
+def model_metrics(model):
+    return f"results/models/{model}/metrics.json"
+
+
+def modelling_data(wildcards):
+    """The modelling data version: its Arrow copy (read) and metadata (sha256, version)."""
+    return {
+        "arrow": version_arrow(MODELLING_VERSION),
+        "metadata": version_metadata(MODELLING_VERSION),
+    }
+
+
+def shard_inputs(wildcards):
+    """A shard needs the data and its model's study (setup.json)."""
+    return {**modelling_data(wildcards), "setup": setup_json(wildcards.model)}
+
+
+def final_inputs(wildcards):
+    """The final fit waits for every shard of its model."""
+    n_shards = MODELLING["tuning"]["n_shards"]
+    shards = [shard_json(wildcards.model, shard) for shard in range(n_shards)]
+    return {**shard_inputs(wildcards), "shards": shards}
+
+
+def baseline_inputs(wildcards):
+    """The baseline is logged into the models' MLflow experiment, which setup_study creates
+    (it is the only creator): the first model's setup.json carries its id."""
+    return {**modelling_data(wildcards), "setup": setup_json(MODELS[0])}
+
+
+def comparison_metrics():
+    """Every model's metrics and the baseline's."""
+    return [*map(model_metrics, MODELS), BASELINE_METRICS]

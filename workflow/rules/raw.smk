@@ -18,3 +18,21 @@ rule ingest_raw:
         parameters=raw_parameters(),
     script:
         "../../scripts/ingest_raw.py"
+
+
+# raw.source url: fetch the CSV with retries and backoff, atomically (see
+# scripts/drg_workflow/download.py for why not the http storage plugin).
+rule download_raw:
+    output:
+        raw=RAW_DOWNLOAD,
+    log:
+        f"logs/download_raw/{RAW_VERSION}.log",
+    benchmark:
+        f"benchmarks/download_raw/{RAW_VERSION}.tsv"
+    localrule: True
+    conda:
+        "../envs/drg.yaml"
+    params:
+        url=config["raw"]["url"],
+    script:
+        "../../scripts/download_raw.py"

@@ -24,17 +24,20 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "n_trials_pruned",
     "best_params",
     "beats_baseline",
+    "warning",
 )
-_REQUIRED = COMPARISON_COLUMNS[:-1]
+_REQUIRED = COMPARISON_COLUMNS[:-2]
 
 
 def build_comparison(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per model plus ``baseline``, sorted by validation RMSE.
 
-    Each row needs every column of ``COMPARISON_COLUMNS`` except ``beats_baseline``, which is
-    computed here: ``val_rmse < baseline's val_rmse`` (validation, the split used to choose,
-    not test). It is ``<NA>`` for the baseline row (nullable boolean dtype). ``best_params`` may
-    be a dict; it becomes a JSON string with sorted keys.
+    Each row needs every column of ``COMPARISON_COLUMNS`` except ``beats_baseline`` and
+    ``warning``, which are computed here: ``beats_baseline`` is ``val_rmse < baseline's val_rmse``
+    (validation, the split used to choose, not test), ``<NA>`` for the baseline row (nullable
+    boolean dtype); ``warning`` is the text of :func:`comparison_warnings` for a model that does
+    not beat the baseline, empty otherwise. ``best_params`` may be a dict; it becomes a JSON
+    string with sorted keys.
 
     Raises:
         ValueError: no baseline row, duplicate model names or missing columns.
@@ -60,20 +63,24 @@ def build_comparison(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     beats = (df["val_rmse"] < baseline_val).astype("boolean")
     beats[df["model"] == BASELINE_NAME] = pd.NA
     df["beats_baseline"] = beats
+    df["warning"] = [_warning(row, baseline_val) for _, row in df.iterrows()]
     return df.sort_values("val_rmse", kind="stable", ignore_index=True)
+
+
+def _warning(row: pd.Series, baseline_val_rmse: float) -> str:
+    """The warning text of a model row that does not beat the baseline, else ``""``."""
+    if row["model"] == BASELINE_NAME or bool(row["beats_baseline"]):
+        return ""
+    ratio = row["val_rmse"] / baseline_val_rmse if baseline_val_rmse else math.inf
+    return (
+        f"model {row['model']!r} does not beat the naive persistence baseline on validation: "
+        f"RMSE {row['val_rmse']:,.2f} vs baseline {baseline_val_rmse:,.2f} "
+        f"({ratio:.2f}x); its tuning or features need attention"
+    )
 
 
 def comparison_warnings(comparison: pd.DataFrame) -> list[str]:
     """A warning text for each model that does not beat the baseline on validation RMSE."""
     baseline = comparison.loc[comparison["model"] == BASELINE_NAME].iloc[0]
-    out = []
-    for _, row in comparison.iterrows():
-        if row["model"] == BASELINE_NAME or bool(row["beats_baseline"]):
-            continue
-        ratio = row["val_rmse"] / baseline["val_rmse"] if baseline["val_rmse"] else math.inf
-        out.append(
-            f"model {row['model']!r} does not beat the naive persistence baseline on validation: "
-            f"RMSE {row['val_rmse']:,.2f} vs baseline {baseline['val_rmse']:,.2f} "
-            f"({ratio:.2f}x); its tuning or features need attention"
-        )
-    return out
+    texts = (_warning(row, float(baseline["val_rmse"])) for _, row in comparison.iterrows())
+    return [text for text in texts if text]

@@ -11,16 +11,15 @@ step (``impute__strategy``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sklearn.base import BaseEstimator
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+# scikit-learn is imported inside the functions that build estimators: `import sklearn` takes
+# about a second, and the Snakefile imports this module (through the config validation) on every
+# parse, where only the registry's names and the structural checks are needed.
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
 
-ModelBuilder = Callable[[dict[str, Any], int], BaseEstimator]
+ModelBuilder = Callable[[dict[str, Any], int], "BaseEstimator"]
 
 # Set by the workflow (fixed per run so that trials differ only by their parameters); a config
 # that tries to set or tune them is rejected.
@@ -29,6 +28,8 @@ RESERVED_PARAMS: frozenset[str] = frozenset({"random_state"})
 
 def configure(estimator: BaseEstimator, params: Mapping[str, Any]) -> BaseEstimator:
     """Apply ``params`` to ``estimator``; bare names on a Pipeline go to its final step."""
+    from sklearn.pipeline import Pipeline
+
     if isinstance(estimator, Pipeline):
         final = estimator.steps[-1][0]
         params = {k if "__" in k else f"{final}__{k}": v for k, v in params.items()}
@@ -37,6 +38,8 @@ def configure(estimator: BaseEstimator, params: Mapping[str, Any]) -> BaseEstima
 
 def accepted_params(estimator: BaseEstimator) -> set[str]:
     """Parameter names :func:`configure` accepts for ``estimator`` (minus reserved ones)."""
+    from sklearn.pipeline import Pipeline
+
     names = set(estimator.get_params(deep=True))
     if isinstance(estimator, Pipeline):
         names -= {"steps", "memory", "verbose", "transform_input"}
@@ -48,12 +51,19 @@ def accepted_params(estimator: BaseEstimator) -> set[str]:
 def _random_forest(params: dict[str, Any], random_state: int) -> BaseEstimator:
     # sklearn >= 1.4 forests split on NaN natively; `max_samples` (with the default bootstrap)
     # subsamples rows per tree, which keeps big real-data fits affordable.
+    from sklearn.ensemble import RandomForestRegressor
+
     return configure(RandomForestRegressor(random_state=random_state), params)
 
 
 def _ridge(params: dict[str, Any], random_state: int) -> BaseEstimator:
     # Lag features are NaN where year t-1 is absent and Ridge cannot take NaN: impute (median,
     # robust to the heavy-tailed money columns), then scale so one alpha fits all features.
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     pipe = Pipeline(
         [
             ("impute", SimpleImputer(strategy="median")),
@@ -66,6 +76,8 @@ def _ridge(params: dict[str, Any], random_state: int) -> BaseEstimator:
 
 def _hist_gradient_boosting(params: dict[str, Any], random_state: int) -> BaseEstimator:
     # Native NaN support; random_state fixes the early-stopping split and feature subsampling.
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     return configure(HistGradientBoostingRegressor(random_state=random_state), params)
 
 
@@ -114,4 +126,6 @@ def build_model(model: str, params: Mapping[str, Any], random_state: int) -> Bas
 
 def final_estimator(estimator: BaseEstimator) -> BaseEstimator:
     """The regressor itself (the last step of a Pipeline, else the estimator)."""
+    from sklearn.pipeline import Pipeline
+
     return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator

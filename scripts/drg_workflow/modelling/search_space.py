@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from .models import MODEL_BUILDERS, RESERVED_PARAMS, accepted_params, build_model
+
+if TYPE_CHECKING:  # the structural checks run on every Snakefile parse: keep them import-light
+    import optuna
 
 NUMERIC_TYPES = ("int", "float")
 SPACE_TYPES = (*NUMERIC_TYPES, "categorical")
@@ -38,12 +39,13 @@ def _check_model(model: str) -> None:
         )
 
 
-def _check_name(model: str, name: Any, path: str, accepted: set[str]) -> None:
+def _check_name(model: str, name: Any, path: str, accepted: set[str] | None) -> None:
+    """``accepted`` is ``None`` for the structural check alone (no estimator built)."""
     if not isinstance(name, str):
         raise ValueError(f"{path}: parameter names must be strings")
     if name.rsplit("__", 1)[-1] in RESERVED_PARAMS:
         raise ValueError(f"{path}: {name!r} is set by the workflow (modelling.random_state)")
-    if name not in accepted:
+    if accepted is not None and name not in accepted:
         raise ValueError(
             f"{path}: {model} does not accept a parameter {name!r}; "
             f"accepted: {', '.join(sorted(accepted))}"
@@ -68,10 +70,16 @@ def _check_value(model: str, name: str, value: Any, path: str) -> None:
             raise ValueError(f"{path}: value {value!r} rejected by {model}: {exc}") from None
 
 
-def validate_search_space(model: str, space: Any, *, key_path: str | None = None) -> None:
+def validate_search_space(
+    model: str, space: Any, *, key_path: str | None = None, check_estimator: bool = True
+) -> None:
     """Check a model's search space; errors name the offending key path.
 
     Example message: ``modelling.models.ridge.search_space.alpha: low (10) must be < high (1)``.
+
+    ``check_estimator=False`` runs only the structural checks (model name, shapes, bounds, log,
+    step), which need no scikit-learn import; the parameter names and values are then not
+    checked against the estimator.
 
     Raises:
         ValueError: unknown model, empty space, parameter the estimator does not accept (checked
@@ -84,7 +92,7 @@ def validate_search_space(model: str, space: Any, *, key_path: str | None = None
     base = key_path or f"{_model_path(model)}.search_space"
     if not isinstance(space, Mapping) or not space:
         raise ValueError(f"{base}: must be a non-empty mapping of parameter -> distribution")
-    accepted = accepted_params(build_model(model, {}, 0))
+    accepted = accepted_params(build_model(model, {}, 0)) if check_estimator else None
     for name, spec in space.items():
         path = f"{base}.{name}"
         _check_name(model, name, path, accepted)
@@ -109,7 +117,8 @@ def validate_search_space(model: str, space: Any, *, key_path: str | None = None
                         f"{path}.values[{i}]: {value!r} is not None, bool, int, float or str "
                         "(Optuna stores categorical choices as scalars)"
                     )
-                _check_value(model, name, value, f"{path}.values[{i}]")
+                if check_estimator:
+                    _check_value(model, name, value, f"{path}.values[{i}]")
             continue
         for bound in ("low", "high"):
             if bound not in spec:
@@ -136,37 +145,52 @@ def validate_search_space(model: str, space: Any, *, key_path: str | None = None
                 raise ValueError(f"{path}: step cannot be combined with log: true")
         if log and low <= 0:
             raise ValueError(f"{path}: log: true needs low > 0, got low ({low})")
-        _check_value(model, name, low, f"{path}.low")
-        _check_value(model, name, high, f"{path}.high")
+        if check_estimator:
+            _check_value(model, name, low, f"{path}.low")
+            _check_value(model, name, high, f"{path}.high")
 
 
-def validate_fixed_params(model: str, params: Any, *, key_path: str | None = None) -> None:
-    """Check a model's fixed (untuned) parameters, e.g. ``n_jobs``; errors name the key path."""
+def validate_fixed_params(
+    model: str, params: Any, *, key_path: str | None = None, check_estimator: bool = True
+) -> None:
+    """Check a model's fixed (untuned) parameters, e.g. ``n_jobs``; errors name the key path.
+
+    ``check_estimator=False``: structural checks only (see :func:`validate_search_space`)."""
     _check_model(model)
     base = key_path or f"{_model_path(model)}.fixed_params"
     if params is None:
         return
     if not isinstance(params, Mapping):
         raise ValueError(f"{base}: must be a mapping of parameter -> value")
-    accepted = accepted_params(build_model(model, {}, 0))
+    accepted = accepted_params(build_model(model, {}, 0)) if check_estimator else None
     for name, value in params.items():
         path = f"{base}.{name}"
         _check_name(model, name, path, accepted)
-        _check_value(model, name, value, path)
+        if check_estimator:
+            _check_value(model, name, value, path)
 
 
-def validate_model_config(model: str, cfg: Any, *, key_path: str | None = None) -> None:
+def validate_model_config(
+    model: str, cfg: Any, *, key_path: str | None = None, check_estimator: bool = True
+) -> None:
     """Validate ``modelling.models.<model>``: ``search_space`` (required), ``fixed_params``
-    (optional) and that no parameter is both fixed and tuned."""
+    (optional) and that no parameter is both fixed and tuned.
+
+    ``check_estimator=False``: structural checks only, no scikit-learn import (see
+    :func:`validate_search_space`)."""
     _check_model(model)
     base = key_path or _model_path(model)
     if not isinstance(cfg, Mapping):
         raise ValueError(f"{base}: must be a mapping")
     if "search_space" not in cfg:
         raise ValueError(f"{base}.search_space: missing")
-    validate_search_space(model, cfg["search_space"], key_path=f"{base}.search_space")
+    validate_search_space(
+        model, cfg["search_space"], key_path=f"{base}.search_space", check_estimator=check_estimator
+    )
     fixed = cfg.get("fixed_params") or {}
-    validate_fixed_params(model, fixed, key_path=f"{base}.fixed_params")
+    validate_fixed_params(
+        model, fixed, key_path=f"{base}.fixed_params", check_estimator=check_estimator
+    )
     both = sorted(set(fixed) & set(cfg["search_space"]))
     if both:
         raise ValueError(f"{base}: parameters {both} are both in fixed_params and search_space")

@@ -470,20 +470,32 @@ def run_tuning_shard(
 # --------------------------------------------------------------------------- results
 
 
-def study_results(study_name: str, storage_spec: str) -> dict[str, Any]:
+def study_results(
+    study_name: str, storage_spec: str, trial_numbers: Sequence[int] | None = None
+) -> dict[str, Any]:
     """Summary of a finished study (JSON-serialisable): n_trials, n_complete, n_pruned, n_fail,
     best_value (mean CV RMSE), best_params (tuned ones only), best_trial_number,
     best_mlflow_run_id.
+
+    ``trial_numbers`` restricts the summary to those trials (the ones the current shard outputs
+    report): a shard that crashed and was re-run leaves its interrupted trials in the study, and
+    they must not count.
 
     Raises:
         ValueError: no trial completed.
     """
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_spec))
     trials = study.get_trials(deepcopy=False)
+    if trial_numbers is not None:
+        wanted = set(trial_numbers)
+        trials = [t for t in trials if t.number in wanted]
     counts = {s: sum(t.state == s for t in trials) for s in TrialState}
     if not counts[TrialState.COMPLETE]:
         raise ValueError(f"study {study_name!r} has no completed trial ({len(trials)} trials)")
-    best = study.best_trial
+    # Lowest value, ties to the lowest trial number (what study.best_trial does on all trials).
+    best = min(
+        (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.value, t.number)
+    )
     return {
         "study_name": study_name,
         "n_trials": len(trials),

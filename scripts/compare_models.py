@@ -1,0 +1,15 @@
+"""Rule compare_models: one table of every tuned model against the naive baseline."""
+
+import sys
+
+from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.steps import compare_step
+
+with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    table, warnings = compare_step(snakemake.input.metrics)
+    table.to_csv(snakemake.output.comparison, index=False)
+    log.info("comparison of %d models and the baseline:\n%s", len(table) - 1, table.to_string())
+    for warning in warnings:
+        # Loud on purpose: in the log, and on Snakemake's own output where people look.
+        log.warning(warning)
+        print(f"WARNING: {warning}", file=sys.stderr)

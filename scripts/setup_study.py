@@ -1,0 +1,22 @@
+"""Rule setup_study: create a model's Optuna study, the MLflow experiment and the parent run."""
+
+import os
+
+# MLflow's usage telemetry would try the network from every job; the build machines have none.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from drg_workflow.errors import logged_rule  # noqa: E402
+from drg_workflow.modelling.steps import setup_study  # noqa: E402
+from drg_workflow.versions import write_json  # noqa: E402
+
+with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    setup = setup_study(snakemake.params.settings, snakemake.input.metadata)
+    write_json(setup, snakemake.output.setup)
+    log.info(
+        "study %s in %s; MLflow experiment %s (%s), parent run %s",
+        setup["study_name"],
+        setup["storage"],
+        setup["experiment_name"],
+        setup["experiment_id"],
+        setup["parent_run_id"],
+    )

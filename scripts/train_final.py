@@ -1,0 +1,52 @@
+"""Rule train_final: refit a model's best parameters, evaluate, log the final MLflow run."""
+
+import os
+
+# MLflow's usage telemetry would try the network from every job; the build machines have none.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import pandas as pd  # noqa: E402
+
+from drg_workflow.errors import logged_rule  # noqa: E402
+from drg_workflow.modelling.steps import train_final  # noqa: E402
+from drg_workflow.versions import read_json, write_json  # noqa: E402
+
+with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    result = train_final(
+        snakemake.params.settings,
+        snakemake.params.importance,
+        read_json(snakemake.input.setup),
+        [read_json(path) for path in snakemake.input.shards],
+        snakemake.input.arrow,
+        data_source=snakemake.params.data_source,
+    )
+    result.predictions.to_csv(snakemake.output.predictions, index=False)
+    result.permutation_importance.to_csv(snakemake.output.permutation_importance, index=False)
+    # Ridge and HistGradientBoosting have no impurity importances: the file then holds the
+    # header alone, so every model has the same outputs.
+    impurity = result.impurity_importance
+    if impurity is None:
+        log.info(
+            "%s has no impurity importances; writing the header only", snakemake.wildcards.model
+        )
+        impurity = pd.DataFrame(columns=["feature", "importance"])
+    impurity.to_csv(snakemake.output.impurity_importance, index=False)
+    write_json(result.mlflow_run, snakemake.output.mlflow_run)
+    write_json(result.metrics, snakemake.output.metrics)
+    metrics = result.metrics
+    log.info(
+        "%s: best of %d complete / %d pruned trials; CV RMSE %.2f, validation RMSE %.2f "
+        "MAE %.2f R2 %.4f, test RMSE %.2f MAE %.2f R2 %.4f; MLflow run %s, model %s",
+        metrics["model"],
+        metrics["n_trials_complete"],
+        metrics["n_trials_pruned"],
+        metrics["cv_rmse"],
+        metrics["val_rmse"],
+        metrics["val_mae"],
+        metrics["val_r2"],
+        metrics["test_rmse"],
+        metrics["test_mae"],
+        metrics["test_r2"],
+        result.mlflow_run["run_id"],
+        result.mlflow_run["model_uri"],
+    )

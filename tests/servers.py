@@ -1,0 +1,221 @@
+"""Real servers on 127.0.0.1 for the tests: an S3 API (moto) and a small HTTP file server.
+
+Each server is a child process started with :class:`subprocess.Popen` on a free loopback port,
+waited for until it answers (with a deadline), and stopped by its PID (terminate, then kill).
+
+Run as a script, this module is the HTTP server itself::
+
+    python tests/servers.py http ROOT PORT
+
+It serves the files under ``ROOT`` like ``python -m http.server``, answers 404 for missing
+files, and has a few special paths that real download problems look like:
+
+``/html/<anything>``
+    200 with an HTML page (what a portal sends instead of the CSV when a link is wrong).
+``/flaky<N>/<file>``
+    503 for the first ``N`` requests of that path, then the file (a retry test).
+``/truncated/<file>``
+    announces the file's full length but sends half of it, then closes the connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Open Data</title></head>\n"
+    b"<body><h1>Sorry, this dataset could not be found</h1></body></html>\n"
+)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    """Whether an HTTP server answers at ``url`` (any status counts)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ServerProcess:
+    """A server child process on ``127.0.0.1:port``; stop it with :meth:`stop`."""
+
+    name: str
+    port: int
+    process: subprocess.Popen
+    log: Path
+    stopped: bool = field(default=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Terminate the server by its PID; kill it if it has not exited after ``grace`` s."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=grace)
+
+
+def start_server(
+    name: str,
+    command: Callable[[int], list[str]],
+    log_dir: Path,
+    ready_path: str = "/",
+    deadline: float = 30.0,
+) -> ServerProcess:
+    """Start ``command(port)`` on a free port; return once it answers HTTP, or fail loudly."""
+    port = free_port()
+    log = log_dir / f"{name}.log"
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(
+            command(port), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    server = ServerProcess(name, port, process, log)
+    stop_at = time.monotonic() + deadline
+    while time.monotonic() < stop_at:
+        if process.poll() is not None:
+            break
+        if _answers(server.url + ready_path):
+            return server
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(
+        f"{name} did not start on {server.url} within {deadline:.0f} s "
+        f"(exit code {process.returncode}); its output:\n{log.read_text(errors='replace')[-2000:]}"
+    )
+
+
+def start_moto(log_dir: Path) -> ServerProcess:
+    """moto's S3-compatible server (in memory, any credentials) on a free loopback port."""
+    return start_server(
+        "moto",
+        lambda port: [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        log_dir,
+        ready_path="/moto-api/",
+    )
+
+
+def start_http(root: Path, log_dir: Path) -> ServerProcess:
+    """This module's HTTP server, serving the files under ``root``."""
+    return start_server(
+        "http",
+        lambda port: [sys.executable, __file__, "http", str(root), str(port)],
+        log_dir,
+    )
+
+
+def s3_environment(server: ServerProcess) -> dict[str, str]:
+    """Environment pointing the S3 storage plugin (and boto3) at ``server``, nothing else.
+
+    Only the plugin's own SNAKEMAKE_STORAGE_S3_* variables carry endpoint and credentials; the
+    AWS configuration files of whoever runs the tests are hidden.
+    """
+    return {
+        "SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": server.url,
+        "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "testing",
+        "SNAKEMAKE_STORAGE_S3_SECRET_KEY": "testing",
+        "SNAKEMAKE_STORAGE_S3_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The HTTP server (run in a child process)
+# --------------------------------------------------------------------------------------------
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files plus the special paths described in the module docstring."""
+
+    flaky_counts: dict[str, int] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path.startswith("/html/"):
+            self._send(200, HTML_PAGE, "text/html; charset=utf-8")
+            return
+        flaky = re.match(r"^/flaky(\d+)(/.*)$", self.path)
+        if flaky:
+            seen = self.flaky_counts.get(self.path, 0)
+            self.flaky_counts[self.path] = seen + 1
+            if seen < int(flaky.group(1)):
+                self._send(503, b"busy, try again\n", "text/plain")
+                return
+            self.path = flaky.group(2)
+        elif self.path.startswith("/truncated/"):
+            body = self._file(self.path[len("/truncated") :])
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        super().do_GET()
+
+    def _file(self, path: str) -> bytes | None:
+        local = Path(self.translate_path(path))
+        return local.read_bytes() if local.is_file() else None
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+def serve_http(root: Path, port: int) -> None:
+    """Serve ``root`` on 127.0.0.1:``port`` until terminated."""
+    handler = lambda *args: _Handler(*args, directory=str(root))  # noqa: E731
+    with http.server.ThreadingHTTPServer((HOST, port), handler) as server:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] != "http":
+        sys.exit("usage: python tests/servers.py http ROOT PORT")
+    serve_http(Path(sys.argv[2]), int(sys.argv[3]))

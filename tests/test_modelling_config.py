@@ -1,0 +1,284 @@
+"""The modelling config: parse-time checks, their scikit-learn-free path and cache, study
+naming, study results of the current shards, the comparison's warning, the baseline's run."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from drg_workflow.config_validation import ConfigError, validate_config
+from drg_workflow.modelling.baseline import evaluate_baseline
+from drg_workflow.modelling.comparison import build_comparison
+from drg_workflow.modelling.data import split_by_year
+from drg_workflow.modelling.steps import settings_hash, study_name
+from drg_workflow.modelling.synthetic import synthetic_v13
+from drg_workflow.modelling.tuning import open_storage, study_results
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+
+
+def with_modelling(**modelling) -> dict:
+    return {"modelling": copy.deepcopy(modelling)}
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            with_modelling(models={"ridge": {"search_space": {"alpha": {"type": "float"}}}}),
+            "config key modelling.models.ridge.search_space.alpha: 'low' is a required",
+        ),
+        (
+            with_modelling(
+                models={"ridge": {"search_space": {"alpha": {"type": "float", "low": 1}}}}
+            ),
+            "config key modelling.models.ridge.search_space.alpha: 'high' is a required",
+        ),
+        (
+            # YAML 1.1 reads 1.0e4 (no exponent sign) as a string.
+            with_modelling(
+                models={
+                    "ridge": {
+                        "search_space": {"alpha": {"type": "float", "low": 1, "high": "1.0e4"}}
+                    }
+                }
+            ),
+            "config key modelling.models.ridge.search_space.alpha.high: '1.0e4' is not of type",
+        ),
+        (
+            with_modelling(models={"ridge": {"search_space": {"alpha": {"type": "categorical"}}}}),
+            "config key modelling.models.ridge.search_space.alpha: 'values' is a required",
+        ),
+        (
+            with_modelling(
+                models={
+                    "ridge": {
+                        "search_space": {
+                            "alpha": {"type": "float", "low": 1, "high": 2, "values": [1]}
+                        }
+                    }
+                }
+            ),
+            "config key modelling.models.ridge.search_space.alpha: unknown key(s) 'values'",
+        ),
+        (
+            with_modelling(
+                models={
+                    "ridge": {"search_space": {"alpha": {"type": "float", "low": 5, "high": 1}}}
+                }
+            ),
+            "config key modelling.models.ridge.search_space.alpha: low (5) must be < high (1)",
+        ),
+        (
+            with_modelling(
+                models={
+                    "ridge": {
+                        "search_space": {
+                            "alpha": {"type": "float", "low": 0, "high": 1, "log": True}
+                        }
+                    }
+                }
+            ),
+            "config key modelling.models.ridge.search_space.alpha: log: true needs low > 0",
+        ),
+        (
+            with_modelling(
+                models={
+                    "ridge": {"search_space": {"alpah": {"type": "float", "low": 1, "high": 2}}}
+                }
+            ),
+            "config key modelling.models.ridge.search_space.alpah: ridge does not accept",
+        ),
+        (
+            with_modelling(
+                models={"gbm": {"search_space": {"eta": {"type": "float", "low": 0.1, "high": 1}}}}
+            ),
+            "config key modelling.models.gbm: unknown model 'gbm'",
+        ),
+        (
+            with_modelling(models={"ridge": {"fixed_params": {"alpha": 1.0}}}),
+            "config key modelling.models.ridge: 'search_space' is a required property",
+        ),
+        (with_modelling(models={}), "config key modelling.models: {} should be non-empty"),
+        (
+            with_modelling(split={"train": [2010, 2012]}),
+            "config key modelling.cv_folds: 3 year folds need at least 4 train years",
+        ),
+        (
+            with_modelling(split={"validation": [2016, 2015]}),
+            "config key modelling.split.validation: 2016 is after 2015",
+        ),
+        (
+            with_modelling(split={"test": [2015, 2017]}),
+            "config key modelling.split: validation years ([2015, 2015]) must end before test",
+        ),
+        (
+            with_modelling(tuning={"storage": "results/{study}.journal"}),
+            "config key modelling.tuning.storage",
+        ),
+        (with_modelling(tuning={"n_shards": 0}), "config key modelling.tuning.n_shards"),
+        (with_modelling(tuning={"shards": 2}), "unknown key(s) 'shards'"),
+    ],
+)
+def test_bad_modelling_config_names_the_key(config, expected):
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config, SCHEMA)
+    assert expected in str(raised.value)
+
+
+def test_defaults_fill_every_model_and_setting():
+    config = validate_config({}, SCHEMA)["modelling"]
+    assert list(config["models"]) == ["random_forest", "ridge", "hist_gradient_boosting"]
+    assert all(model["fixed_params"] is not None for model in config["models"].values())
+    assert config["tuning"]["storage"] == "results/optuna/{model}.journal"
+    assert config["mlflow"]["tracking_uri"] is None
+    # Listing only some models runs only those.
+    space = {"alpha": {"type": "float", "low": 0.1, "high": 1.0}}
+    only = validate_config(with_modelling(models={"ridge": {"search_space": space}}), SCHEMA)
+    assert list(only["modelling"]["models"]) == ["ridge"]
+
+
+def run_python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "scripts",
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_parse_path_skips_scikit_learn_once_a_model_config_was_checked(tmp_path: Path):
+    """The Snakefile validates on every parse; only the first parse of a model configuration
+    pays for importing scikit-learn."""
+    code = f"""
+        import sys, yaml
+        from pathlib import Path
+        from drg_workflow.config_validation import validate_config
+        schema = yaml.safe_load(open({str(ROOT / "workflow/schemas/config.schema.yaml")!r}))
+        validate_config({{}}, schema, model_check_cache=Path({str(tmp_path)!r}))
+        print("sklearn" in sys.modules)
+    """
+    assert run_python(code) == "True"  # first parse: checked against the estimators
+    assert len(list(tmp_path.iterdir())) == 1
+    assert run_python(code) == "False"  # remembered
+
+
+def test_a_failed_estimator_check_is_not_remembered(tmp_path: Path):
+    bad = with_modelling(
+        models={"ridge": {"search_space": {"alpha": {"type": "float", "low": -1.0, "high": 1}}}}
+    )
+    for _ in range(2):
+        with pytest.raises(ConfigError, match=r"alpha.low: value -1.0 rejected by ridge"):
+            validate_config(copy.deepcopy(bad), SCHEMA, model_check_cache=tmp_path)
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+SETTINGS = {
+    "model": "ridge",
+    "target": "w_total_median_profit",
+    "search_space": {"alpha": {"type": "float", "low": 0.1, "high": 10.0}},
+    "tuning": {"n_shards": 2, "trials_per_shard": 3},
+    "mlflow": {"tracking_uri": "sqlite:///a.db"},
+}
+
+
+def test_study_name_changes_with_data_and_settings_not_with_tracking():
+    name = study_name(SETTINGS, "a" * 64)
+    assert name.startswith("ridge-") and len(name) == len("ridge-") + 12
+    assert study_name(SETTINGS, "b" * 64) != name
+    wider = copy.deepcopy(SETTINGS)
+    wider["search_space"]["alpha"]["high"] = 100.0
+    assert study_name(wider, "a" * 64) != name
+    more = copy.deepcopy(SETTINGS)
+    more["tuning"]["trials_per_shard"] = 4
+    assert study_name(more, "a" * 64) != name
+    elsewhere = copy.deepcopy(SETTINGS)
+    elsewhere["mlflow"]["tracking_uri"] = "http://mlflow:5000"
+    assert study_name(elsewhere, "a" * 64) == name
+    assert settings_hash(elsewhere) == settings_hash(SETTINGS)
+
+
+def test_study_results_count_only_the_current_shards_trials(tmp_path: Path):
+    """A re-run shard leaves its interrupted trials in the study; they must not count."""
+    storage = str(tmp_path / "s.journal")
+    study = optuna.create_study(study_name="s", storage=open_storage(storage))
+    for value in (5.0, 1.0, 3.0, 2.0):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": value},
+                distributions={"x": optuna.distributions.FloatDistribution(0, 10)},
+                value=value,
+            )
+        )
+    everything = study_results("s", storage)
+    assert everything["n_trials"] == 4 and everything["best_params"] == {"x": 1.0}
+    current = study_results("s", storage, trial_numbers=[0, 2, 3])
+    assert current["n_trials"] == 3 and current["best_params"] == {"x": 2.0}
+    assert current["best_trial_number"] == 3
+
+
+def test_comparison_warns_in_the_table():
+    frame = synthetic_v13(seed=5)
+    baseline = evaluate_baseline(split_by_year(frame), n_folds=3)
+    rows = [
+        baseline,
+        {**baseline, "model": "good", "val_rmse": baseline["val_rmse"] * 0.5},
+        {**baseline, "model": "bad", "val_rmse": baseline["val_rmse"] * 2.0},
+    ]
+    table = build_comparison(rows).set_index("model")
+    assert table.loc["good", "warning"] == ""
+    assert "'bad' does not beat the naive persistence baseline" in table.loc["bad", "warning"]
+    assert table.loc["baseline", "warning"] == ""
+    assert bool(table.loc["bad", "beats_baseline"]) is False
+
+
+def test_baseline_is_logged_like_a_model_without_one(tmp_path: Path):
+    from mlflow import MlflowClient
+
+    from drg_workflow.modelling.final import log_final_run
+    from drg_workflow.modelling.tuning import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id = ensure_experiment(uri, "e", str(tmp_path / "artifacts"))
+    frame = synthetic_v13(seed=6)
+    predictions = pd.DataFrame({"y_true": [1.0], "y_pred": [2.0]})
+    sha = "0123456789abcdef" * 4
+    run = log_final_run(
+        tracking_uri=uri,
+        experiment_id=experiment_id,
+        model_name="baseline",
+        estimator=None,
+        params={"prediction": "lag1"},
+        metrics={"val_rmse": 1.5},
+        X_example=None,
+        dataset=frame,
+        target="w_total_median_profit",
+        data_sha256=sha,
+        config_hash="c" * 64,
+        predictions=predictions,
+        stage="baseline",
+        artifacts={"settings.json": {"cv_folds": 3}},
+    )
+    assert run["model_uri"] is None
+    logged = MlflowClient(uri).get_run(run["run_id"])
+    assert logged.data.tags["stage"] == "baseline"
+    assert logged.data.metrics == {"val_rmse": 1.5}
+    (dataset_input,) = logged.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == sha[:32]
+    assert {t.key: t.value for t in dataset_input.tags}["data_sha256"] == sha
+    schema = dataset_input.dataset.schema
+    # Lag columns have missing values (absent years): not required; the keys are.
+    assert '"name": "year", "required": true' in schema
+    assert '"name": "w_total_median_profit_lag1", "required": false' in schema

@@ -1,0 +1,295 @@
+"""Real Snakemake runs of the modelling rules: setup, concurrent tuning shards, final fits,
+baseline and comparison, on small synthetic data with a few trials per shard."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from conftest import snakemake_command, write_config
+from optuna.trial import TrialState
+
+from drg_workflow.modelling.baseline import evaluate_baseline
+from drg_workflow.modelling.comparison import COMPARISON_COLUMNS
+from drg_workflow.modelling.data import YearSplit, prepare_modelling_data
+from drg_workflow.modelling.tuning import open_storage
+from drg_workflow.synthetic import equivalent_rare_drg_threshold
+from drg_workflow.versions import read_arrow, read_json
+
+pytestmark = pytest.mark.workflow
+
+MODELS = ("random_forest", "ridge", "hist_gradient_boosting")
+N_SHARDS, TRIALS_PER_SHARD = 2, 3
+SCALE = 0.02
+
+#: Small data, tiny models, 2 shards x 3 trials per model.
+CONFIG: dict = {
+    "raw": {"source": "synthetic", "synthetic": {"seed": 7, "scale": SCALE}},
+    "transformations": {"drop_rare_drgs": {"threshold": int(equivalent_rare_drg_threshold(SCALE))}},
+    "modelling": {
+        "tuning": {"n_shards": N_SHARDS, "trials_per_shard": TRIALS_PER_SHARD},
+        "importance": {"n_repeats": 2},
+        "models": {
+            "random_forest": {
+                "search_space": {
+                    "n_estimators": {"type": "int", "low": 5, "high": 20},
+                    "max_depth": {"type": "int", "low": 2, "high": 6},
+                },
+                "fixed_params": {"n_jobs": 1},
+            },
+            "ridge": {
+                "search_space": {
+                    "alpha": {"type": "float", "low": 1.0e-3, "high": 1.0e3, "log": True}
+                }
+            },
+            "hist_gradient_boosting": {
+                "search_space": {
+                    "max_iter": {"type": "int", "low": 10, "high": 40},
+                    "learning_rate": {"type": "categorical", "values": [0.05, 0.1, 0.2]},
+                }
+            },
+        },
+    },
+}
+TRACKING_URI = "sqlite:///results/mlflow/mlflow.db"
+
+
+def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    # An MLFLOW_TRACKING_URI of the developer's shell would send the test's runs elsewhere.
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    return subprocess.run(
+        snakemake_command(workdir, *args), capture_output=True, text=True, timeout=600, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def model_run(tmp_path_factory) -> Path:
+    """Features, then the two random-forest shards alone (the only jobs ready once its study
+    exists, so they run concurrently on the 2 cores), then the rest of the default target."""
+    workdir = tmp_path_factory.mktemp("models")
+    write_config(workdir, CONFIG)
+    shards = [f"results/tuning/random_forest/shard_{i}.json" for i in range(N_SHARDS)]
+    first = run(workdir, *shards)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run(workdir)
+    assert second.returncode == 0, second.stderr[-3000:]
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def mlflow_client(model_run: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{model_run / 'results/mlflow/mlflow.db'}")
+
+
+def v13(workdir: Path) -> pd.DataFrame:
+    return read_arrow(workdir / "results/v13/v13.arrow")
+
+
+def test_study_holds_exactly_every_trial_of_the_concurrent_shards(model_run: Path):
+    for model in MODELS:
+        setup = read_json(model_run / f"results/tuning/{model}/setup.json")
+        assert setup["study_name"].startswith(f"{model}-")
+        storage = open_storage(str(model_run / setup["storage"]))
+        study = optuna.load_study(study_name=setup["study_name"], storage=storage)
+        states = [t.state for t in study.trials]
+        assert len(states) == N_SHARDS * TRIALS_PER_SHARD
+        assert set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}
+        assert TrialState.COMPLETE in states
+        shards = [
+            read_json(model_run / f"results/tuning/{model}/shard_{i}.json") for i in range(N_SHARDS)
+        ]
+        numbers = [n for shard in shards for n in shard["trial_numbers"]]
+        assert sorted(numbers) == sorted(t.number for t in study.trials)  # disjoint, complete
+        assert [s["seed"] for s in shards] == [1000 + i for i in range(N_SHARDS)]
+        # Each trial records the fold RMSEs it reported, one per year fold unless pruned.
+        for trial in study.trials:
+            if trial.state == TrialState.COMPLETE:
+                assert len(trial.intermediate_values) == 3
+    # The random forest's two shards ran at the same time, against the one study.
+    rf = [read_json(model_run / f"results/tuning/random_forest/shard_{i}.json") for i in (0, 1)]
+    assert max(s["started"] for s in rf) < min(s["finished"] for s in rf)
+
+
+def test_mlflow_holds_every_trial_under_its_parent_in_the_experiment(
+    model_run: Path, mlflow_client
+):
+    experiment = mlflow_client.get_experiment_by_name("drg-workflow")
+    assert experiment is not None
+    for model in MODELS:
+        setup = read_json(model_run / f"results/tuning/{model}/setup.json")
+        assert setup["experiment_id"] == experiment.experiment_id
+        trials = mlflow_client.search_runs(
+            [experiment.experiment_id],
+            f"tags.model = '{model}' and tags.stage = 'trial'",
+            max_results=1000,
+        )
+        assert len(trials) == N_SHARDS * TRIALS_PER_SHARD
+        assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {setup["parent_run_id"]}
+        assert {r.data.tags["optuna_state"] for r in trials} <= {"COMPLETE", "PRUNED"}
+        assert all("fold_0_rmse" in r.data.metrics for r in trials)
+        parent = mlflow_client.get_run(setup["parent_run_id"])
+        assert parent.info.status == "FINISHED"
+        assert parent.data.metrics["n_trials"] == N_SHARDS * TRIALS_PER_SHARD
+    # Nothing was filed into the Default experiment (the set_experiment race).
+    default = mlflow_client.get_experiment_by_name("Default")
+    if default is not None:
+        assert mlflow_client.search_runs([default.experiment_id]) == []
+
+
+def test_final_runs_trace_to_the_data_and_load_back(model_run: Path, mlflow_client):
+    import mlflow
+
+    data_sha256 = read_json(model_run / "results/v13/v13_metadata.json")["sha256"]
+    frame = v13(model_run)
+    data = prepare_modelling_data(frame, YearSplit())
+    for model in MODELS:
+        info = read_json(model_run / f"results/models/{model}/mlflow_run.json")
+        metrics = read_json(model_run / f"results/models/{model}/metrics.json")
+        run = mlflow_client.get_run(info["run_id"])
+        assert run.data.tags["stage"] == "final"
+        assert run.data.tags["data_sha256"] == data_sha256 == metrics["data_sha256"]
+        assert run.data.tags["config_hash"] == metrics["config_hash"]
+        assert run.data.tags["mlflow.parentRunId"] == info["parent_run_id"]
+        assert run.data.metrics["val_rmse"] == pytest.approx(metrics["val_rmse"])
+        (dataset_input,) = run.inputs.dataset_inputs
+        assert dataset_input.dataset.name == "v13"
+        assert {t.key: t.value for t in dataset_input.tags}["data_sha256"] == data_sha256
+        artifacts = {a.path for a in mlflow_client.list_artifacts(info["run_id"])}
+        assert {"predictions", "importances", "settings.json"} <= artifacts
+
+        mlflow.set_tracking_uri(f"sqlite:///{model_run / 'results/mlflow/mlflow.db'}")
+        try:
+            loaded = mlflow.sklearn.load_model(info["model_uri"])
+        finally:
+            mlflow.set_tracking_uri(None)
+        predicted = loaded.predict(data.X["validation"])
+        saved = pd.read_csv(model_run / f"results/models/{model}/predictions.csv")
+        saved = saved[saved["split"] == "validation"]
+        np.testing.assert_allclose(predicted, saved["y_pred"].to_numpy(), rtol=1e-9)
+
+        permutation = pd.read_csv(model_run / f"results/models/{model}/permutation_importance.csv")
+        assert sorted(permutation["feature"]) == sorted(data.features)
+        impurity = pd.read_csv(model_run / f"results/models/{model}/impurity_importance.csv")
+        assert impurity.empty == (model != "random_forest")
+
+
+def test_comparison_has_every_model_and_the_baseline(model_run: Path):
+    table = pd.read_csv(model_run / "results/models/comparison.csv")
+    assert list(table.columns) == list(COMPARISON_COLUMNS)
+    assert sorted(table["model"]) == sorted([*MODELS, "baseline"])
+    models = table[table["model"] != "baseline"]
+    trials = models["n_trials_complete"] + models["n_trials_pruned"]
+    assert (trials == N_SHARDS * TRIALS_PER_SHARD).all()
+    assert models[["cv_rmse", "val_rmse", "test_rmse"]].notna().all().all()
+    # Models that lose to the baseline carry the warning, the others none.
+    baseline_val = float(table.loc[table["model"] == "baseline", "val_rmse"].iloc[0])
+    for _, row in models.iterrows():
+        assert (row["val_rmse"] < baseline_val) == (row["beats_baseline"] in (True, "True"))
+        assert isinstance(row["warning"], str) != (row["val_rmse"] < baseline_val)
+
+
+def test_baseline_rule_equals_the_package(model_run: Path):
+    data = prepare_modelling_data(v13(model_run), YearSplit())
+    expected = evaluate_baseline(data.frames, n_folds=3)
+    metrics = read_json(model_run / "results/models/baseline/metrics.json")
+    for key in ("cv_rmse", "val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2"):
+        assert metrics[key] == pytest.approx(expected[key])
+
+
+def test_unchanged_rerun_does_nothing_and_changes_rerun_what_they_touch(model_run: Path):
+    result = run(model_run, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+    # A lag setting changes v11..v13, hence every model's study (new data, new study name).
+    lags = run(model_run, "-n", "--config", "lags={by: row}")
+    assert lags.returncode == 0, lags.stderr[-2000:]
+    for rule in ("lag_columns", "setup_study", "tune_shard", "train_final", "compare_models"):
+        assert f"rule {rule}:" in lags.stdout
+    assert re.search(rf"^tune_shard\s+{N_SHARDS * len(MODELS)}$", lags.stdout, re.MULTILINE)
+
+    # A search-space change re-tunes that model only.
+    config = copy.deepcopy(CONFIG)
+    config["modelling"]["models"]["ridge"]["search_space"]["alpha"]["high"] = 10.0
+    write_config(model_run, config)
+    try:
+        ridge = run(model_run, "-n")
+    finally:
+        write_config(model_run, CONFIG)
+    assert ridge.returncode == 0, ridge.stderr[-2000:]
+    planned = ridge.stdout
+    assert "results/tuning/ridge/setup.json" in planned
+    assert "results/tuning/random_forest/setup.json" not in planned.split("Job stats")[-1]
+    assert "results/models/random_forest/metrics.json" not in _outputs(planned)
+    assert "results/models/ridge/metrics.json" in _outputs(planned)
+
+
+def _outputs(plan: str) -> str:
+    """The ``output:`` lines of a dry-run plan."""
+    return "\n".join(line for line in plan.splitlines() if line.strip().startswith("output:"))
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        (
+            {"alpha": {"type": "float", "low": 10.0, "high": 1.0}},
+            "config key modelling.models.ridge.search_space.alpha: low (10.0) must be < high",
+        ),
+        (
+            {"alpha": {"type": "float", "low": 0.0, "high": 1.0, "log": True}},
+            "config key modelling.models.ridge.search_space.alpha: log: true needs low > 0",
+        ),
+        (
+            {"alpah": {"type": "float", "low": 0.1, "high": 1.0}},
+            "config key modelling.models.ridge.search_space.alpah: ridge does not accept",
+        ),
+        (
+            {"alpha": {"type": "float", "low": 0.1}},
+            "config key modelling.models.ridge.search_space.alpha: 'high' is a required",
+        ),
+    ],
+)
+def test_bad_search_space_fails_before_any_job(tmp_path: Path, space: dict, message: str):
+    config = copy.deepcopy(CONFIG)
+    config["modelling"]["models"]["ridge"]["search_space"] = space
+    write_config(tmp_path, config)
+    result = run(tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_model_fails_before_any_job(tmp_path: Path):
+    config = copy.deepcopy(CONFIG)
+    config["modelling"]["models"]["xgboost"] = {
+        "search_space": {"eta": {"type": "float", "low": 0.01, "high": 0.3}}
+    }
+    write_config(tmp_path, config)
+    result = run(tmp_path)
+    assert result.returncode != 0
+    assert "config key modelling.models.xgboost: unknown model 'xgboost'" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_tracking_uri_comes_from_the_environment_when_not_configured(model_run: Path):
+    """modelling.mlflow.tracking_uri is null: MLFLOW_TRACKING_URI decides where runs go, and a
+    new store means new studies (the URI is part of the rules' params)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///elsewhere/mlflow.db"}
+    result = subprocess.run(
+        snakemake_command(model_run, "-n"), capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "rule setup_study:" in result.stdout
+    assert "Params have changed since last execution" in result.stdout
+    assert "sqlite:///elsewhere/mlflow.db" in result.stdout

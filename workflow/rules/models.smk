@@ -1,0 +1,115 @@
+# Modelling on the data version modelling.data_version (v13): per model, one setup job creates
+# the Optuna study and the MLflow experiment and parent run; n_shards tune_shard jobs run the
+# trials of that study in parallel (on one machine or spread over cluster nodes); train_final
+# refits the best parameters once all shards are done. The naive persistence baseline is
+# evaluated like a model, and compare_models puts everything in one table.
+
+
+wildcard_constraints:
+    model="|".join(MODELS),
+    shard=r"\d+",
+
+
+rule setup_study:
+    input:
+        metadata=version_metadata(MODELLING_VERSION),
+    output:
+        setup="results/tuning/{model}/setup.json",
+    log:
+        "logs/setup_study/{model}.log",
+    benchmark:
+        "benchmarks/setup_study/{model}.tsv"
+    conda:
+        "../envs/drg.yaml"
+    resources:
+        mlflow_setup=1,
+        mem_mb=1000,
+    params:
+        settings=model_settings,
+    script:
+        "../../scripts/setup_study.py"
+
+
+rule tune_shard:
+    input:
+        unpack(shard_inputs),
+    output:
+        summary="results/tuning/{model}/shard_{shard}.json",
+    log:
+        "logs/tune_shard/{model}_shard_{shard}.log",
+    benchmark:
+        "benchmarks/tune_shard/{model}_shard_{shard}.tsv"
+    conda:
+        "../envs/drg.yaml"
+    threads: 1
+    resources:
+        # Measured peak on full-scale data: about 700 MB.
+        mem_mb=1500,
+    params:
+        settings=model_settings,
+    script:
+        "../../scripts/tune_shard.py"
+
+
+rule train_final:
+    input:
+        unpack(final_inputs),
+    output:
+        metrics="results/models/{model}/metrics.json",
+        predictions="results/models/{model}/predictions.csv",
+        permutation_importance="results/models/{model}/permutation_importance.csv",
+        impurity_importance="results/models/{model}/impurity_importance.csv",
+        mlflow_run="results/models/{model}/mlflow_run.json",
+    log:
+        "logs/train_final/{model}.log",
+    benchmark:
+        "benchmarks/train_final/{model}.tsv"
+    conda:
+        "../envs/drg.yaml"
+    threads: 1
+    resources:
+        mem_mb=1500,
+    params:
+        settings=model_settings,
+        importance=MODELLING["importance"],
+        data_source=version_csv(MODELLING_VERSION),
+    script:
+        "../../scripts/train_final.py"
+
+
+rule evaluate_baseline:
+    input:
+        unpack(baseline_inputs),
+    output:
+        metrics=BASELINE_METRICS,
+        predictions="results/models/baseline/predictions.csv",
+    log:
+        "logs/evaluate_baseline/baseline.log",
+    benchmark:
+        "benchmarks/evaluate_baseline/baseline.tsv"
+    conda:
+        "../envs/drg.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        settings=shared_modelling_settings(),
+        data_source=version_csv(MODELLING_VERSION),
+    script:
+        "../../scripts/evaluate_baseline.py"
+
+
+rule compare_models:
+    input:
+        metrics=comparison_metrics(),
+    output:
+        comparison=COMPARISON,
+    log:
+        "logs/compare_models/comparison.log",
+    benchmark:
+        "benchmarks/compare_models/comparison.tsv"
+    conda:
+        "../envs/drg.yaml"
+    resources:
+        mem_mb=500,
+    script:
+        "../../scripts/compare_models.py"
