@@ -6,10 +6,11 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import baseline_step  # noqa: E402
+from drg_workflow.modelling.steps import baseline_step, route_library_logs  # noqa: E402
 from drg_workflow.versions import read_json, write_json  # noqa: E402
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    route_library_logs(log)
     metrics, predictions = baseline_step(
         snakemake.params.settings,
         read_json(snakemake.input.setup),

@@ -6,10 +6,11 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import setup_study  # noqa: E402
+from drg_workflow.modelling.steps import route_library_logs, setup_study  # noqa: E402
 from drg_workflow.versions import write_json  # noqa: E402
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    route_library_logs(log)
     setup = setup_study(snakemake.params.settings, snakemake.input.metadata)
     write_json(setup, snakemake.output.setup)
     log.info(

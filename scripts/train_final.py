@@ -8,10 +8,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import pandas as pd  # noqa: E402
 
 from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import train_final  # noqa: E402
+from drg_workflow.modelling.steps import route_library_logs, train_final  # noqa: E402
 from drg_workflow.versions import read_json, write_json  # noqa: E402
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    route_library_logs(log)
     result = train_final(
         snakemake.params.settings,
         snakemake.params.importance,

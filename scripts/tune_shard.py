@@ -1,22 +1,16 @@
 """Rule tune_shard: run one shard's trials of a model's Optuna study (shards run in parallel)."""
 
-import logging
 import os
 
 # MLflow's usage telemetry would try the network from every job; the build machines have none.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import optuna  # noqa: E402
-
 from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import tune_shard  # noqa: E402
+from drg_workflow.modelling.steps import route_library_logs, tune_shard  # noqa: E402
 from drg_workflow.versions import read_json, write_json  # noqa: E402
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
-    # Optuna's line per trial goes to the shard's log, not to Snakemake's terminal output.
-    optuna.logging.disable_default_handler()
-    for handler in log.handlers:
-        logging.getLogger("optuna").addHandler(handler)
+    route_library_logs(log)
     summary = tune_shard(
         snakemake.params.settings,
         read_json(snakemake.input.setup),

@@ -143,6 +143,14 @@ DEFAULT_TRACKING_URI = "sqlite:///results/mlflow/mlflow.db"
 BASELINE_METRICS = "results/models/baseline/metrics.json"
 COMPARISON = "results/models/comparison.csv"
 
+
+# Declared here, before any rule: global constraints added after rules exist are re-applied to
+# those rules, which in Snakemake 9.27 breaks outputs in a default storage (S3).
+wildcard_constraints:
+    model="|".join(MODELS),
+    shard=r"\d+",
+
+
 # setup_study creates the MLflow experiment (and a fresh sqlite store) and the Optuna study:
 # concurrent first-time creation crashes or misfiles runs, so setup jobs take this resource,
 # limited to 1 at a time unless --resources mlflow_setup=N says otherwise. It holds across

@@ -2,12 +2,8 @@
 # the Optuna study and the MLflow experiment and parent run; n_shards tune_shard jobs run the
 # trials of that study in parallel (on one machine or spread over cluster nodes); train_final
 # refits the best parameters once all shards are done. The naive persistence baseline is
-# evaluated like a model, and compare_models puts everything in one table.
-
-
-wildcard_constraints:
-    model="|".join(MODELS),
-    shard=r"\d+",
+# evaluated like a model, and compare_models puts everything in one table. The wildcard
+# constraints of {model} and {shard} are in common.smk.
 
 
 rule setup_study:

@@ -17,6 +17,7 @@ scripts thin.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,21 @@ from .provenance import config_hash
 
 #: Settings that do not change what a study computes (where it is logged), left out of its hash.
 _NOT_HASHED = ("mlflow",)
+
+
+def route_library_logs(logger: logging.Logger) -> None:
+    """Send Optuna's and MLflow's log lines (one per trial, study creation, store creation) to
+    the rule's log file instead of Snakemake's terminal output."""
+    import mlflow  # configures its own stderr handler on import; replace it
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    mlflow_logger = logging.getLogger(mlflow.__name__)
+    for handler in list(mlflow_logger.handlers):
+        mlflow_logger.removeHandler(handler)
+    for handler in logger.handlers:
+        logging.getLogger("optuna").addHandler(handler)
+        mlflow_logger.addHandler(handler)
 
 
 def settings_hash(settings: Mapping[str, Any]) -> str:
