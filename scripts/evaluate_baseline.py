@@ -6,7 +6,11 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import baseline_step, route_library_logs  # noqa: E402
+from drg_workflow.modelling.steps import (  # noqa: E402
+    baseline_step,
+    metrics_summary,
+    route_library_logs,
+)
 from drg_workflow.versions import read_json, write_json  # noqa: E402
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
@@ -19,15 +23,4 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
     )
     predictions.to_csv(snakemake.output.predictions, index=False)
     write_json(metrics, snakemake.output.metrics)
-    log.info(
-        "baseline: CV RMSE %.2f, validation RMSE %.2f MAE %.2f R2 %.4f, "
-        "test RMSE %.2f MAE %.2f R2 %.4f; MLflow run %s",
-        metrics["cv_rmse"],
-        metrics["val_rmse"],
-        metrics["val_mae"],
-        metrics["val_r2"],
-        metrics["test_rmse"],
-        metrics["test_mae"],
-        metrics["test_r2"],
-        metrics["mlflow"]["run_id"],
-    )
+    log.info("baseline: %s; MLflow run %s", metrics_summary(metrics), metrics["mlflow"]["run_id"])

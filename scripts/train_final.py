@@ -8,7 +8,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import pandas as pd  # noqa: E402
 
 from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import route_library_logs, train_final  # noqa: E402
+from drg_workflow.modelling.steps import (  # noqa: E402
+    metrics_summary,
+    route_library_logs,
+    train_final,
+)
 from drg_workflow.versions import read_json, write_json  # noqa: E402
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
@@ -36,18 +40,11 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
     write_json(result.metrics, snakemake.output.metrics)
     metrics = result.metrics
     log.info(
-        "%s: best of %d complete / %d pruned trials; CV RMSE %.2f, validation RMSE %.2f "
-        "MAE %.2f R2 %.4f, test RMSE %.2f MAE %.2f R2 %.4f; MLflow run %s, model %s",
+        "%s: best of %d complete / %d pruned trials; %s; MLflow run %s, model %s",
         metrics["model"],
         metrics["n_trials_complete"],
         metrics["n_trials_pruned"],
-        metrics["cv_rmse"],
-        metrics["val_rmse"],
-        metrics["val_mae"],
-        metrics["val_r2"],
-        metrics["test_rmse"],
-        metrics["test_mae"],
-        metrics["test_r2"],
+        metrics_summary(metrics),
         result.mlflow_run["run_id"],
         result.mlflow_run["model_uri"],
     )

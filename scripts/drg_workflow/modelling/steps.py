@@ -52,6 +52,15 @@ def route_library_logs(logger: logging.Logger) -> None:
         mlflow_logger.addHandler(handler)
 
 
+def metrics_summary(metrics: Mapping[str, Any]) -> str:
+    """One log line of a model's (or the baseline's) CV, validation and test figures."""
+    return (
+        f"CV RMSE {metrics['cv_rmse']:.2f}, validation RMSE {metrics['val_rmse']:.2f} "
+        f"MAE {metrics['val_mae']:.2f} R2 {metrics['val_r2']:.4f}, test RMSE "
+        f"{metrics['test_rmse']:.2f} MAE {metrics['test_mae']:.2f} R2 {metrics['test_r2']:.4f}"
+    )
+
+
 def settings_hash(settings: Mapping[str, Any]) -> str:
     """sha256 of the settings that determine a model's tuning and fit (not where it is logged).
 
