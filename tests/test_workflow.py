@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -195,7 +196,11 @@ def test_bad_config_stops_before_any_job(tmp_path: Path, config: dict, message: 
 
 def test_lint_is_clean():
     result = subprocess.run(
-        ["snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "snakemake", "--lint"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
