@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from drg_workflow.hashing import config_hash, file_sha256
 from drg_workflow.modelling.baseline import evaluate_baseline
 from drg_workflow.modelling.comparison import (
     COMPARISON_COLUMNS,
@@ -22,7 +23,6 @@ from drg_workflow.modelling.final import (
     permutation_importances,
     predict_splits,
 )
-from drg_workflow.modelling.provenance import config_hash, file_sha256
 from drg_workflow.modelling.synthetic import synthetic_v13
 from drg_workflow.modelling.tuning import ensure_experiment
 

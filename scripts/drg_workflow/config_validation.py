@@ -6,8 +6,7 @@ wrong and what is allowed, in one message, before any job runs. That is what thi
 
 from __future__ import annotations
 
-import hashlib
-import json
+import copy
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,7 @@ import jsonschema
 from jsonschema import validators
 
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.hashing import config_hash, file_sha256
 
 
 class ConfigError(DrgWorkflowError):
@@ -38,18 +38,10 @@ def _with_defaults(validator_class: type) -> type:
             for name, subschema in properties.items():
                 if "default" in subschema and name not in instance:
                     # Copy so that filling one config never mutates the schema's defaults.
-                    instance[name] = _copy(subschema["default"])
+                    instance[name] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
     return validators.extend(validator_class, {"properties": set_defaults})
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 def key_path(path: Iterable[Any]) -> str:
@@ -189,13 +181,9 @@ def _model_check_marker(cache: Path, models: Mapping[str, Any]) -> Path:
     key = {
         "models": models,
         "scikit-learn": metadata.version("scikit-learn"),
-        "code": [
-            hashlib.sha256((package / name).read_bytes()).hexdigest()
-            for name in ("models.py", "search_space.py")
-        ],
+        "code": [file_sha256(package / name) for name in ("models.py", "search_space.py")],
     }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-    return cache / digest
+    return cache / config_hash(key)
 
 
 def _touch_atomically(path: Path) -> None:

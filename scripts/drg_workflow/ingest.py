@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from drg_workflow.hashing import file_sha256
 from drg_workflow.synthetic import generate_raw
-from drg_workflow.versions import file_sha256, write_version
+from drg_workflow.versions import write_version
 
 
 def load_raw(

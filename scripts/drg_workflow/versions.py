@@ -11,7 +11,6 @@ and the metadata holds no timestamps or absolute paths, with sorted keys.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +25,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 
 from drg_workflow import __version__
+from drg_workflow.hashing import file_sha256
 from drg_workflow.transformations import apply_transformation
 
 #: Logical dtype names used in metadata -> Arrow types used to read the CSV back exactly.
@@ -51,15 +51,6 @@ def logical_dtype(series: pd.Series) -> str:
 def column_dtypes(frame: pd.DataFrame) -> dict[str, str]:
     """Column name -> logical dtype, in column order."""
     return {str(name): logical_dtype(frame[name]) for name in frame.columns}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _atomic_target(path: str | os.PathLike) -> tuple[Path, Path]:

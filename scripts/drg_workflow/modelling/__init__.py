@@ -11,6 +11,5 @@ the data helpers does not pay for ``import mlflow``, which takes 1-2 s):
 - :mod:`.tuning`: Optuna storage, study + MLflow experiment setup, CV objective, tuning shards.
 - :mod:`.final`: final refit, predictions, importances, MLflow logging of the final run.
 - :mod:`.comparison`: comparison table of all models against the baseline.
-- :mod:`.provenance`: hashes of data files and configuration for MLflow tags.
 - :mod:`.synthetic`: a small synthetic v13 frame for tests and smoke runs.
 """

@@ -26,12 +26,12 @@ from typing import Any
 
 import pandas as pd
 
+from drg_workflow.hashing import config_hash
 from drg_workflow.versions import read_arrow, read_json
 
 from .baseline import BASELINE_NAME, baseline_predictions, evaluate_baseline
 from .comparison import build_comparison, comparison_warnings
 from .data import ModellingData, YearSplit, prepare_modelling_data
-from .provenance import config_hash
 
 #: Settings that do not change what a study computes (where it is logged), left out of its hash.
 _NOT_HASHED = ("mlflow",)

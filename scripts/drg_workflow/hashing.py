@@ -1,5 +1,8 @@
-"""Hashes that tie an MLflow run to its exact data and configuration (tags data_sha256,
-config_hash)."""
+"""Content hashes: of data files (version metadata, MLflow ``data_sha256`` tags) and of
+configuration (MLflow ``config_hash`` tags, study names, the config-check cache).
+
+Only the standard library, so the Snakefile can use it without paying for pandas at parse time.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+def file_sha256(path: str | Path, chunk_size: int = 1 << 22) -> str:
     """SHA-256 hex digest of a file's bytes (streamed: the data files can be large)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
