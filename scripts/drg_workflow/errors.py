@@ -16,9 +16,10 @@ class DrgWorkflowError(ValueError):
 def logged_rule(log_path: str, rule: str) -> Iterator[logging.Logger]:
     """Log to the rule's log file; turn user-facing errors into one clear message.
 
-    A :class:`ValueError` raised by our functions (bad data, bad parameters) ends the job with
-    its message alone on stderr (Snakemake shows it), while the log keeps the full traceback
-    for whoever needs to dig. Anything else is a bug and keeps its traceback everywhere.
+    A :class:`DrgWorkflowError` (raised by our functions for bad data and bad parameters) ends
+    the job with its message alone on stderr (Snakemake shows it), while the log keeps the full
+    traceback for whoever needs to dig. Anything else, a ``ValueError`` from pandas or
+    scikit-learn included, is a bug: it is logged and keeps its traceback on stderr too.
     """
     logger = logging.getLogger(rule)
     logger.setLevel(logging.INFO)
@@ -27,9 +28,12 @@ def logged_rule(log_path: str, rule: str) -> Iterator[logging.Logger]:
     logger.addHandler(handler)
     try:
         yield logger
-    except ValueError as error:
+    except DrgWorkflowError as error:
         logger.exception("failed")
         sys.exit(f"ERROR in rule {rule}: {error}")
+    except Exception:
+        logger.exception("failed with an unexpected error (a bug: please report it)")
+        raise
     finally:
         handler.close()
         logger.removeHandler(handler)

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from drg_workflow.columns import lag_column, rolling_column
 from drg_workflow.errors import DrgWorkflowError
 
 #: Keys of one row after ``agg_severities`` (v8 onwards).
@@ -360,7 +361,7 @@ def lag_columns(frame: pd.DataFrame, columns: Sequence[str], by: LagMode = "year
     for column in columns:
         # One period back: in year mode the window [t-1, t-1] is exactly year t-1.
         [(shifted, valid)] = _previous_values(ordered, series_id, column, 1, by)
-        lags[f"{column}_lag1"] = np.where(valid, shifted, np.nan)
+        lags[lag_column(column)] = np.where(valid, shifted, np.nan)
     return pd.concat([ordered, pd.DataFrame(lags, index=ordered.index)], axis=1)
 
 
@@ -388,13 +389,13 @@ def rolling_columns(
             count += usable
             has_previous |= valid
         with np.errstate(invalid="ignore", divide="ignore"):
-            rolling[f"{column}_rolling{window}"] = np.where(count > 0, total / count, np.nan)
+            rolling[rolling_column(column, window)] = np.where(count > 0, total / count, np.nan)
     result = pd.concat([ordered, pd.DataFrame(rolling, index=ordered.index)], axis=1)
     return result.loc[has_previous].reset_index(drop=True)
 
 
 def drop_non_lag_columns(
-    frame: pd.DataFrame, columns: Sequence[str], keep: Sequence[str] = ("w_total_median_profit",)
+    frame: pd.DataFrame, columns: Sequence[str], keep: Sequence[str]
 ) -> pd.DataFrame:
     """v13: drop the current-year values of the lag list, except ``keep`` (the target), so no
     feature carries the target year's own figures."""

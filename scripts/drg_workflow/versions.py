@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 
 from drg_workflow import __version__
+from drg_workflow.files import atomic_output
 from drg_workflow.hashing import file_sha256
 from drg_workflow.transformations import apply_transformation
 
@@ -53,27 +53,14 @@ def column_dtypes(frame: pd.DataFrame) -> dict[str, str]:
     return {str(name): logical_dtype(frame[name]) for name in frame.columns}
 
 
-def _atomic_target(path: str | os.PathLike) -> tuple[Path, Path]:
-    """A temporary file beside ``path`` (same file system, so the final rename is atomic)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    return target, Path(temporary)
-
-
 def write_csv(table: pa.Table, path: str | os.PathLike) -> str:
     """Write ``table`` as CSV atomically and return the file's sha256.
 
     A crash leaves at most a hidden temporary file, never a half-written ``path``.
     """
-    target, temporary = _atomic_target(path)
-    try:
+    with atomic_output(path) as temporary:
         pa_csv.write_csv(table, temporary, pa_csv.WriteOptions(quoting_style="needed"))
         digest = file_sha256(temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
     return digest
 
 
@@ -83,13 +70,12 @@ def write_arrow(table: pa.Table, path: str | os.PathLike) -> None:
     The Arrow copy of a version holds exactly the CSV's data and is what the next rule reads:
     parsing a 150 MB CSV costs about a second per step, mapping Arrow almost nothing.
     """
-    target, temporary = _atomic_target(path)
-    try:
-        with pa.OSFile(str(temporary), "wb") as sink, pa_ipc.new_file(sink, table.schema) as out:
-            out.write_table(table)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with (
+        atomic_output(path) as temporary,
+        pa.OSFile(str(temporary), "wb") as sink,
+        pa_ipc.new_file(sink, table.schema) as out,
+    ):
+        out.write_table(table)
 
 
 def read_arrow(path: str | os.PathLike) -> pd.DataFrame:
@@ -113,12 +99,8 @@ def read_csv(path: str | os.PathLike, dtypes: Mapping[str, str] | None = None) -
 
 def write_json(document: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write JSON with sorted keys and a trailing newline, atomically."""
-    target, temporary = _atomic_target(path)
-    try:
+    with atomic_output(path) as temporary:
         temporary.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
