@@ -6,12 +6,14 @@ once per module; one test builds the full-scale frame (~1.1 M rows, ~2 s).
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.raw_schema import RAW_KEY_COLUMNS, SEVERITY_DESCRIPTIONS
 from drg_workflow.synthetic import (
     RAW_COLUMNS,
@@ -126,6 +128,46 @@ def test_invalid_arguments_raise() -> None:
         generate_raw(scale=-1.0)
     with pytest.raises(ValueError):
         generate_raw(scale=0.002, first_year=2017, last_year=2009)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"scale": 0}, {"scale": float("nan")}, {"first_year": 2017, "last_year": 2009}],
+    ids=["zero-scale", "nan-scale", "years-reversed"],
+)
+def test_bad_settings_are_user_errors(arguments: dict) -> None:
+    """A bad `raw.scale` or year range is the user's error: logged_rule shows it as one line."""
+    with pytest.raises(DrgWorkflowError):
+        generate_raw(seed=SEED, **arguments)
+
+
+# sha256 of ``generate_raw(**arguments).to_csv(index=False)``, computed from the generator
+# before it was split into named steps: the output must never change by accident (cached data
+# versions and models are keyed on it). Change a pin only when the data is meant to change.
+PINNED_CSV_SHA256 = [
+    (
+        {"seed": 42, "scale": 0.005},
+        "1c0d5e41ad9ec19023bb38c2756e161dd7668a41395d2c01a3465162ca591c69",
+    ),
+    (
+        {"seed": 5, "scale": 0.002},
+        "6a05721e40575637ee1547e607823fe068b54d0ab6646e72fd5001d67c0b8854",
+    ),
+    (
+        {"seed": 7, "scale": 0.001, "first_year": 2015, "last_year": 2015},
+        "9d117e7206ec97a75d758d1460f8d8a1f0d23e1c2ecc8c26fb61dfb3517594fc",
+    ),
+    (
+        {"seed": 3, "scale": 0.02, "first_year": 2010, "last_year": 2013},
+        "59d027d8d36ddf7806ff3fa3c9fbd18a277200806f8268e26d6eb7ca69bb6f08",
+    ),
+]
+
+
+@pytest.mark.parametrize(("arguments", "sha256"), PINNED_CSV_SHA256, ids=lambda x: str(x)[:12])
+def test_output_bytes_are_pinned(arguments: dict, sha256: str) -> None:
+    csv_bytes = generate_raw(**arguments).to_csv(index=False).encode()
+    assert hashlib.sha256(csv_bytes).hexdigest() == sha256
 
 
 # --- Sizes and year range -----------------------------------------------------------------------
@@ -282,6 +324,10 @@ def test_total_median_profit_persists_across_years(small: pd.DataFrame) -> None:
 
 def test_full_scale_matches_the_real_file_shape() -> None:
     df = generate_raw(seed=SEED)
+    # The default frame itself is pinned too (see PINNED_CSV_SHA256; hashing is cheaper here
+    # than writing 1.1 M rows of CSV).
+    assert len(df) == 1_108_700
+    assert int(pd.util.hash_pandas_object(df, index=True).sum()) == 10158993748373712453
     assert abs(len(df) - 1_081_672) <= 0.05 * 1_081_672
     assert df["Facility Id"].nunique() == 210
     assert df["APR DRG Code"].nunique() == 316

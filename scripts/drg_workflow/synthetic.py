@@ -40,6 +40,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.raw_schema import RAW_COLUMNS, SEVERITY_DESCRIPTIONS
 
 __all__ = [
@@ -122,7 +123,7 @@ def sizes_for_scale(scale: float) -> tuple[int, int]:
     linear in ``scale``; floors of 6 facilities and 12 DRGs keep tiny frames useful.
     """
     if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        raise DrgWorkflowError(f"scale must be a positive finite number, got {scale!r}")
     root = math.sqrt(scale)
     return (
         max(MIN_FACILITIES, round(FULL_N_FACILITIES * root)),
@@ -223,7 +224,7 @@ def generate_raw(
         ValueError: If ``scale`` is not positive or ``last_year < first_year``.
     """
     if last_year < first_year:
-        raise ValueError(f"last_year ({last_year}) is before first_year ({first_year})")
+        raise DrgWorkflowError(f"last_year ({last_year}) is before first_year ({first_year})")
     n_fac, n_drg = sizes_for_scale(scale)
     n_years = last_year - first_year + 1
     rng = np.random.default_rng(seed)
