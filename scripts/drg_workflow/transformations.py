@@ -1,8 +1,10 @@
-"""The transformations that turn one data version into the next (v1..v13).
+"""The transformations that turn one data version into the next.
 
 Each function is pure: it takes a frame (and keyword parameters from the config) and returns a
-new frame, never touching its input. Their meaning is fixed by
-``shared/spec/data-and-transformations.md``; the docstrings repeat the essentials.
+new frame, never touching its input. Which transformation makes which version is set by the
+config's ``chain``; docs/data-versions.md describes each transformation in the default chain
+(columns, formulas, parameters and their config keys, row counts) and the corrections to the
+original pipeline. The docstrings here repeat the essentials.
 
 Every transformation is registered in :data:`TRANSFORMATIONS` under the name the config's chain
 uses. All of them are vectorised: group-wise work is done with sorted numpy arrays and
@@ -22,7 +24,7 @@ import pandas as pd
 from drg_workflow.columns import lag_column, rolling_column
 from drg_workflow.errors import DrgWorkflowError
 
-#: Keys of one row after ``agg_severities`` (v8 onwards).
+#: Keys of one row once ``agg_severities`` has run.
 GROUP_KEYS: list[str] = ["year", "facility_id", "apr_drg_code"]
 #: Keys of one (facility, DRG) time series, the unit that lags are taken within.
 SERIES_KEYS: list[str] = ["facility_id", "apr_drg_code"]
@@ -61,7 +63,7 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], transformation
         )
 
 
-# --- v1, v2: column housekeeping -------------------------------------------------------------
+# --- column housekeeping ---------------------------------------------------------------------
 
 
 def sanitize_name(name: str) -> str:
@@ -70,7 +72,11 @@ def sanitize_name(name: str) -> str:
 
 
 def sanitize_column_names(frame: pd.DataFrame) -> pd.DataFrame:
-    """v1: ``"APR Severity Of Illness Code"`` -> ``apr_severity_of_illness_code`` and so on."""
+    """Rename every column by :func:`sanitize_name`.
+
+    ``"APR Severity Of Illness Code"`` -> ``apr_severity_of_illness_code`` and so on; fails if
+    two columns would get the same name.
+    """
     names = [sanitize_name(str(c)) for c in frame.columns]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -82,11 +88,11 @@ def sanitize_column_names(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def drop_description_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """v2: drop every column whose name ends with ``description``."""
+    """Drop every column whose name ends with ``description``."""
     return frame.drop(columns=[c for c in frame.columns if str(c).endswith("description")])
 
 
-# --- v3..v6: derived money columns -----------------------------------------------------------
+# --- derived money columns -------------------------------------------------------------------
 
 
 def _with_column(
@@ -97,28 +103,28 @@ def _with_column(
 
 
 def median_profit(frame: pd.DataFrame) -> pd.DataFrame:
-    """v3: ``median_profit = median_charge - median_cost``."""
+    """Add ``median_profit = median_charge - median_cost``."""
     return _with_column(
         frame, "median_profit", "median_charge", "median_cost", np.subtract, "median_profit"
     )
 
 
 def mean_profit(frame: pd.DataFrame) -> pd.DataFrame:
-    """v4: ``mean_profit = mean_charge - mean_cost``."""
+    """Add ``mean_profit = mean_charge - mean_cost``."""
     return _with_column(
         frame, "mean_profit", "mean_charge", "mean_cost", np.subtract, "mean_profit"
     )
 
 
 def total_mean_profit(frame: pd.DataFrame) -> pd.DataFrame:
-    """v5: ``total_mean_profit = mean_profit * discharges``."""
+    """Add ``total_mean_profit = mean_profit * discharges``."""
     return _with_column(
         frame, "total_mean_profit", "mean_profit", "discharges", np.multiply, "total_mean_profit"
     )
 
 
 def total_median_profit(frame: pd.DataFrame) -> pd.DataFrame:
-    """v5_1: ``total_median_profit = median_profit * discharges``."""
+    """Add ``total_median_profit = median_profit * discharges``."""
     return _with_column(
         frame,
         "total_median_profit",
@@ -130,24 +136,24 @@ def total_median_profit(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def total_median_cost(frame: pd.DataFrame) -> pd.DataFrame:
-    """v5_2: ``total_median_cost = median_cost * discharges``."""
+    """Add ``total_median_cost = median_cost * discharges``."""
     return _with_column(
         frame, "total_median_cost", "median_cost", "discharges", np.multiply, "total_median_cost"
     )
 
 
 def total_mean_cost(frame: pd.DataFrame) -> pd.DataFrame:
-    """v6: ``total_mean_cost = mean_cost * discharges``."""
+    """Add ``total_mean_cost = mean_cost * discharges``."""
     return _with_column(
         frame, "total_mean_cost", "mean_cost", "discharges", np.multiply, "total_mean_cost"
     )
 
 
-# --- v7: rare DRGs ---------------------------------------------------------------------------
+# --- rare DRGs -------------------------------------------------------------------------------
 
 
 def drop_rare_drgs(frame: pd.DataFrame, threshold: int = 5000) -> pd.DataFrame:
-    """v7: keep rows whose DRG has total discharges over the whole file ``> threshold``.
+    """Keep the rows whose DRG has total discharges over the whole frame ``> threshold``.
 
     The comparison is strict: a DRG whose total equals the threshold is dropped.
     """
@@ -156,7 +162,7 @@ def drop_rare_drgs(frame: pd.DataFrame, threshold: int = 5000) -> pd.DataFrame:
     return frame.loc[totals.to_numpy() > threshold].reset_index(drop=True)
 
 
-# --- v8: one row per (year, facility, DRG) ---------------------------------------------------
+# --- one row per (year, facility, DRG) -------------------------------------------------------
 
 
 def _group_starts(sorted_keys: list[np.ndarray]) -> np.ndarray:
@@ -204,13 +210,14 @@ def weighted_lower_median(
 
 
 def agg_severities(frame: pd.DataFrame) -> pd.DataFrame:
-    """v8: collapse severities to one row per (year, facility_id, apr_drg_code).
+    """Collapse the severity rows to one row per (year, facility_id, apr_drg_code).
 
     Columns: the keys, ``sum_discharges``, ``severity_1..4_portion`` (share of the group's
     discharges at each severity, 0 where none), discharge-weighted means of
     :data:`WEIGHTED_MEAN_COLUMNS` and discharge-weighted lower medians of
-    :data:`WEIGHTED_MEDIAN_COLUMNS`, each prefixed ``w_``. Rows sorted by the keys; no ``index``
-    column (the original leaked one).
+    :data:`WEIGHTED_MEDIAN_COLUMNS`, each prefixed ``w_``. Rows sorted by the keys. All other
+    columns are dropped, and no ``index`` column is written (the original pipeline leaked
+    one); see docs/data-versions.md.
     """
     needed = [
         *GROUP_KEYS,
@@ -253,11 +260,12 @@ def agg_severities(frame: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
-# --- v9, v10: same-year context --------------------------------------------------------------
+# --- same-year context -----------------------------------------------------------------------
 
 
 def ratio_drg_facility_vs_year(frame: pd.DataFrame) -> pd.DataFrame:
-    """v9: distinct DRGs per (year, facility) over distinct DRGs per year."""
+    """Add ``facility_drg_count`` (distinct DRGs per (year, facility)), ``year_drg_count``
+    (distinct DRGs per year) and ``ratio_drg_facility_vs_year``, the first over the second."""
     _require_columns(frame, GROUP_KEYS, "ratio_drg_facility_vs_year")
     facility_count = frame.groupby(["year", "facility_id"], sort=False)["apr_drg_code"].transform(
         "nunique"
@@ -281,7 +289,7 @@ def equal_count_bins(values: pd.Series, bins: int) -> pd.Series:
 
 
 def yearly_discharge_bin(frame: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
-    """v10: within each year, cut facilities into ``bins`` equal-count quantile bins of their
+    """Within each year, cut facilities into ``bins`` equal-count quantile bins of their
     yearly ``sum_discharges`` and join the label back to every row as ``yearly_discharge_bin``.
     """
     _require_columns(frame, ["year", "facility_id", "sum_discharges"], "yearly_discharge_bin")
@@ -293,7 +301,7 @@ def yearly_discharge_bin(frame: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
     return frame.join(labels, on=["year", "facility_id"])
 
 
-# --- v11..v13: lags --------------------------------------------------------------------------
+# --- lags ------------------------------------------------------------------------------------
 
 
 def _sorted_series(frame: pd.DataFrame, transformation: str, columns: Sequence[str]):
@@ -349,7 +357,7 @@ def _check_lag_mode(by: str, transformation: str) -> None:
 
 
 def lag_columns(frame: pd.DataFrame, columns: Sequence[str], by: LagMode = "year") -> pd.DataFrame:
-    """v11: ``<col>_lag1`` for each column of the lag list, within each (facility, DRG).
+    """Add ``<col>_lag1`` for each of ``columns``, within each (facility, DRG) series.
 
     ``by="year"`` (default): the value for calendar year t-1, missing when that year is absent.
     ``by="row"``: the previous observed row's value (the original pipeline's behaviour).
@@ -368,11 +376,12 @@ def lag_columns(frame: pd.DataFrame, columns: Sequence[str], by: LagMode = "year
 def rolling_columns(
     frame: pd.DataFrame, columns: Sequence[str], window: int = 2, by: LagMode = "year"
 ) -> pd.DataFrame:
-    """v12: ``<col>_rolling<window>`` = mean of the column over the ``window`` previous periods.
+    """Add ``<col>_rolling<window>`` for each of ``columns``: the column's mean over the
+    ``window`` previous periods of its (facility, DRG) series, the current year excluded.
 
     ``by="year"``: years t-1..t-window, missing years ignored; ``by="row"``: the ``window``
-    previous observed rows. At least one value is enough (min_periods 1); rows with none are
-    dropped.
+    previous observed rows. At least one value is enough (min_periods 1); rows with no earlier
+    row in the window are dropped. Rows come out sorted by (facility_id, apr_drg_code, year).
     """
     _check_lag_mode(by, "rolling_columns")
     if window < 1:
@@ -397,8 +406,8 @@ def rolling_columns(
 def drop_non_lag_columns(
     frame: pd.DataFrame, columns: Sequence[str], keep: Sequence[str]
 ) -> pd.DataFrame:
-    """v13: drop the current-year values of the lag list, except ``keep`` (the target), so no
-    feature carries the target year's own figures."""
+    """Drop the current-year values of ``columns`` (the lag list), except ``keep`` (the
+    target), so no feature carries the target year's own figures."""
     _require_columns(frame, columns, "drop_non_lag_columns")
     return frame.drop(columns=[c for c in columns if c not in set(keep)])
 

@@ -6,7 +6,8 @@ its input, transformation and parameters. Nothing here knows about Snakemake; pa
 arguments.
 
 Bytes are reproducible: the CSV is written by Arrow (shortest round-trip float text, no index),
-and the metadata holds no timestamps or absolute paths, with sorted keys.
+and the metadata holds no timestamps or absolute paths, with sorted keys. docs/data-versions.md
+describes the files of a version and every metadata field.
 """
 
 from __future__ import annotations
@@ -129,7 +130,14 @@ def version_metadata(
     input_sha256: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The metadata document of one data version (no timestamps, no paths)."""
+    """The metadata document of one data version (no timestamps, no paths).
+
+    Keys: ``version``, ``rows``, ``columns`` (``[{"name", "dtype"}]`` in column order, dtypes
+    as in :func:`logical_dtype`), ``sha256`` (of the CSV), ``input`` (``{"version",
+    "sha256"}`` of the version it was made from, both None for the raw version),
+    ``transformation`` (``{"name", "parameters"}``) and ``workflow_version``; ``extra`` adds
+    further top-level keys (the raw version's ``raw_file`` and ``validation``).
+    """
     document = {
         "version": version,
         "rows": int(len(frame)),
