@@ -1,0 +1,88 @@
+"""Writing data versions: atomic outputs with ordinary modes, compressed Arrow copies."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as pa_ipc
+import pytest
+
+from drg_workflow.files import atomic_output
+from drg_workflow.versions import (
+    metadata_dtypes,
+    read_arrow,
+    read_csv,
+    read_json,
+    write_version,
+)
+
+
+@pytest.fixture
+def umask() -> Iterator[callable]:
+    """Set the process umask for a test (``umask(0o027)``) and restore it afterwards."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield os.umask
+    os.umask(previous)
+
+
+def small_frame(rows: int = 2000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "year": np.repeat(np.arange(2010, 2014), rows // 4),
+            "facility_name": rng.choice(["General Hospital", "St. Elsewhere"], rows),
+            "mean_cost": rng.integers(1000, 9000, rows) / 4,
+        }
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize(("mask", "expected"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_version_files_get_the_umask_mode(tmp_path: Path, umask, mask: int, expected: int):
+    umask(mask)
+    paths = [tmp_path / "v1" / name for name in ("v1.csv", "v1_metadata.json", "v1.arrow")]
+    write_version(small_frame(), *paths, version="v1", transformation="t", parameters={})
+    assert [mode(p) for p in paths] == [expected] * 3
+
+
+def test_a_failed_write_leaves_nothing(tmp_path: Path):
+    target = tmp_path / "out.csv"
+    with pytest.raises(RuntimeError), atomic_output(target) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("crash while writing")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_replaces_only_when_complete(tmp_path: Path, umask):
+    umask(0o022)
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with atomic_output(target) as temporary:
+        temporary.write_text("new")
+        assert target.read_text() == "old"
+    assert target.read_text() == "new" and mode(target) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_arrow_copy_is_compressed_and_equals_the_csv(tmp_path: Path):
+    frame = small_frame(20000)
+    csv, metadata, arrow = tmp_path / "v.csv", tmp_path / "v.json", tmp_path / "v.arrow"
+    write_version(frame, csv, metadata, arrow, version="v", transformation="t", parameters={})
+    from_csv = read_csv(csv, metadata_dtypes(read_json(metadata)))
+    pd.testing.assert_frame_equal(read_arrow(arrow), from_csv)
+    pd.testing.assert_frame_equal(from_csv, frame)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    plain = tmp_path / "plain.arrow"
+    with pa.OSFile(str(plain), "wb") as sink, pa_ipc.new_file(sink, table.schema) as out:
+        out.write_table(table)
+    assert arrow.stat().st_size < 0.5 * plain.stat().st_size
