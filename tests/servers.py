@@ -16,6 +16,15 @@ files, and has a few special paths that real download problems look like:
     503 for the first ``N`` requests of that path, then the file (a retry test).
 ``/truncated/<file>``
     announces the file's full length but sends half of it, then closes the connection.
+``/status<code>/<anything>``
+    always answers with that HTTP status (e.g. ``/status429/raw.csv``).
+``/hangup/<anything>``
+    closes the connection without answering.
+``/slow/<file>``
+    sends nothing for ``SLOW_SECONDS``, then the file (a timeout before the headers).
+``/stall/<file>``
+    announces the file's full length, sends half of it, then stalls for ``SLOW_SECONDS``
+    (a timeout in the middle of the body).
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = "127.0.0.1"
+#: How long ``/slow/`` and ``/stall/`` keep the client waiting.
+SLOW_SECONDS = 3.0
 
 HTML_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Open Data</title></head>\n"
@@ -168,6 +179,19 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if self.path.startswith("/html/"):
             self._send(200, HTML_PAGE, "text/html; charset=utf-8")
             return
+        status = re.match(r"^/status(\d{3})/", self.path)
+        if status:
+            self._send(int(status.group(1)), b"no\n", "text/plain")
+            return
+        if self.path.startswith("/hangup/"):
+            self.close_connection = True
+            return
+        if self.path.startswith("/slow/"):
+            time.sleep(SLOW_SECONDS)
+            self.path = self.path[len("/slow") :]
+        elif self.path.startswith(("/truncated/", "/stall/")):
+            self._send_half(self.path.split("/", 2)[1])
+            return
         flaky = re.match(r"^/flaky(\d+)(/.*)$", self.path)
         if flaky:
             seen = self.flaky_counts.get(self.path, 0)
@@ -176,20 +200,23 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
                 self._send(503, b"busy, try again\n", "text/plain")
                 return
             self.path = flaky.group(2)
-        elif self.path.startswith("/truncated/"):
-            body = self._file(self.path[len("/truncated") :])
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/csv")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
         super().do_GET()
+
+    def _send_half(self, kind: str) -> None:
+        """Announce the whole file, send half; ``stall``: then wait before closing."""
+        body = self._file(self.path[len(kind) + 1 :])
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        if kind == "stall":
+            time.sleep(SLOW_SECONDS)
+        self.close_connection = True
 
     def _file(self, path: str) -> bytes | None:
         local = Path(self.translate_path(path))
