@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -145,6 +148,37 @@ def test_two_clean_runs_give_identical_bytes(small_run: Path, tmp_path: Path):
     assert sorted(first) == sorted(second)
     different = [name for name in first if first[name] != second[name]]
     assert different == []
+
+
+def test_a_killed_run_resumes_with_the_plain_command(small_run: Path, tmp_path: Path):
+    """SIGKILL of the whole run mid-chain (snakemake and its running job), then the plain
+    command: no --unlock, no --rerun-incomplete, and the same bytes as an uninterrupted run."""
+    write_config(tmp_path, SMALL_CONFIG)
+    # The plain command: no --nolock, so Snakemake's own locking is exercised too.
+    plain = [arg for arg in snakemake_command(tmp_path, "features") if arg != "--nolock"]
+    killed = subprocess.Popen(
+        plain, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    incomplete = tmp_path / ".snakemake" / "incomplete"
+    deadline = time.monotonic() + 300
+    while not (
+        (tmp_path / "results/v3/v3_metadata.json").exists()
+        and incomplete.is_dir()
+        and any(incomplete.iterdir())
+    ):
+        assert killed.poll() is None and time.monotonic() < deadline, "run ended before the kill"
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert any((tmp_path / ".snakemake" / "locks").iterdir())  # what a kill leaves behind
+    assert not (tmp_path / "results/v13").exists()
+
+    resumed = subprocess.run(plain, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Removed the locks left by a killed run" in resumed.stderr
+    first, second = result_files(small_run), result_files(tmp_path)
+    assert sorted(second) == sorted(first)
+    assert [name for name in first if first[name] != second[name]] == []
 
 
 def test_targeted_build_makes_only_what_it_needs(tmp_path: Path):
