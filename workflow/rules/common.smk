@@ -8,6 +8,14 @@ import yaml
 # The rules' Python package lives in scripts/; the Snakefile needs its config validation.
 sys.path.insert(0, str(Path(workflow.basedir).parent / "scripts"))
 from drg_workflow.config_validation import ConfigError, validate_config
+from drg_workflow.run_lock import record_lock_holder, remove_stale_locks
+
+#: The run holding this directory's Snakemake locks, recorded so that the locks a killed run
+#: leaves behind can be told from a live run's (see drg_workflow/run_lock.py).
+LOCK_HOLDER = Path(".snakemake") / "drg-workflow" / "lock-holder.json"
+killed_run = remove_stale_locks(Path(".snakemake") / "locks", LOCK_HOLDER)
+if killed_run is not None:
+    logger.warning(f"Removed the locks left by a killed run (process {killed_run}).")
 
 RAW_VERSION = "v0"
 CONFIG_SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
