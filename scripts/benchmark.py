@@ -65,6 +65,22 @@ def benchmark_rows(workdir: Path) -> list[tuple[str, str, float, float]]:
     return sorted(rows, key=lambda row: row[2], reverse=True)
 
 
+def disk_usage(workdir: Path) -> dict[str, int]:
+    """Bytes under results/: the version CSVs, their Arrow copies, and everything else."""
+    usage = {"CSV": 0, "Arrow copies": 0, "other": 0}
+    for path in (workdir / "results").rglob("*"):
+        if path.is_file():
+            kind = {".csv": "CSV", ".arrow": "Arrow copies"}.get(path.suffix, "other")
+            usage[kind] += path.stat().st_size
+    return usage
+
+
+def print_disk_usage(workdir: Path, what: str) -> None:
+    usage = disk_usage(workdir)
+    parts = ", ".join(f"{kind} {size / 1e9:.2f}" for kind, size in usage.items())
+    print(f"disk under results/ after {what}: {sum(usage.values()) / 1e9:.2f} GB ({parts})")
+
+
 def version_rows(workdir: Path, version: str) -> int:
     metadata = workdir / "results" / version / f"{version}_metadata.json"
     return json.loads(metadata.read_text())["rows"]
@@ -188,11 +204,13 @@ def main() -> None:
         print(f"cores: {args.cores} (machine has {os.cpu_count()})")
         print(f"generate v0 (wall):        {raw_seconds:7.1f} s")
         print(f"v0 -> v13 chain (wall):    {chain_seconds:7.1f} s")
+        print_disk_usage(workdir, "the feature chain")
         print(f"\n{'rule':<28} {'version':<8} {'seconds':>8} {'max RSS MB':>11}")
         for rule, version, seconds, rss in benchmark_rows(workdir):
             print(f"{rule:<28} {version:<8} {seconds:8.2f} {rss:11.0f}")
         if args.tuning:
             benchmark_tuning(workdir, config, args.cores)
+            print_disk_usage(workdir, "the default target")
             benchmark_speedup(workdir, config, args.cores, args.speedup_model, args.speedup_trials)
     finally:
         if args.workdir is None:
