@@ -262,7 +262,7 @@ def test_rolling_by_year_drops_row_whose_history_is_older_than_window():
 def test_lags_refuse_duplicate_series_years():
     rows = [(1, 10, 2010, 4.0), (1, 10, 2010, 5.0)]
     with pytest.raises(t.TransformationError, match="share one"):
-        t.lag_columns(series_frame(rows), LAGS)
+        t.lag_columns(series_frame(rows), LAGS, by="year")
 
 
 def test_lag_mode_is_checked():

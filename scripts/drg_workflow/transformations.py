@@ -152,7 +152,7 @@ def total_mean_cost(frame: pd.DataFrame) -> pd.DataFrame:
 # --- rare DRGs -------------------------------------------------------------------------------
 
 
-def drop_rare_drgs(frame: pd.DataFrame, threshold: int = 5000) -> pd.DataFrame:
+def drop_rare_drgs(frame: pd.DataFrame, threshold: int) -> pd.DataFrame:
     """Keep the rows whose DRG has total discharges over the whole frame ``> threshold``.
 
     The comparison is strict: a DRG whose total equals the threshold is dropped.
@@ -288,7 +288,7 @@ def equal_count_bins(values: pd.Series, bins: int) -> pd.Series:
     return labels.astype(np.int64)
 
 
-def yearly_discharge_bin(frame: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
+def yearly_discharge_bin(frame: pd.DataFrame, bins: int) -> pd.DataFrame:
     """Within each year, cut facilities into ``bins`` equal-count quantile bins of their
     yearly ``sum_discharges`` and join the label back to every row as ``yearly_discharge_bin``.
     """
@@ -356,7 +356,7 @@ def _check_lag_mode(by: str, transformation: str) -> None:
         raise TransformationError(f"{transformation}: by must be 'year' or 'row', not {by!r}")
 
 
-def lag_columns(frame: pd.DataFrame, columns: Sequence[str], by: LagMode = "year") -> pd.DataFrame:
+def lag_columns(frame: pd.DataFrame, columns: Sequence[str], by: LagMode) -> pd.DataFrame:
     """Add ``<col>_lag1`` for each of ``columns``, within each (facility, DRG) series.
 
     ``by="year"`` (default): the value for calendar year t-1, missing when that year is absent.
@@ -374,7 +374,7 @@ def lag_columns(frame: pd.DataFrame, columns: Sequence[str], by: LagMode = "year
 
 
 def rolling_columns(
-    frame: pd.DataFrame, columns: Sequence[str], window: int = 2, by: LagMode = "year"
+    frame: pd.DataFrame, columns: Sequence[str], window: int, by: LagMode
 ) -> pd.DataFrame:
     """Add ``<col>_rolling<window>`` for each of ``columns``: the column's mean over the
     ``window`` previous periods of its (facility, DRG) series, the current year excluded.
