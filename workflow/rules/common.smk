@@ -9,6 +9,7 @@ import yaml
 sys.path.insert(0, str(Path(workflow.basedir).parent / "scripts"))
 from drg_workflow.config_validation import ConfigError, validate_config
 from drg_workflow.run_lock import record_lock_holder, remove_stale_locks
+from drg_workflow.chain import configured_parameters
 
 #: The run holding this directory's Snakemake locks, recorded so that the locks a killed run
 #: leaves behind can be told from a live run's (see drg_workflow/run_lock.py).
@@ -73,23 +74,7 @@ def input_version_files(wildcards):
 
 def transformation_parameters(transformation):
     """Keyword parameters of a transformation, from the config."""
-    lags = config["lags"]
-    lag_parameters = {
-        "lag_columns": {"columns": lags["columns"], "by": lags["by"]},
-        "rolling_columns": {
-            "columns": lags["columns"],
-            "window": lags["rolling_window"],
-            "by": lags["by"],
-        },
-        "drop_non_lag_columns": {
-            "columns": lags["columns"],
-            "keep": [config["target"]],
-        },
-    }
-    return {
-        **config["transformations"].get(transformation, {}),
-        **lag_parameters.get(transformation, {}),
-    }
+    return configured_parameters(config, transformation)
 
 
 #: Where download_raw puts the CSV of raw.source url (in the default storage, if any).
