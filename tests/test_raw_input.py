@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from drg_workflow.raw_input import RawDataError, RawReadReport, read_raw_csv
+from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.raw_input import RawDataError, RawReadReport, check_csv_head, read_raw_csv
 from drg_workflow.raw_schema import RAW_COLUMNS, RAW_SCHEMA
 
 HEADER = ",".join(RAW_COLUMNS)
@@ -403,3 +404,23 @@ def test_invalid_arguments() -> None:
         read_raw_csv("x.csv", on_bad_rows="ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="first_year"):
         read_raw_csv("x.csv", first_year=2020, last_year=2010)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"on_bad_rows": "ignore"}, {"first_year": 2020, "last_year": 2010}, {"max_examples": -1}],
+    ids=["on_bad_rows", "years", "max_examples"],
+)
+def test_invalid_arguments_are_user_errors(arguments: dict[str, Any]) -> None:
+    """They come from the config: logged_rule shows a DrgWorkflowError as one clear line."""
+    with pytest.raises(DrgWorkflowError):
+        read_raw_csv("x.csv", **arguments)
+
+
+def test_check_csv_head_is_the_same_sniffing(tmp_path: Path) -> None:
+    """What a download checks on its first bytes is what read_raw_csv refuses."""
+    page = b"\xef\xbb\xbf<!DOCTYPE html><html><body>Sign in</body></html>"
+    with pytest.raises(RawDataError, match="looks like an HTML page") as from_head:
+        check_csv_head("https://example.org/raw.csv", page)
+    assert str(from_head.value).startswith("Raw data file https://example.org/raw.csv: ")
+    check_csv_head("x.csv", HEADER.encode())  # a CSV header passes
