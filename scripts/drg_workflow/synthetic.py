@@ -35,6 +35,7 @@ into the one that drops about the same share of DRG codes at a given scale.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -221,148 +222,223 @@ def generate_raw(
         (Year, Facility Id, APR DRG Code, APR Severity Of Illness Code), with a fresh RangeIndex.
 
     Raises:
-        ValueError: If ``scale`` is not positive or ``last_year < first_year``.
+        DrgWorkflowError: If ``scale`` is not positive or ``last_year < first_year``.
     """
     if last_year < first_year:
         raise DrgWorkflowError(f"last_year ({last_year}) is before first_year ({first_year})")
     n_fac, n_drg = sizes_for_scale(scale)
     n_years = last_year - first_year + 1
+    # One generator drawn from in a fixed order (facilities, DRGs, pairs, then year by year):
+    # changing that order changes every value, which the pinned-output tests would catch.
     rng = np.random.default_rng(seed)
+    facilities = _draw_facilities(rng, n_fac, n_years)
+    drgs = _draw_drgs(rng, n_drg)
+    pairs = _draw_pairs(rng, facilities, drgs, n_years)
+    years = _draw_years(rng, facilities, drgs, pairs, n_years)
+    return _assemble(years, facilities, drgs, first_year)
 
-    # --- Facilities (sorted by id, so the generated rows come out in key order). ----------------
-    fac_ids = np.sort(rng.choice(np.arange(1, max(10_000, 4 * n_fac)), n_fac, replace=False))
-    fac_names = _names(
-        rng, n_fac, (_NAME_TREES, _NAME_PLACES, _NAME_KINDS), "Facility {:05d} Hospital"
-    )
-    fac_log_size = _FACILITY_LOG_SD * _spread_normal(rng, n_fac)
-    fac_z = _standardise(fac_log_size)
+
+@dataclass(frozen=True)
+class _Facilities:
+    """Per-facility traits, indexed by facility number (sorted by id)."""
+
+    ids: np.ndarray
+    names: np.ndarray
+    log_size: np.ndarray  # log volume level
+    size_z: np.ndarray  # log_size standardised
+    cost: np.ndarray  # cost level multiplier
+    severity_tilt: np.ndarray  # towards higher severities if positive
+    charge_ratio: np.ndarray  # charges / costs
+    first_year: np.ndarray  # 0-based year offsets of the first and last year reported
+    last_year: np.ndarray
+
+
+def _draw_facilities(rng: np.random.Generator, n_fac: int, n_years: int) -> _Facilities:
+    """Facilities sorted by id, so the generated rows come out in key order."""
+    ids = np.sort(rng.choice(np.arange(1, max(10_000, 4 * n_fac)), n_fac, replace=False))
+    names = _names(rng, n_fac, (_NAME_TREES, _NAME_PLACES, _NAME_KINDS), "Facility {:05d} Hospital")
+    log_size = _FACILITY_LOG_SD * _spread_normal(rng, n_fac)
+    size_z = _standardise(log_size)
     # Big (teaching) hospitals are costlier and see sicker patients.
-    fac_cost = np.exp(0.1 * fac_z + 0.2 * rng.standard_normal(n_fac))
-    fac_sev_tilt = 0.1 * fac_z + 0.15 * rng.standard_normal(n_fac)
-    fac_charge_ratio = rng.uniform(*_CHARGE_RATIO_RANGE, n_fac)
+    cost = np.exp(0.1 * size_z + 0.2 * rng.standard_normal(n_fac))
+    severity_tilt = 0.1 * size_z + 0.15 * rng.standard_normal(n_fac)
+    charge_ratio = rng.uniform(*_CHARGE_RATIO_RANGE, n_fac)
     # A few facilities open late or close early (whole facility-years missing). Years are
     # 0-based offsets; drawing over all years keeps this valid for a one-year frame.
-    fac_open = np.where(rng.random(n_fac) < 0.05, rng.integers(0, n_years, n_fac), 0)
-    fac_close = np.where(rng.random(n_fac) < 0.05, rng.integers(0, n_years, n_fac), n_years)
-    fac_close = np.maximum(fac_close, fac_open)  # every facility reports at least one year
+    opens = np.where(rng.random(n_fac) < 0.05, rng.integers(0, n_years, n_fac), 0)
+    closes = np.where(rng.random(n_fac) < 0.05, rng.integers(0, n_years, n_fac), n_years)
+    closes = np.maximum(closes, opens)  # every facility reports at least one year
+    return _Facilities(
+        ids, names, log_size, size_z, cost, severity_tilt, charge_ratio, opens, closes
+    )
 
-    # --- APR DRGs (sorted by code). -------------------------------------------------------------
-    drg_codes = np.sort(rng.choice(np.arange(1, max(1000, 3 * n_drg)), n_drg, replace=False))
+
+@dataclass(frozen=True)
+class _Drgs:
+    """Per-APR-DRG traits, indexed by DRG number (sorted by code)."""
+
+    codes: np.ndarray
+    descriptions: np.ndarray
+    ms_codes: np.ndarray  # "M" (medical) or "S" (surgical)
+    ms_descriptions: np.ndarray
+    log_popularity: np.ndarray
+    base_cost: np.ndarray  # cost of one discharge at the lowest severity
+    log_severity_share: np.ndarray  # (n_drg, 4): log of the severity mix
+    severity_cost: np.ndarray  # (n_drg, 4): cost multipliers, rising with severity
+
+
+def _draw_drgs(rng: np.random.Generator, n_drg: int) -> _Drgs:
+    """APR DRGs sorted by code, medical or surgical, with a long popularity tail."""
+    codes = np.sort(rng.choice(np.arange(1, max(1000, 3 * n_drg)), n_drg, replace=False))
     surgical = rng.random(n_drg) < _SURGICAL_SHARE
-    drg_descriptions = np.empty(n_drg, dtype=object)
+    descriptions = np.empty(n_drg, dtype=object)
     for is_surgical, words in ((False, _DRG_MEDICAL), (True, _DRG_SURGICAL)):
         mask = surgical == is_surgical
-        drg_descriptions[mask] = _names(
+        descriptions[mask] = _names(
             rng, int(mask.sum()), (_DRG_SYSTEMS, words), "Other Condition Group {:03d}"
         )
-    ms_codes = np.where(surgical, "S", "M").astype(object)
-    ms_descriptions = np.where(surgical, "Surgical", "Medical").astype(object)
-    drg_log_pop = _DRG_LOG_SD * _spread_normal(rng, n_drg)
-    drg_base_cost = np.exp(math.log(7000.0) + 0.5 * rng.standard_normal(n_drg))
-    drg_base_cost *= np.where(surgical, _SURGICAL_COST_FACTOR, 1.0)
+    log_popularity = _DRG_LOG_SD * _spread_normal(rng, n_drg)
+    base_cost = np.exp(math.log(7000.0) + 0.5 * rng.standard_normal(n_drg))
+    base_cost *= np.where(surgical, _SURGICAL_COST_FACTOR, 1.0)
     # Per-DRG severity mix (gamma draws = Dirichlet around the average mix); surgical DRGs lean
     # towards higher severity. Log shares, so facility tilts can be added before normalising.
-    sev_gamma = rng.gamma(40.0 * _SEVERITY_MIX, size=(n_drg, _N_SEV))
-    drg_log_share = np.log(sev_gamma / sev_gamma.sum(axis=1, keepdims=True))
-    drg_log_share += np.where(surgical, 0.15, 0.0)[:, None] * (np.arange(_N_SEV) - 1.5)
+    severity_gamma = rng.gamma(40.0 * _SEVERITY_MIX, size=(n_drg, _N_SEV))
+    log_share = np.log(severity_gamma / severity_gamma.sum(axis=1, keepdims=True))
+    log_share += np.where(surgical, 0.15, 0.0)[:, None] * (np.arange(_N_SEV) - 1.5)
     # Per-DRG severity cost multipliers, sorted so cost always rises with severity.
-    drg_sev_cost = np.sort(_SEVERITY_COST * np.exp(0.1 * rng.standard_normal((n_drg, _N_SEV))), 1)
+    severity_cost = np.sort(_SEVERITY_COST * np.exp(0.1 * rng.standard_normal((n_drg, _N_SEV))), 1)
+    return _Drgs(
+        codes,
+        descriptions,
+        np.where(surgical, "S", "M").astype(object),
+        np.where(surgical, "Surgical", "Medical").astype(object),
+        log_popularity,
+        base_cost,
+        log_share,
+        severity_cost,
+    )
 
-    # --- (facility, DRG) pairs: arrays of shape (n_fac, n_drg). ---------------------------------
-    pair_shape = (n_fac, n_drg)
-    drg_z = _standardise(drg_log_pop)
+
+@dataclass(frozen=True)
+class _Pairs:
+    """(facility, DRG) pairs: arrays of shape (n_fac, n_drg), or (n_fac, n_drg, 4)."""
+
+    offered: np.ndarray  # whether the facility ever treats the DRG
+    first_year: np.ndarray  # 0-based year offsets between which it is offered
+    last_year: np.ndarray
+    log_volume: np.ndarray  # expected log discharges before the yearly effect
+    severity_share: np.ndarray  # (n_fac, n_drg, 4): severity mix, summing to 1
+    cost: np.ndarray  # cost of one discharge before severity, year and per-pair effects
+
+
+def _draw_pairs(
+    rng: np.random.Generator, facilities: _Facilities, drgs: _Drgs, n_years: int
+) -> _Pairs:
+    """Which facility treats which DRG in which years, and how much of it."""
+    shape = (len(facilities.ids), len(drgs.codes))
+    drg_z = _standardise(drgs.log_popularity)
     # Big facilities offer more DRGs; rare DRGs are offered by fewer facilities.
-    offer_logit = 2.4 + 1.0 * fac_z[:, None] + 0.8 * drg_z[None, :]
-    offered = rng.random(pair_shape) < 1.0 / (1.0 + np.exp(-offer_logit))
+    offer_logit = 2.4 + 1.0 * facilities.size_z[:, None] + 0.8 * drg_z[None, :]
+    offered = rng.random(shape) < 1.0 / (1.0 + np.exp(-offer_logit))
     # Some pairs start after the first year and some stop before the last (service lines open
     # and close); empty [entry, exit] ranges just mean "never offered".
-    pair_entry = np.where(rng.random(pair_shape) < 0.12, rng.integers(0, n_years, pair_shape), 0)
-    pair_exit = np.where(
-        rng.random(pair_shape) < 0.10, rng.integers(0, n_years, pair_shape), n_years
-    )
-    pair_entry = np.maximum(pair_entry, fac_open[:, None])
-    pair_exit = np.minimum(pair_exit, fac_close[:, None])
+    entry = np.where(rng.random(shape) < 0.12, rng.integers(0, n_years, shape), 0)
+    exit_ = np.where(rng.random(shape) < 0.10, rng.integers(0, n_years, shape), n_years)
+    entry = np.maximum(entry, facilities.first_year[:, None])
+    exit_ = np.minimum(exit_, facilities.last_year[:, None])
     # Static specialisation (some facilities are big in some DRGs) on top of size x popularity.
-    pair_log_volume = (
+    log_volume = (
         _LOG_VOLUME_LEVEL
-        + fac_log_size[:, None]
-        + drg_log_pop[None, :]
-        + 0.6 * rng.standard_normal(pair_shape)
+        + facilities.log_size[:, None]
+        + drgs.log_popularity[None, :]
+        + 0.6 * rng.standard_normal(shape)
     )
     # Facility severity tilt applied to each DRG's mix, then renormalised: (n_fac, n_drg, 4).
-    log_share = drg_log_share[None, :, :] + fac_sev_tilt[:, None, None] * (np.arange(_N_SEV) - 1.5)
+    tilt = facilities.severity_tilt[:, None, None] * (np.arange(_N_SEV) - 1.5)
+    log_share = drgs.log_severity_share[None, :, :] + tilt
     share = np.exp(log_share - log_share.max(axis=2, keepdims=True))
     share /= share.sum(axis=2, keepdims=True)
-    # Cost of one discharge before severity, year and per-pair effects.
-    pair_cost = fac_cost[:, None] * drg_base_cost[None, :]
+    cost = facilities.cost[:, None] * drgs.base_cost[None, :]
+    return _Pairs(offered, entry, exit_, log_volume, share, cost)
 
+
+def _draw_years(
+    rng: np.random.Generator, facilities: _Facilities, drgs: _Drgs, pairs: _Pairs, n_years: int
+) -> list[dict[str, np.ndarray]]:
+    """One block of rows per year (0-based ``year``; facility, DRG and severity numbers ``f``,
+    ``d``, ``s``; discharges ``n``; the money columns), in key order within the year."""
+    shape = pairs.offered.shape
     # Cell grid indices for one year, in (facility, DRG, severity) order.
-    fac_idx, drg_idx, sev_idx = (
-        a.ravel() for a in np.indices((n_fac, n_drg, _N_SEV), dtype=np.int64)
-    )
+    fac_idx, drg_idx, sev_idx = (a.ravel() for a in np.indices((*shape, _N_SEV), dtype=np.int64))
     volume_effect: np.ndarray | None = None
     cost_effect: np.ndarray | None = None
     blocks: list[dict[str, np.ndarray]] = []
     for t in range(n_years):
         # Slowly varying per-pair effects carry last year's level into this year; the first
         # year starts from the stationary distribution.
-        volume_effect = _ar1_step(rng, volume_effect, pair_shape, _VOLUME_AR, _VOLUME_SD)
-        cost_effect = _ar1_step(rng, cost_effect, pair_shape, _COST_AR, _COST_SD)
-        active = offered & (pair_entry <= t) & (t <= pair_exit)
-        expected = np.exp(pair_log_volume + volume_effect)[:, :, None] * share
+        volume_effect = _ar1_step(rng, volume_effect, shape, _VOLUME_AR, _VOLUME_SD)
+        cost_effect = _ar1_step(rng, cost_effect, shape, _COST_AR, _COST_SD)
+        active = pairs.offered & (pairs.first_year <= t) & (t <= pairs.last_year)
+        expected = np.exp(pairs.log_volume + volume_effect)[:, :, None] * pairs.severity_share
         # Gamma-Poisson (negative binomial) counts: many small counts, a few large, and zeros
         # (absent rows) mostly for low-volume cells, which makes pairs skip years.
         counts = rng.poisson(expected * rng.gamma(4.0, 0.25, expected.shape)).ravel()
         keep = (counts >= 1) & np.repeat(active.ravel(), _N_SEV)
         f, d, s, n = fac_idx[keep], drg_idx[keep], sev_idx[keep], counts[keep]
-
         median_cost = (
-            pair_cost[f, d]
-            * drg_sev_cost[d, s]
+            pairs.cost[f, d]
+            * drgs.severity_cost[d, s]
             * np.exp(cost_effect[f, d])
             * (1.0 + _INFLATION) ** t
             # The median of n cases is less noisy than one case.
             * np.exp((0.05 + 0.35 / np.sqrt(n)) * rng.standard_normal(n.size))
         )
-        # Costs are right-skewed, so mean > median; with 1 or 2 discharges they coincide.
-        skew = np.where(n <= 2, 0.0, rng.gamma(2.0, 0.12, n.size))
-        mean_cost = median_cost * (1.0 + skew)
-        ratio = fac_charge_ratio[f]
-        charge_noise = np.clip(np.exp(0.04 * rng.standard_normal((2, n.size))), *_CHARGE_NOISE_CLIP)
-        median_charge = median_cost * ratio * charge_noise[0]
-        mean_charge = np.where(
-            n <= 2,
-            median_charge,
-            # max(): a mean charge never falls below the median charge, as with costs.
-            np.maximum(mean_cost * ratio * charge_noise[1], median_charge),
-        )
-        blocks.append(
-            {
-                "year": np.full(n.size, first_year + t, dtype=np.int64),
-                "f": f,
-                "d": d,
-                "s": s,
-                "n": n.astype(np.int64),
-                "mean_charge": mean_charge,
-                "median_charge": median_charge,
-                "mean_cost": mean_cost,
-                "median_cost": median_cost,
-            }
-        )
+        money = _money(rng, median_cost, n, facilities.charge_ratio[f])
+        year = np.full(n.size, t, dtype=np.int64)
+        blocks.append({"year": year, "f": f, "d": d, "s": s, "n": n.astype(np.int64), **money})
+    return blocks
 
+
+def _money(
+    rng: np.random.Generator, median_cost: np.ndarray, n: np.ndarray, charge_ratio: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Mean cost and both charges of cells with ``n`` discharges and ``median_cost``."""
+    # Costs are right-skewed, so mean > median; with 1 or 2 discharges they coincide.
+    skew = np.where(n <= 2, 0.0, rng.gamma(2.0, 0.12, n.size))
+    mean_cost = median_cost * (1.0 + skew)
+    charge_noise = np.clip(np.exp(0.04 * rng.standard_normal((2, n.size))), *_CHARGE_NOISE_CLIP)
+    median_charge = median_cost * charge_ratio * charge_noise[0]
+    mean_charge = np.where(
+        n <= 2,
+        median_charge,
+        # max(): a mean charge never falls below the median charge, as with costs.
+        np.maximum(mean_cost * charge_ratio * charge_noise[1], median_charge),
+    )
+    return {
+        "mean_charge": mean_charge,
+        "median_charge": median_charge,
+        "mean_cost": mean_cost,
+        "median_cost": median_cost,
+    }
+
+
+def _assemble(
+    blocks: list[dict[str, np.ndarray]], facilities: _Facilities, drgs: _Drgs, first_year: int
+) -> pd.DataFrame:
+    """The raw frame from the yearly blocks: codes and names looked up, money in cents."""
     cols = {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
     f, d, s = cols["f"], cols["d"], cols["s"]
     severity_names = np.array([SEVERITY_DESCRIPTIONS[k + 1] for k in range(_N_SEV)], dtype=object)
     data = {
-        "Year": cols["year"],
-        "Facility Id": fac_ids[f].astype(np.int64),
-        "Facility Name": pd.array(fac_names[f], dtype="str"),
-        "APR DRG Code": drg_codes[d].astype(np.int64),
+        "Year": cols["year"] + first_year,
+        "Facility Id": facilities.ids[f].astype(np.int64),
+        "Facility Name": pd.array(facilities.names[f], dtype="str"),
+        "APR DRG Code": drgs.codes[d].astype(np.int64),
         "APR Severity Of Illness Code": (s + 1).astype(np.int64),
-        "APR DRG Description": pd.array(drg_descriptions[d], dtype="str"),
+        "APR DRG Description": pd.array(drgs.descriptions[d], dtype="str"),
         "APR Severity Of Illness Description": pd.array(severity_names[s], dtype="str"),
-        "APR Medical Surgical Code": pd.array(ms_codes[d], dtype="str"),
-        "APR Medical Surgical Description": pd.array(ms_descriptions[d], dtype="str"),
+        "APR Medical Surgical Code": pd.array(drgs.ms_codes[d], dtype="str"),
+        "APR Medical Surgical Description": pd.array(drgs.ms_descriptions[d], dtype="str"),
         "Discharges": cols["n"],
         "Mean Charge": np.round(cols["mean_charge"], 2),
         "Median Charge": np.round(cols["median_charge"], 2),
