@@ -1,7 +1,8 @@
 """The raw (v0) schema of NY State's Hospital Inpatient Cost Transparency CSV.
 
-Names, order and types follow ``shared/spec/data-and-transformations.md``. Every module that
-reads, writes or generates raw data takes them from here so there is one source of truth.
+Names and order are those of the real export; ``docs/data-versions.md`` describes the columns
+and the data versions built from them. Every module that reads, writes or generates raw data
+takes them from here, so there is one source of truth.
 """
 
 from __future__ import annotations
