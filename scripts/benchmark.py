@@ -87,6 +87,7 @@ def version_rows(workdir: Path, version: str) -> int:
 
 
 MODELLING_RULES = (
+    "setup_mlflow",
     "setup_study",
     "tune_shard",
     "train_final",

@@ -3,11 +3,11 @@
 import sys
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.steps import compare_step
+from drg_workflow.modelling.steps import compare_step, write_table
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     table, warnings = compare_step(snakemake.input.metrics)
-    table.to_csv(snakemake.output.comparison, index=False)
+    write_table(table, snakemake.output.comparison)
     log.info("comparison of %d models and the baseline:\n%s", len(table) - 1, table.to_string())
     for warning in warnings:
         # Loud on purpose: in the log, and on Snakemake's own output where people look.

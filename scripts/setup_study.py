@@ -1,4 +1,5 @@
-"""Rule setup_study: create a model's Optuna study, the MLflow experiment and the parent run."""
+"""Rule setup_study: check a model's configuration against its estimator, then create its
+Optuna study and the study's MLflow parent run."""
 
 import os
 
@@ -6,12 +7,17 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import route_library_logs, setup_study  # noqa: E402
-from drg_workflow.versions import write_json  # noqa: E402
+from drg_workflow.modelling.steps import setup_study  # noqa: E402
+from drg_workflow.modelling.tracking import route_library_logs  # noqa: E402
+from drg_workflow.versions import read_json, write_json  # noqa: E402
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log)
-    setup = setup_study(snakemake.params.settings, snakemake.input.metadata)
+    setup = setup_study(
+        snakemake.params.settings,
+        read_json(snakemake.input.experiment),
+        snakemake.input.metadata,
+    )
     write_json(setup, snakemake.output.setup)
     log.info(
         "study %s in %s; MLflow experiment %s (%s), parent run %s",

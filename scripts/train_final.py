@@ -8,11 +8,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import pandas as pd  # noqa: E402
 
 from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import (  # noqa: E402
-    metrics_summary,
-    route_library_logs,
-    train_final,
-)
+from drg_workflow.modelling.steps import metrics_summary, train_final, write_table  # noqa: E402
+from drg_workflow.modelling.tracking import route_library_logs  # noqa: E402
 from drg_workflow.versions import read_json, write_json  # noqa: E402
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
@@ -25,8 +22,8 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         snakemake.input.arrow,
         data_source=snakemake.params.data_source,
     )
-    result.predictions.to_csv(snakemake.output.predictions, index=False)
-    result.permutation_importance.to_csv(snakemake.output.permutation_importance, index=False)
+    write_table(result.predictions, snakemake.output.predictions)
+    write_table(result.permutation_importance, snakemake.output.permutation_importance)
     # Ridge and HistGradientBoosting have no impurity importances: the file then holds the
     # header alone, so every model has the same outputs.
     impurity = result.impurity_importance
@@ -35,7 +32,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
             "%s has no impurity importances; writing the header only", snakemake.wildcards.model
         )
         impurity = pd.DataFrame(columns=["feature", "importance"])
-    impurity.to_csv(snakemake.output.impurity_importance, index=False)
+    write_table(impurity, snakemake.output.impurity_importance)
     write_json(result.mlflow_run, snakemake.output.mlflow_run)
     write_json(result.metrics, snakemake.output.metrics)
     metrics = result.metrics

@@ -6,7 +6,8 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import route_library_logs, tune_shard  # noqa: E402
+from drg_workflow.modelling.steps import tune_shard  # noqa: E402
+from drg_workflow.modelling.tracking import route_library_logs  # noqa: E402
 from drg_workflow.versions import read_json, write_json  # noqa: E402
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:

@@ -13,13 +13,13 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from modelling_frames import modelling_frame, modelling_settings
 
 from drg_workflow.config_validation import ConfigError, validate_config
 from drg_workflow.modelling.baseline import evaluate_baseline
 from drg_workflow.modelling.comparison import build_comparison
 from drg_workflow.modelling.data import split_by_year
-from drg_workflow.modelling.steps import settings_hash, study_name
-from drg_workflow.modelling.synthetic import synthetic_v13
+from drg_workflow.modelling.steps import study_name
 from drg_workflow.modelling.tuning import open_storage, study_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,14 +92,6 @@ def with_modelling(**modelling) -> dict:
         ),
         (
             with_modelling(
-                models={
-                    "ridge": {"search_space": {"alpah": {"type": "float", "low": 1, "high": 2}}}
-                }
-            ),
-            "config key modelling.models.ridge.search_space.alpah: ridge does not accept",
-        ),
-        (
-            with_modelling(
                 models={"gbm": {"search_space": {"eta": {"type": "float", "low": 0.1, "high": 1}}}}
             ),
             "config key modelling.models.gbm: unknown model 'gbm'",
@@ -159,30 +151,24 @@ def run_python(code: str) -> str:
     return result.stdout.strip()
 
 
-def test_parse_path_skips_scikit_learn_once_a_model_config_was_checked(tmp_path: Path):
-    """The Snakefile validates on every parse; only the first parse of a model configuration
-    pays for importing scikit-learn."""
+def test_parse_path_never_imports_scikit_learn():
+    """The Snakefile validates the config on every parse; the estimator checks, which import
+    scikit-learn (about a second), are left to the setup_study jobs."""
     code = f"""
         import sys, yaml
-        from pathlib import Path
         from drg_workflow.config_validation import validate_config
         schema = yaml.safe_load(open({str(ROOT / "workflow/schemas/config.schema.yaml")!r}))
-        validate_config({{}}, schema, model_check_cache=Path({str(tmp_path)!r}))
+        validate_config({{}}, schema)
         print("sklearn" in sys.modules)
     """
-    assert run_python(code) == "True"  # first parse: checked against the estimators
-    assert len(list(tmp_path.iterdir())) == 1
-    assert run_python(code) == "False"  # remembered
+    assert run_python(code) == "False"
 
 
-def test_a_failed_estimator_check_is_not_remembered(tmp_path: Path):
-    bad = with_modelling(
-        models={"ridge": {"search_space": {"alpha": {"type": "float", "low": -1.0, "high": 1}}}}
-    )
-    for _ in range(2):
-        with pytest.raises(ConfigError, match=r"alpha.low: value -1.0 rejected by ridge"):
-            validate_config(copy.deepcopy(bad), SCHEMA, model_check_cache=tmp_path)
-    assert not tmp_path.exists() or not list(tmp_path.iterdir())
+def test_estimator_errors_are_left_to_the_setup_job():
+    """A parameter the estimator does not know passes the config validation (the setup_study
+    job names it, see test_models_workflow.py)."""
+    space = {"alpah": {"type": "float", "low": 1, "high": 2}}
+    validate_config(with_modelling(models={"ridge": {"search_space": space}}), SCHEMA)
 
 
 SETTINGS = {
@@ -190,11 +176,10 @@ SETTINGS = {
     "target": "w_total_median_profit",
     "search_space": {"alpha": {"type": "float", "low": 0.1, "high": 10.0}},
     "tuning": {"n_shards": 2, "trials_per_shard": 3},
-    "mlflow": {"tracking_uri": "sqlite:///a.db"},
 }
 
 
-def test_study_name_changes_with_data_and_settings_not_with_tracking():
+def test_study_name_changes_with_data_and_settings():
     name = study_name(SETTINGS, "a" * 64)
     assert name.startswith("ridge-") and len(name) == len("ridge-") + 12
     assert study_name(SETTINGS, "b" * 64) != name
@@ -204,10 +189,7 @@ def test_study_name_changes_with_data_and_settings_not_with_tracking():
     more = copy.deepcopy(SETTINGS)
     more["tuning"]["trials_per_shard"] = 4
     assert study_name(more, "a" * 64) != name
-    elsewhere = copy.deepcopy(SETTINGS)
-    elsewhere["mlflow"]["tracking_uri"] = "http://mlflow:5000"
-    assert study_name(elsewhere, "a" * 64) == name
-    assert settings_hash(elsewhere) == settings_hash(SETTINGS)
+    assert study_name(copy.deepcopy(SETTINGS), "a" * 64) == name
 
 
 def test_study_results_count_only_the_current_shards_trials(tmp_path: Path):
@@ -230,8 +212,9 @@ def test_study_results_count_only_the_current_shards_trials(tmp_path: Path):
 
 
 def test_comparison_warns_in_the_table():
-    frame = synthetic_v13(seed=5)
-    baseline = evaluate_baseline(split_by_year(frame), n_folds=3)
+    settings = modelling_settings()
+    frame = modelling_frame(seed=5)
+    baseline = evaluate_baseline(split_by_year(frame, settings.split), 3, settings.features)
     rows = [
         baseline,
         {**baseline, "model": "good", "val_rmse": baseline["val_rmse"] * 0.5},
@@ -247,29 +230,31 @@ def test_comparison_warns_in_the_table():
 def test_baseline_is_logged_like_a_model_without_one(tmp_path: Path):
     from mlflow import MlflowClient
 
-    from drg_workflow.modelling.final import log_final_run
-    from drg_workflow.modelling.tuning import ensure_experiment
+    from drg_workflow.modelling.settings import MlflowSettings
+    from drg_workflow.modelling.tracking import (
+        FinalRun,
+        LoggedDataset,
+        ensure_experiment,
+        log_final_run,
+    )
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    experiment_id = ensure_experiment(uri, "e", str(tmp_path / "artifacts"))
-    frame = synthetic_v13(seed=6)
+    experiment = ensure_experiment(MlflowSettings(uri, "e", str(tmp_path / "artifacts")))
+    frame = modelling_frame(seed=6)
     predictions = pd.DataFrame({"y_true": [1.0], "y_pred": [2.0]})
     sha = "0123456789abcdef" * 4
     run = log_final_run(
-        tracking_uri=uri,
-        experiment_id=experiment_id,
-        model_name="baseline",
-        estimator=None,
-        params={"prediction": "lag1"},
-        metrics={"val_rmse": 1.5},
-        X_example=None,
-        dataset=frame,
-        target="w_total_median_profit",
-        data_sha256=sha,
-        config_hash="c" * 64,
-        predictions=predictions,
-        stage="baseline",
-        artifacts={"settings.json": {"cv_folds": 3}},
+        experiment,
+        FinalRun(
+            model="baseline",
+            params={"prediction": "lag1"},
+            metrics={"val_rmse": 1.5},
+            config_hash="c" * 64,
+            stage="baseline",
+            documents={"settings.json": {"cv_folds": 3}},
+            tables={"predictions/predictions.csv": predictions},
+        ),
+        LoggedDataset(frame, "v13", None, "w_total_median_profit", sha),
     )
     assert run["model_uri"] is None
     logged = MlflowClient(uri).get_run(run["run_id"])
@@ -279,6 +264,7 @@ def test_baseline_is_logged_like_a_model_without_one(tmp_path: Path):
     assert dataset_input.dataset.digest == sha[:32]
     assert {t.key: t.value for t in dataset_input.tags}["data_sha256"] == sha
     schema = dataset_input.dataset.schema
-    # Lag columns have missing values (absent years): not required; the keys are.
+    # Columns with missing values (lags of absent years) are not required; the keys are.
     assert '"name": "year", "required": true' in schema
-    assert '"name": "w_total_median_profit_lag1", "required": false' in schema
+    for column in frame.columns[frame.isna().any()]:
+        assert f'"name": "{column}", "required": false' in schema

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from modelling_frames import modelling_frame, modelling_settings
 
 from drg_workflow.hashing import config_hash, file_sha256
 from drg_workflow.modelling.baseline import evaluate_baseline
@@ -13,18 +14,25 @@ from drg_workflow.modelling.comparison import (
     build_comparison,
     comparison_warnings,
 )
-from drg_workflow.modelling.data import TARGET, make_xy, select_features, split_by_year
+from drg_workflow.modelling.data import make_xy, select_features, split_by_year
 from drg_workflow.modelling.final import (
     evaluate_model,
     fit_final_model,
     flatten_metrics,
     impurity_importances,
-    log_final_run,
     permutation_importances,
     predict_splits,
 )
-from drg_workflow.modelling.synthetic import synthetic_v13
-from drg_workflow.modelling.tuning import ensure_experiment
+from drg_workflow.modelling.settings import MlflowSettings
+from drg_workflow.modelling.tracking import (
+    FinalRun,
+    LoggedDataset,
+    ensure_experiment,
+    log_final_run,
+)
+
+SETTINGS = modelling_settings()
+TARGET = SETTINGS.features.target
 
 PARAMS = {
     "random_forest": ({"n_estimators": 6, "max_depth": 5}, {"n_jobs": 1, "max_samples": 0.7}),
@@ -35,10 +43,10 @@ PARAMS = {
 
 @pytest.fixture(scope="module")
 def data():
-    df = synthetic_v13(seed=4)
-    parts = split_by_year(df)
-    features = select_features(df.columns)
-    xy = {name: make_xy(part, features)[:2] for name, part in parts.items()}
+    df = modelling_frame(seed=4)
+    parts = split_by_year(df, SETTINGS.split)
+    features = select_features(df.columns, SETTINGS.features)
+    xy = {name: make_xy(part, features, TARGET)[:2] for name, part in parts.items()}
     return df, parts, features, xy
 
 
@@ -78,7 +86,7 @@ def test_fit_evaluate_importances(data, model):
     assert list(perm.columns) == ["feature", "importance_mean", "importance_std"]
     assert set(perm["feature"]) == set(features)
     assert perm["importance_mean"].is_monotonic_decreasing
-    assert perm.iloc[0]["feature"].startswith(TARGET)  # persistence drives the synthetic target
+    assert perm.iloc[0]["importance_mean"] > 0  # the model learnt something
     impurity = impurity_importances(est, features)
     if model == "random_forest":
         assert set(impurity["feature"]) == set(features)
@@ -92,7 +100,7 @@ def tracking(tmp_path_factory):
     """One sqlite MLflow store for the module (creating its tables takes ~2 s)."""
     root = tmp_path_factory.mktemp("mlflow")
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    return tracking_uri, ensure_experiment(tracking_uri, "drg-final", str(root / "artifacts"))
+    return ensure_experiment(MlflowSettings(tracking_uri, "drg-final", str(root / "artifacts")))
 
 
 @pytest.mark.parametrize("model", ["random_forest", "hist_gradient_boosting"])
@@ -105,26 +113,29 @@ def test_final_run_logged_and_loads_back(tmp_path, data, tracking, model):
     best, fixed = PARAMS[model]
     est = fit_final_model(model, best, *xy["train"], random_state=0, fixed_params=fixed)
     X_val, y_val = xy["validation"]
-    tracking_uri, experiment_id = tracking
+    tracking_uri, experiment_id = tracking.tracking_uri, tracking.experiment_id
     data_file = tmp_path / "v13.parquet"
     df.to_parquet(data_file)
     info = log_final_run(
-        tracking_uri=tracking_uri,
-        experiment_id=experiment_id,
-        model_name=model,
+        tracking,
+        FinalRun(
+            model=model,
+            params={**fixed, **best},
+            metrics=flatten_metrics(evaluate_model(est, {"validation": xy["validation"]})),
+            config_hash=config_hash({"model": model, "params": best}),
+            tables={
+                "predictions/predictions.csv": predict_splits(
+                    est, {"validation": parts["validation"]}, features, TARGET
+                ),
+                "importances/permutation.csv": permutation_importances(
+                    est, X_val, y_val, n_repeats=1
+                ),
+                "importances/impurity.csv": impurity_importances(est, features),
+            },
+        ),
+        LoggedDataset(df, "v13", str(data_file), TARGET, file_sha256(data_file)),
         estimator=est,
-        params={**fixed, **best},
-        metrics=flatten_metrics(evaluate_model(est, {"validation": xy["validation"]})),
         X_example=xy["train"][0],
-        dataset=df,
-        target=TARGET,
-        data_sha256=file_sha256(data_file),
-        config_hash=config_hash({"model": model, "params": best}),
-        predictions=predict_splits(est, {"validation": parts["validation"]}, features, TARGET),
-        importances={
-            "permutation": permutation_importances(est, X_val, y_val, n_repeats=1),
-            "impurity": impurity_importances(est, features),
-        },
     )
     client = MlflowClient(tracking_uri)
     run = client.get_run(info["run_id"])
@@ -142,7 +153,14 @@ def test_final_run_logged_and_loads_back(tmp_path, data, tracking, model):
     assert importance_files == expected
     inputs = run.inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].dataset.name == "v13"
-    assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"
+    input_tags = {t.key: t.value for t in inputs[0].tags}
+    assert input_tags["mlflow.data.context"] == "training"
+    assert input_tags["rows"] == str(len(df)) and input_tags["target"] == TARGET
+    # The schema is given, not inferred cell by cell: every column, with its missing values.
+    schema = json.loads(inputs[0].dataset.schema)["mlflow_colspec"]
+    assert [c["name"] for c in schema] == list(df.columns)
+    required = {c["name"]: c.get("required", True) for c in schema}
+    assert required == {c: bool(df[c].notna().all()) for c in df.columns}
 
     mlflow.set_tracking_uri(tracking_uri)
     loaded = mlflow.sklearn.load_model(info["model_uri"])
@@ -168,7 +186,7 @@ def _row(model, val_rmse, **extra):
 
 def test_comparison_flags_models_worse_than_baseline(data):
     _, parts, _, _ = data
-    baseline = evaluate_baseline(parts, n_folds=3)
+    baseline = evaluate_baseline(parts, 3, SETTINGS.features)
     rows = [
         _row("random_forest", baseline["val_rmse"] * 0.8),
         _row("ridge", baseline["val_rmse"] * 1.5),

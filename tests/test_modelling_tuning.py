@@ -7,15 +7,21 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import optuna
 import pytest
+from modelling_frames import modelling_frame, modelling_settings, small_config
 from optuna.trial import TrialState
 
-from drg_workflow.modelling.data import make_xy, select_features, split_by_year
-from drg_workflow.modelling.synthetic import synthetic_v13
-from drg_workflow.modelling.tuning import (
+from drg_workflow.modelling.data import prepare_modelling_data
+from drg_workflow.modelling.settings import MlflowSettings, ModelSettings
+from drg_workflow.modelling.tracking import (
     close_parent_run,
-    create_study_and_experiment,
-    cross_validate_by_year,
+    create_parent_run,
     ensure_experiment,
+)
+from drg_workflow.modelling.tuning import (
+    StudyRef,
+    TrialRecord,
+    create_study,
+    cross_validate_by_year,
     make_objective,
     open_storage,
     run_tuning_shard,
@@ -30,10 +36,41 @@ SPACE = {
 FIXED = {"n_jobs": 1}
 
 
+def model_settings(model: str, space: dict, fixed: dict | None = None, **tuning) -> ModelSettings:
+    """A model's settings as the rules pass them: the small config's, with this model."""
+    config = small_config()
+    modelling = config["modelling"]
+    return ModelSettings.from_params(
+        {
+            "target": config["target"],
+            "lags": {k: config["lags"][k] for k in ("columns", "rolling_window")},
+            **{k: modelling[k] for k in ("data_version", "include_same_year_features")},
+            **{k: modelling[k] for k in ("include_year", "split", "cv_folds", "random_state")},
+            "model": model,
+            "search_space": space,
+            "fixed_params": fixed or {},
+            "tuning": {**modelling["tuning"], **tuning},
+        }
+    )
+
+
+def setup_study(tmp_path, name: str, storage: str, model: str, replace: bool = False) -> dict:
+    """What setup_study does: the study, the experiment and the study's parent run."""
+    experiment = ensure_experiment(
+        MlflowSettings(
+            f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}", "drg-test", str(tmp_path / "art")
+        )
+    )
+    study = create_study(name, storage, replace_existing=replace)
+    parent = create_parent_run(experiment, model, {"optuna_study": name})
+    study.set_user_attr("mlflow_parent_run_id", parent)
+    return {**experiment.to_json(), "study_name": name, "storage": storage, "parent_run_id": parent}
+
+
 @pytest.fixture(scope="module")
 def train_xy():
-    train = split_by_year(synthetic_v13(seed=3))["train"]
-    return make_xy(train, select_features(train.columns))
+    data = prepare_modelling_data(modelling_frame(seed=3), modelling_settings())
+    return data.X["train"], data.y["train"], data.years["train"]
 
 
 def test_open_storage_kinds(tmp_path):
@@ -56,20 +93,12 @@ def test_cross_validation_folds_in_time_order(train_xy):
 def test_objective_reports_running_mean_and_prunes(train_xy):
     X, y, years = train_xy
     study = optuna.create_study(pruner=optuna.pruners.NopPruner())
-    record: dict = {}
-    objective = make_objective(
-        "ridge",
-        {"alpha": {"type": "float", "low": 0.1, "high": 10.0}},
-        X,
-        y,
-        years,
-        3,
-        0,
-        record=record,
-    )
+    record = TrialRecord()
+    model = model_settings("ridge", {"alpha": {"type": "float", "low": 0.1, "high": 10.0}})
+    objective = make_objective(model, X, y, years, record)
     study.optimize(objective, n_trials=1)
     trial = study.trials[0]
-    folds = record["fold_rmse"]
+    folds = record.fold_rmse
     assert len(folds) == 3
     assert trial.intermediate_values == {
         i: pytest.approx(np.mean(folds[: i + 1])) for i in range(3)
@@ -83,15 +112,15 @@ def test_objective_reports_running_mean_and_prunes(train_xy):
     study = optuna.create_study(pruner=AlwaysPrune())
     study.optimize(objective, n_trials=1)
     assert study.trials[0].state == TrialState.PRUNED
-    assert len(record["fold_rmse"]) == 1
+    assert len(record.fold_rmse) == 1
 
 
-def _shard(kwargs):  # top level: picklable for spawn
-    return run_tuning_shard(**kwargs)
+def _shard(args):  # top level: picklable for spawn
+    return run_tuning_shard(*args)
 
 
 def _ensure(args):
-    return ensure_experiment(*args)
+    return ensure_experiment(MlflowSettings(*args)).experiment_id
 
 
 def test_parallel_first_use_of_fresh_sqlite_store(tmp_path):
@@ -106,35 +135,19 @@ def test_parallel_first_use_of_fresh_sqlite_store(tmp_path):
 
 def test_two_concurrent_shards(tmp_path, train_xy):
     X, y, years = train_xy
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     journal = str(tmp_path / "optuna" / "rf.journal")
-    setup = create_study_and_experiment(
-        "rf-study",
-        journal,
-        tracking_uri,
-        "drg-test",
-        str(tmp_path / "artifacts"),
-        model="random_forest",
-    )
+    setup = setup_study(tmp_path, "rf-study", journal, "random_forest")
+    tracking_uri = setup["tracking_uri"]
     json.dumps(setup)  # goes to a JSON file in the workflow
-    common = dict(
-        study_name="rf-study",
-        storage_spec=journal,
-        tracking_uri=tracking_uri,
-        experiment_id=setup["experiment_id"],
-        parent_run_id=setup["parent_run_id"],
-        model="random_forest",
-        space=SPACE,
-        X=X,
-        y=y,
-        years=years,
-        n_folds=3,
-        n_trials=3,
-        random_state=0,
-        fixed_params=FIXED,
-        pruner_n_startup_trials=1,
+    model = model_settings(
+        "random_forest",
+        SPACE,
+        FIXED,
+        trials_per_shard=3,
+        base_seed=100,
+        pruner={"n_startup_trials": 1, "n_warmup_steps": 0},
     )
-    shards = [dict(common, seed=100 + i, shard_index=i) for i in range(2)]
+    shards = [(StudyRef.from_setup(setup), model, X, y, years, i) for i in range(2)]
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
         summaries = list(pool.map(_shard, shards))
@@ -142,6 +155,7 @@ def test_two_concurrent_shards(tmp_path, train_xy):
     for i, s in enumerate(summaries):
         json.dumps(s)
         assert s["shard_index"] == i and s["n_trials_run"] == 3 and s["n_fail"] == 0
+        assert s["seed"] == 100 + i
         assert s["n_complete"] + s["n_pruned"] == 3
     numbers = summaries[0]["trial_numbers"] + summaries[1]["trial_numbers"]
     assert sorted(numbers) == list(range(6))  # shards share one study, no trial twice
@@ -194,15 +208,7 @@ def test_two_concurrent_shards(tmp_path, train_xy):
     assert parent.data.metrics["best_cv_rmse"] == pytest.approx(results["best_value"])
 
     # Re-running the setup: same experiment; replace_existing_study starts the study afresh.
-    again = create_study_and_experiment(
-        "rf-study",
-        journal,
-        tracking_uri,
-        "drg-test",
-        str(tmp_path / "artifacts"),
-        model="random_forest",
-        replace_existing_study=True,
-    )
+    again = setup_study(tmp_path, "rf-study", journal, "random_forest", replace=True)
     assert again["experiment_id"] == setup["experiment_id"]
     assert again["parent_run_id"] != setup["parent_run_id"]
     assert len(optuna.load_study(study_name="rf-study", storage=open_storage(journal)).trials) == 0
@@ -210,30 +216,15 @@ def test_two_concurrent_shards(tmp_path, train_xy):
 
 def test_shard_fails_loudly_when_every_trial_fails(tmp_path, train_xy):
     X, y, years = train_xy
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    setup = create_study_and_experiment(
-        "ridge-study", storage, tracking_uri, "drg-fail", str(tmp_path / "art"), model="ridge"
-    )
+    setup = setup_study(tmp_path, "ridge-study", storage, "ridge")
+    tracking_uri = setup["tracking_uri"]
     X_bad = X.assign(facility_id=np.inf)  # Ridge rejects infinite input in every fold
+    model = model_settings(
+        "ridge", {"alpha": {"type": "float", "low": 0.1, "high": 1.0}}, trials_per_shard=2
+    )
     with pytest.raises(RuntimeError, match="all 2 trials of shard 0 .* failed"):
-        run_tuning_shard(
-            "ridge-study",
-            storage,
-            tracking_uri,
-            setup["experiment_id"],
-            setup["parent_run_id"],
-            "ridge",
-            {"alpha": {"type": "float", "low": 0.1, "high": 1.0}},
-            X_bad,
-            y,
-            years,
-            n_folds=2,
-            n_trials=2,
-            seed=0,
-            random_state=0,
-            shard_index=0,
-        )
+        run_tuning_shard(StudyRef.from_setup(setup), model, X_bad, y, years, 0)
     from mlflow import MlflowClient
 
     runs = MlflowClient(tracking_uri).search_runs([setup["experiment_id"]], "tags.stage = 'trial'")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,11 +15,12 @@ import optuna
 import pandas as pd
 import pytest
 from conftest import snakemake_command, write_config
+from modelling_frames import modelling_settings
 from optuna.trial import TrialState
 
 from drg_workflow.modelling.baseline import evaluate_baseline
 from drg_workflow.modelling.comparison import COMPARISON_COLUMNS
-from drg_workflow.modelling.data import YearSplit, prepare_modelling_data
+from drg_workflow.modelling.data import prepare_modelling_data
 from drg_workflow.modelling.tuning import open_storage
 from drg_workflow.synthetic import equivalent_rare_drg_threshold
 from drg_workflow.versions import read_arrow, read_json
@@ -59,6 +61,8 @@ CONFIG: dict = {
     },
 }
 TRACKING_URI = "sqlite:///results/mlflow/mlflow.db"
+#: The default features, split and folds (the config above changes none of them).
+SETTINGS = modelling_settings()
 
 
 def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -125,6 +129,12 @@ def test_mlflow_holds_every_trial_under_its_parent_in_the_experiment(
 ):
     experiment = mlflow_client.get_experiment_by_name("drg-workflow")
     assert experiment is not None
+    # setup_mlflow created it, once; every setup and the baseline log into it.
+    created = read_json(model_run / "results/mlflow/experiment.json")
+    assert created["experiment_id"] == experiment.experiment_id
+    assert created["tracking_uri"] == TRACKING_URI
+    baseline = read_json(model_run / "results/models/baseline/metrics.json")
+    assert baseline["mlflow"]["experiment_id"] == experiment.experiment_id
     for model in MODELS:
         setup = read_json(model_run / f"results/tuning/{model}/setup.json")
         assert setup["experiment_id"] == experiment.experiment_id
@@ -151,7 +161,7 @@ def test_final_runs_trace_to_the_data_and_load_back(model_run: Path, mlflow_clie
 
     data_sha256 = read_json(model_run / "results/v13/v13_metadata.json")["sha256"]
     frame = v13(model_run)
-    data = prepare_modelling_data(frame, YearSplit())
+    data = prepare_modelling_data(frame, SETTINGS)
     for model in MODELS:
         info = read_json(model_run / f"results/models/{model}/mlflow_run.json")
         metrics = read_json(model_run / f"results/models/{model}/metrics.json")
@@ -199,8 +209,8 @@ def test_comparison_has_every_model_and_the_baseline(model_run: Path):
 
 
 def test_baseline_rule_equals_the_package(model_run: Path):
-    data = prepare_modelling_data(v13(model_run), YearSplit())
-    expected = evaluate_baseline(data.frames, n_folds=3)
+    data = prepare_modelling_data(v13(model_run), SETTINGS)
+    expected = evaluate_baseline(data.frames, SETTINGS.cv_folds, SETTINGS.features)
     metrics = read_json(model_run / "results/models/baseline/metrics.json")
     for key in ("cv_rmse", "val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2"):
         assert metrics[key] == pytest.approx(expected[key])
@@ -234,6 +244,26 @@ def test_unchanged_rerun_does_nothing_and_changes_rerun_what_they_touch(model_ru
     assert "results/models/ridge/metrics.json" in _outputs(planned)
 
 
+def test_a_search_space_change_reruns_that_model_only_not_the_baseline(model_run: Path):
+    """The baseline depends on the data and the MLflow experiment, not on any model (it used to
+    take the experiment from the first model's setup)."""
+    config = copy.deepcopy(CONFIG)
+    config["modelling"]["models"]["random_forest"]["search_space"]["max_depth"]["high"] = 5
+    write_config(model_run, config)
+    try:
+        plan = run(model_run, "-n")
+    finally:
+        write_config(model_run, CONFIG)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    stats = plan.stdout.split("Job stats")[-1]
+    for rule, count in (("setup_study", 1), ("tune_shard", N_SHARDS), ("train_final", 1)):
+        assert re.search(rf"^{rule}\s+{count}$", stats, re.MULTILINE), stats
+    assert "compare_models" in stats
+    assert "evaluate_baseline" not in stats and "setup_mlflow" not in stats
+    assert "results/models/baseline/metrics.json" not in _outputs(plan.stdout)
+    assert "results/tuning/ridge/setup.json" not in _outputs(plan.stdout)
+
+
 def _outputs(plan: str) -> str:
     """The ``output:`` lines of a dry-run plan."""
     return "\n".join(line for line in plan.splitlines() if line.strip().startswith("output:"))
@@ -251,10 +281,6 @@ def _outputs(plan: str) -> str:
             "config key modelling.models.ridge.search_space.alpha: log: true needs low > 0",
         ),
         (
-            {"alpah": {"type": "float", "low": 0.1, "high": 1.0}},
-            "config key modelling.models.ridge.search_space.alpah: ridge does not accept",
-        ),
-        (
             {"alpha": {"type": "float", "low": 0.1}},
             "config key modelling.models.ridge.search_space.alpha: 'high' is a required",
         ),
@@ -268,6 +294,37 @@ def test_bad_search_space_fails_before_any_job(tmp_path: Path, space: dict, mess
     assert result.returncode != 0
     assert message in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        (
+            {"alpah": {"type": "float", "low": 0.1, "high": 1.0}},
+            "config key modelling.models.ridge.search_space.alpah: ridge does not accept a "
+            "parameter 'alpah'; accepted: alpha, ",
+        ),
+        (
+            {"alpha": {"type": "float", "low": -1.0, "high": 1.0}},
+            "config key modelling.models.ridge.search_space.alpha.low: value -1.0 rejected by "
+            "ridge: The 'alpha' parameter of Ridge must be",
+        ),
+    ],
+)
+def test_estimator_errors_fail_the_setup_job_with_one_clear_line(
+    model_run: Path, tmp_path: Path, space: dict, message: str
+):
+    """Names and values only scikit-learn can judge are checked by the model's setup_study job
+    (not at every parse): it fails with one line naming the config key, before any trial."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(model_run, workdir, symlinks=True)
+    config = copy.deepcopy(CONFIG)
+    config["modelling"]["models"]["ridge"]["search_space"] = space
+    write_config(workdir, config)
+    result = run(workdir, "results/tuning/ridge/setup.json")
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if "ERROR in rule" in line]
+    assert line.startswith("ERROR in rule setup_study: ") and message in line
 
 
 def test_unknown_model_fails_before_any_job(tmp_path: Path):

@@ -7,18 +7,13 @@ wrong and what is allowed, in one message, before any job runs. That is what thi
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 from jsonschema import validators
 
 from drg_workflow.errors import DrgWorkflowError
-from drg_workflow.hashing import config_hash, file_sha256
 
 
 class ConfigError(DrgWorkflowError):
@@ -71,13 +66,8 @@ def describe_error(error: jsonschema.ValidationError) -> str:
     return f"config key {where}: {error.message}{hint}"
 
 
-def validate_config(
-    config: dict[str, Any], schema: Mapping[str, Any], *, model_check_cache: Path | None = None
-) -> dict[str, Any]:
+def validate_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """Fill in defaults in ``config`` (in place) and validate it; return it.
-
-    ``model_check_cache`` is a directory remembering model configurations already checked
-    against their estimators (see :func:`check_modelling`).
 
     Raises :class:`ConfigError` listing every problem, one line each, each naming its key.
     """
@@ -88,7 +78,7 @@ def validate_config(
         lines = [describe_error(e) for e in errors]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     check_chain(config)
-    check_modelling(config, model_check_cache)
+    check_modelling(config)
     return config
 
 
@@ -116,18 +106,17 @@ def check_chain(config: Mapping[str, Any], raw_version: str = "v0") -> None:
         raise ConfigError(f"config key raw.plausible_years: {first} is after {last}")
 
 
-def check_modelling(config: Mapping[str, Any], cache: Path | None = None) -> None:
+def check_modelling(config: Mapping[str, Any]) -> None:
     """The ``modelling`` settings the schema cannot check: split order, enough years for the
-    folds, the storage template, and every model's search space and fixed parameters.
+    folds, the storage template, and the rules of every model's search space and fixed
+    parameters that need no scikit-learn
+    (:func:`drg_workflow.modelling.search_space.check_model_structure`).
 
-    Search spaces are checked in two passes. The structural pass (known model, bounds, ``log``,
-    ``step``, value types) is pure Python and always runs. The estimator pass (parameter names
-    the estimator accepts, values scikit-learn's own constraints accept) imports scikit-learn,
-    which costs about a second on every Snakefile parse; so when ``cache`` is given, a model
-    configuration that passed it once is remembered there (keyed by the configuration, the
-    scikit-learn version and the checking code) and not checked again.
+    Whether the estimators accept the parameter names and values is checked by each model's
+    ``setup_study`` job: importing scikit-learn here would cost every Snakefile parse a second.
     """
-    from drg_workflow.modelling.search_space import validate_model_config
+    from drg_workflow.modelling.models import ModelConfigError
+    from drg_workflow.modelling.search_space import check_model_structure
 
     modelling = config["modelling"]
     split = modelling["split"]
@@ -135,6 +124,7 @@ def check_modelling(config: Mapping[str, Any], cache: Path | None = None) -> Non
         first, last = split[name]
         if first > last:
             raise ConfigError(f"config key modelling.split.{name}: {first} is after {last}")
+    # Time order is what makes validation and test honest forecasts.
     for before, after in (("train", "validation"), ("validation", "test")):
         if not split[before][1] < split[after][0]:
             raise ConfigError(
@@ -156,42 +146,8 @@ def check_modelling(config: Mapping[str, Any], cache: Path | None = None) -> Non
             f"config key modelling.tuning.storage: {storage!r} may contain {{model}} and no "
             f"other {{...}} field ({error!r})"
         ) from None
-
-    models = modelling["models"]
-    for model, model_config in models.items():
+    for model, model_config in modelling["models"].items():
         try:
-            validate_model_config(model, model_config, check_estimator=False)
-        except ValueError as error:
+            check_model_structure(model, model_config)
+        except ModelConfigError as error:
             raise ConfigError(f"config key {error}") from None
-    marker = _model_check_marker(cache, models) if cache is not None else None
-    if marker is not None and marker.exists():
-        return
-    for model, model_config in models.items():
-        try:
-            validate_model_config(model, model_config, check_estimator=True)
-        except ValueError as error:
-            raise ConfigError(f"config key {error}") from None
-    if marker is not None:
-        _touch_atomically(marker)
-
-
-def _model_check_marker(cache: Path, models: Mapping[str, Any]) -> Path:
-    """The file whose existence says "these model configurations passed the estimator check"."""
-    package = Path(__file__).parent / "modelling"
-    key = {
-        "models": models,
-        "scikit-learn": metadata.version("scikit-learn"),
-        "code": [file_sha256(package / name) for name in ("models.py", "search_space.py")],
-    }
-    return cache / config_hash(key)
-
-
-def _touch_atomically(path: Path) -> None:
-    """Create ``path`` (empty) by rename; a cache that cannot be written is simply not used."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(handle)
-        os.replace(temporary, path)
-    except OSError:
-        pass

@@ -22,12 +22,9 @@ RAW_VERSION = "v0"
 CONFIG_SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 
 try:
-    validate_config(
-        config,
-        yaml.safe_load(CONFIG_SCHEMA.read_text()),
-        # Model configurations already checked against scikit-learn (saves ~1 s per parse).
-        model_check_cache=Path(".snakemake") / "drg-workflow" / "model-checks",
-    )
+    # Schema, chain and modelling checks that need no scikit-learn; the models' estimator
+    # checks run in their setup_study jobs.
+    validate_config(config, yaml.safe_load(CONFIG_SCHEMA.read_text()))
 except ConfigError as error:
     # One message naming the key, before any job runs.
     raise WorkflowError(str(error)) from None
@@ -130,9 +127,11 @@ def all_targets():
 MODELLING = config["modelling"]
 #: Models tuned, trained and compared (the keys of modelling.models), in config order.
 MODELS = list(MODELLING["models"])
-#: The data version the models learn from (v13 by default).
+#: The data version the models learn from (modelling.data_version).
 MODELLING_VERSION = MODELLING["data_version"]
 DEFAULT_TRACKING_URI = "sqlite:///results/mlflow/mlflow.db"
+#: Written by setup_mlflow: the experiment every run goes to (its id, URI, artifact location).
+MLFLOW_EXPERIMENT = "results/mlflow/experiment.json"
 BASELINE_METRICS = "results/models/baseline/metrics.json"
 COMPARISON = "results/models/comparison.csv"
 
@@ -144,14 +143,6 @@ wildcard_constraints:
     shard=r"\d+",
 
 
-# setup_study creates the MLflow experiment (and a fresh sqlite store) and the Optuna study:
-# concurrent first-time creation crashes or misfiles runs, so setup jobs take this resource,
-# limited to 1 at a time unless --resources mlflow_setup=N says otherwise. It holds across
-# cluster nodes; the package's flock on <db>.init.lock covers only one host.
-if "mlflow_setup" not in workflow.global_resources:
-    workflow.register_resource("mlflow_setup", 1)
-
-
 def tracking_uri():
     """modelling.mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else the local sqlite store."""
     return (
@@ -161,17 +152,28 @@ def tracking_uri():
     )
 
 
+def mlflow_settings():
+    """modelling.mlflow with the tracking URI resolved: setup_mlflow's params, so a new store,
+    experiment name or artifact location re-runs it (and so every job that logs to MLflow).
+    """
+    return {**MODELLING["mlflow"], "tracking_uri": tracking_uri()}
+
+
 def shared_modelling_settings():
-    """Settings every modelling rule shares (data, features, split, folds, MLflow)."""
+    """Settings every modelling rule shares (target, lag list and window, data, features,
+    split, folds, seed)."""
     return {
         "target": config["target"],
+        "lags": {
+            "columns": config["lags"]["columns"],
+            "rolling_window": config["lags"]["rolling_window"],
+        },
         "data_version": MODELLING_VERSION,
         "include_same_year_features": MODELLING["include_same_year_features"],
         "include_year": MODELLING["include_year"],
         "split": MODELLING["split"],
         "cv_folds": MODELLING["cv_folds"],
         "random_state": MODELLING["random_state"],
-        "mlflow": {**MODELLING["mlflow"], "tracking_uri": tracking_uri()},
     }
 
 
@@ -222,9 +224,8 @@ def final_inputs(wildcards):
 
 
 def baseline_inputs(wildcards):
-    """The baseline is logged into the models' MLflow experiment, which setup_study creates
-    (it is the only creator): the first model's setup.json carries its id."""
-    return {**modelling_data(wildcards), "setup": setup_json(MODELS[0])}
+    """The baseline needs the data and the MLflow experiment, and nothing of any model."""
+    return {**modelling_data(wildcards), "experiment": MLFLOW_EXPERIMENT}
 
 
 def comparison_metrics():

@@ -1,14 +1,33 @@
-# Modelling on the data version modelling.data_version (v13): per model, one setup job creates
-# the Optuna study and the MLflow experiment and parent run; n_shards tune_shard jobs run the
-# trials of that study in parallel (on one machine or spread over cluster nodes); train_final
-# refits the best parameters once all shards are done. The naive persistence baseline is
-# evaluated like a model, and compare_models puts everything in one table. The wildcard
-# constraints of {model} and {shard} are in common.smk.
+# Modelling on the data version modelling.data_version: setup_mlflow creates the MLflow
+# experiment (and a fresh local store) once; per model, one setup job checks the model's
+# configuration against its estimator and creates the Optuna study and the study's MLflow parent
+# run; n_shards tune_shard jobs run the trials of that study in parallel (on one machine or
+# spread over cluster nodes); train_final refits the best parameters once all shards are done.
+# The naive persistence baseline is evaluated like a model, and compare_models puts everything
+# in one table. The wildcard constraints of {model} and {shard} are in common.smk.
+
+
+rule setup_mlflow:
+    output:
+        experiment=MLFLOW_EXPERIMENT,
+    log:
+        "logs/setup_mlflow/setup_mlflow.log",
+    benchmark:
+        "benchmarks/setup_mlflow/setup_mlflow.tsv"
+    conda:
+        "../envs/drg.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        mlflow=mlflow_settings(),
+    script:
+        "../../scripts/setup_mlflow.py"
 
 
 rule setup_study:
     input:
         metadata=version_metadata(MODELLING_VERSION),
+        experiment=MLFLOW_EXPERIMENT,
     output:
         setup="results/tuning/{model}/setup.json",
     log:
@@ -18,7 +37,6 @@ rule setup_study:
     conda:
         "../envs/drg.yaml"
     resources:
-        mlflow_setup=1,
         mem_mb=1000,
     params:
         settings=model_settings,

@@ -1,15 +1,19 @@
-"""Modelling on the v13 data: features, year splits, models, tuning, final refit, comparison.
+"""Modelling on the modelling data version: features, year splits, models, tuning, final
+refit, baseline, comparison, MLflow tracking.
 
 Modules (imported explicitly; this package does not re-export them so that a rule needing only
 the data helpers does not pay for ``import mlflow``, which takes 1-2 s):
 
-- :mod:`.data`: constants, feature selection, year split, year folds, ``prepare_modelling_data``.
+- :mod:`.settings`: the typed modelling settings, built once from the rules' params.
+- :mod:`.data`: feature selection, year split, year folds, ``prepare_modelling_data``.
 - :mod:`.metrics`: :func:`~.metrics.regression_metrics`.
 - :mod:`.baseline`: naive persistence baseline, evaluated like the models.
-- :mod:`.models`: ``MODEL_BUILDERS`` registry and default search spaces.
-- :mod:`.search_space`: validation of search-space / fixed-parameter config, Optuna suggestion.
-- :mod:`.tuning`: Optuna storage, study + MLflow experiment setup, CV objective, tuning shards.
-- :mod:`.final`: final refit, predictions, importances, MLflow logging of the final run.
+- :mod:`.models`: ``MODEL_BUILDERS`` registry.
+- :mod:`.search_space`: the model-config checks the schema cannot make, Optuna suggestion.
+- :mod:`.tuning`: Optuna storage and study, CV objective, tuning shards, study results.
+- :mod:`.final`: final refit, predictions, importances.
+- :mod:`.tracking`: every MLflow call (experiment, study / trial / final / baseline runs).
+- :mod:`.sqlite`: race-free first use of local sqlite stores.
 - :mod:`.comparison`: comparison table of all models against the baseline.
-- :mod:`.synthetic`: a small synthetic v13 frame for tests and smoke runs.
+- :mod:`.steps`: one function per Snakemake rule.
 """

@@ -12,56 +12,70 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import TARGET, year_folds
+from .data import ModellingDataError, year_folds
 from .metrics import regression_metrics, rmse
+from .settings import FeatureSettings
 
 BASELINE_NAME = "baseline"
 
 
-def baseline_predictions(df: pd.DataFrame, target: str = TARGET) -> np.ndarray:
-    """Predict ``<target>_lag1``, falling back to ``<target>_rolling2`` where lag1 is NaN.
+def baseline_rule(features: FeatureSettings) -> str:
+    """What the baseline predicts, in words naming the columns (logged as its MLflow param)."""
+    return f"{features.target_lag}, else {features.target_rolling}"
 
-    Calendar lags leave lag1 missing when year t-1 is absent; rolling2 then holds t-2's value.
+
+def baseline_predictions(df: pd.DataFrame, features: FeatureSettings) -> np.ndarray:
+    """Predict the target's lag column, falling back to its rolling-mean column where the lag
+    is missing.
+
+    Calendar lags leave the lag missing when year t-1 is absent; the rolling mean over the
+    configured window then holds the mean of the earlier years that are present.
 
     Raises:
-        ValueError: a row has neither value (v12 should have dropped it).
+        ModellingDataError: a row has neither value (rolling_columns should have dropped it).
     """
-    lag1 = df[f"{target}_lag1"].astype(float)
-    pred = lag1.where(lag1.notna(), df[f"{target}_rolling2"].astype(float))
+    lag, rolling = features.target_lag, features.target_rolling
+    missing_columns = [c for c in (lag, rolling) if c not in df.columns]
+    if missing_columns:
+        raise ModellingDataError(
+            f"baseline: the modelling data has no column {' or '.join(missing_columns)} "
+            f"(lags.rolling_window is {features.rolling_window})"
+        )
+    previous = df[lag].astype(float)
+    pred = previous.where(previous.notna(), df[rolling].astype(float))
     n_missing = int(pred.isna().sum())
     if n_missing:
-        raise ValueError(
-            f"baseline: {n_missing} rows have neither {target}_lag1 nor {target}_rolling2"
-        )
+        raise ModellingDataError(f"baseline: {n_missing} rows have neither {lag} nor {rolling}")
     return pred.to_numpy()
 
 
-def baseline_cv_scores(df: pd.DataFrame, n_folds: int, target: str = TARGET) -> list[float]:
+def baseline_cv_scores(df: pd.DataFrame, n_folds: int, features: FeatureSettings) -> list[float]:
     """RMSE of the baseline on each validation year of :func:`year_folds` over ``df`` (train).
 
     The baseline does not train, so only the validation rows of each fold matter; using the same
     folds keeps ``cv_rmse`` comparable with the tuned models'.
     """
-    pred = baseline_predictions(df, target)
-    y = df[target].to_numpy(dtype=float)
+    pred = baseline_predictions(df, features)
+    y = df[features.target].to_numpy(dtype=float)
     return [
         rmse(y[val_idx], pred[val_idx]) for _, val_idx in year_folds(df["year"].to_numpy(), n_folds)
     ]
 
 
 def evaluate_baseline(
-    splits: Mapping[str, pd.DataFrame], n_folds: int, target: str = TARGET
+    splits: Mapping[str, pd.DataFrame], n_folds: int, features: FeatureSettings
 ) -> dict[str, Any]:
     """A comparison row for the baseline (see :func:`.comparison.build_comparison`).
 
     ``splits`` holds the ``train``, ``validation`` and ``test`` frames of
     :func:`.data.split_by_year`.
     """
+    target = features.target
     row: dict[str, Any] = {"model": BASELINE_NAME}
-    row["cv_rmse"] = float(np.mean(baseline_cv_scores(splits["train"], n_folds, target)))
+    row["cv_rmse"] = float(np.mean(baseline_cv_scores(splits["train"], n_folds, features)))
     for split, prefix in (("validation", "val"), ("test", "test")):
         frame = splits[split]
-        m = regression_metrics(frame[target], baseline_predictions(frame, target))
+        m = regression_metrics(frame[target], baseline_predictions(frame, features))
         row.update({f"{prefix}_{k}": v for k, v in m.items()})
     row.update(n_trials_complete=0, n_trials_pruned=0, best_params={})
     return row

@@ -1,18 +1,22 @@
 """Modelling data: feature selection, split by year and year-wise cross-validation folds.
 
-Everything here works on the v13 frame (see the data contract, "Modelling data"): one row per
-(year, facility_id, apr_drg_code) with the current-year target and lagged / rolling features.
+Everything here works on the modelling data version (``modelling.data_version``; see
+docs/data-versions.md): one row per (year, facility_id, apr_drg_code) with the current-year
+target and the lag / rolling-mean features of the configured lag list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-TARGET = "w_total_median_profit"
+from drg_workflow.errors import DrgWorkflowError
+
+from .settings import SPLIT_NAMES, FeatureSettings, ModellingSettings, YearSplit
+
 KEY_COLUMNS: tuple[str, ...] = ("year", "facility_id", "apr_drg_code")
 
 # Computed from the target year's own rows (distinct DRGs per facility/year, the same-year volume
@@ -25,35 +29,18 @@ SAME_YEAR_FEATURES: tuple[str, ...] = (
     "yearly_discharge_bin",
 )
 
-# The lag list of v11/v12; v13 keeps only their `_lag1` / `_rolling2` versions plus the target.
-LAG_LIST: tuple[str, ...] = (
-    "sum_discharges",
-    "severity_1_portion",
-    "severity_2_portion",
-    "severity_3_portion",
-    "severity_4_portion",
-    "w_mean_charge",
-    "w_mean_cost",
-    "w_mean_profit",
-    "w_total_mean_profit",
-    "w_total_mean_cost",
-    "w_median_charge",
-    "w_median_cost",
-    "w_median_profit",
-    "w_total_median_profit",
-    "w_total_median_cost",
-)
 
-SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
+class ModellingDataError(DrgWorkflowError):
+    """The modelling data does not fit the configured features, split or folds."""
 
 
 def select_features(
     columns: Iterable[str],
-    target: str = TARGET,
+    features: FeatureSettings,
     include_same_year_features: bool = False,
     include_year: bool = False,
 ) -> list[str]:
-    """Return the feature columns of a v13 frame, in the frame's column order.
+    """Return the feature columns of the modelling data, in the frame's column order.
 
     Features are every column except the target, the four same-year columns (unless
     ``include_same_year_features``) and ``year`` (unless ``include_year``).
@@ -65,23 +52,26 @@ def select_features(
     learnt trend, so the column adds no usable information and can only hurt.
 
     Raises:
-        ValueError: the target is missing, a requested same-year column is missing, or a
-            current-year lag-list column other than the target is present (it would leak the
-            target year's values into the features).
+        ModellingDataError: the target is missing, a requested same-year column is missing, or
+            a current-year column of the configured lag list other than the target is present
+            (it would leak the target year's values into the features).
     """
     cols = list(columns)
+    target = features.target
     if target not in cols:
-        raise ValueError(f"target column {target!r} not in the data")
-    leaking = [c for c in LAG_LIST if c != target and c in cols]
+        raise ModellingDataError(f"target column {target!r} not in the data")
+    leaking = [c for c in features.lag_columns if c != target and c in cols]
     if leaking:
-        raise ValueError(
-            f"current-year columns {leaking} are present: v13 must drop them (they leak the "
-            "target year); was the data produced by drop_non_lag_columns?"
+        raise ModellingDataError(
+            f"current-year columns {leaking} of the lag list are present: the modelling data "
+            "must not have them (they leak the target year); was it made by drop_non_lag_columns?"
         )
     if include_same_year_features:
         missing = [c for c in SAME_YEAR_FEATURES if c not in cols]
         if missing:
-            raise ValueError(f"include_same_year_features is on but columns {missing} are missing")
+            raise ModellingDataError(
+                f"include_same_year_features is on but columns {missing} are missing"
+            )
     excluded = {target}
     if not include_same_year_features:
         excluded.update(SAME_YEAR_FEATURES)
@@ -91,80 +81,41 @@ def select_features(
 
 
 def make_xy(
-    df: pd.DataFrame, features: Sequence[str], target: str = TARGET
+    df: pd.DataFrame, features: Sequence[str], target: str
 ) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
     """Split a frame into features ``X``, target ``y`` (float) and the ``year`` array for folds.
 
     Raises:
-        ValueError: a feature is not numeric, or the target has missing values.
+        ModellingDataError: a feature is not numeric, or the target has missing values.
     """
     X = df.loc[:, list(features)]
     non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     if non_numeric:
-        raise ValueError(f"feature columns must be numeric; not numeric: {non_numeric}")
+        raise ModellingDataError(f"feature columns must be numeric; not numeric: {non_numeric}")
     y = df[target].astype(float)
     n_missing = int(y.isna().sum())
     if n_missing:
-        raise ValueError(f"target {target!r} has {n_missing} missing values")
+        raise ModellingDataError(f"target {target!r} has {n_missing} missing values")
     return X, y, df["year"].to_numpy()
 
 
-@dataclass(frozen=True)
-class YearSplit:
-    """Inclusive year ranges ``(first, last)`` of the train, validation and test splits."""
-
-    train: tuple[int, int] = (2010, 2014)
-    validation: tuple[int, int] = (2015, 2015)
-    test: tuple[int, int] = (2016, 2017)
-
-    def __post_init__(self) -> None:
-        for name in SPLIT_NAMES:
-            first, last = getattr(self, name)
-            if first > last:
-                raise ValueError(f"split.{name}: first year ({first}) must be <= last ({last})")
-        # Time order is what makes validation/test honest forecasts.
-        if not self.train[1] < self.validation[0]:
-            raise ValueError(
-                f"split: train years must end before validation starts "
-                f"(train last {self.train[1]}, validation first {self.validation[0]})"
-            )
-        if not self.validation[1] < self.test[0]:
-            raise ValueError(
-                f"split: validation years must end before test starts "
-                f"(validation last {self.validation[1]}, test first {self.test[0]})"
-            )
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Sequence[int]]) -> YearSplit:
-        """Build from ``{"train": [first, last], "validation": [...], "test": [...]}``."""
-        ranges = {}
-        for name in SPLIT_NAMES:
-            if name not in cfg:
-                raise ValueError(f"split.{name} missing")
-            value = list(cfg[name])
-            if len(value) != 2 or not all(isinstance(v, int) for v in value):
-                raise ValueError(f"split.{name}: expected [first_year, last_year], got {value}")
-            ranges[name] = (value[0], value[1])
-        return cls(**ranges)
-
-
-def split_by_year(df: pd.DataFrame, split: YearSplit | None = None) -> dict[str, pd.DataFrame]:
+def split_by_year(df: pd.DataFrame, split: YearSplit) -> dict[str, pd.DataFrame]:
     """Split rows into ``train``/``validation``/``test`` by their ``year`` (index reset).
 
     Rows outside all three ranges are dropped.
 
     Raises:
-        ValueError: a split has no rows.
+        ModellingDataError: a split has no rows.
     """
-    split = split or YearSplit()
     out: dict[str, pd.DataFrame] = {}
     available = sorted(pd.unique(df["year"]).tolist())
     for name in SPLIT_NAMES:
         first, last = getattr(split, name)
         part = df[(df["year"] >= first) & (df["year"] <= last)].reset_index(drop=True)
         if part.empty:
-            raise ValueError(
-                f"split.{name}: no rows for years {first}-{last} (data has years {available})"
+            raise ModellingDataError(
+                f"modelling.split.{name}: no rows for years {first}-{last} "
+                f"(data has years {available})"
             )
         out[name] = part
     return out
@@ -178,17 +129,17 @@ def year_folds(years: np.ndarray | pd.Series, n_folds: int) -> list[tuple[np.nda
     the rows may be in any order.
 
     Raises:
-        ValueError: ``n_folds < 1``, missing years, or fewer than ``n_folds + 1`` distinct years
-            (the first validation year needs at least one earlier year to train on).
+        ModellingDataError: ``n_folds < 1``, missing years, or fewer than ``n_folds + 1``
+            distinct years (the first validation year needs at least one earlier year to train on).
     """
     if n_folds < 1:
-        raise ValueError(f"n_folds must be >= 1, got {n_folds}")
+        raise ModellingDataError(f"n_folds must be >= 1, got {n_folds}")
     arr = np.asarray(years)
     if arr.size and pd.isna(arr).any():
-        raise ValueError("years contain missing values")
+        raise ModellingDataError("years contain missing values")
     distinct = np.unique(arr)
     if len(distinct) < n_folds + 1:
-        raise ValueError(
+        raise ModellingDataError(
             f"{n_folds} year folds need at least {n_folds + 1} distinct training years "
             f"(each validation year needs an earlier year to train on); got {len(distinct)}: "
             f"{distinct.tolist()}"
@@ -207,7 +158,7 @@ def fold_years(years: np.ndarray | pd.Series, n_folds: int) -> list[int]:
 
 @dataclass(frozen=True)
 class ModellingData:
-    """Everything the tuning / final / baseline steps need from one v13 frame."""
+    """Everything the tuning / final / baseline steps need from the modelling data."""
 
     features: list[str]
     frames: dict[str, pd.DataFrame]  # train / validation / test rows (all columns)
@@ -216,17 +167,14 @@ class ModellingData:
     years: dict[str, np.ndarray]
 
 
-def prepare_modelling_data(
-    df: pd.DataFrame,
-    split: YearSplit | None = None,
-    include_same_year_features: bool = False,
-    include_year: bool = False,
-    target: str = TARGET,
-) -> ModellingData:
+def prepare_modelling_data(df: pd.DataFrame, settings: ModellingSettings) -> ModellingData:
     """Select features, split by year and build ``X``/``y``/``years`` per split in one call, so
     every rule derives the same features and rows from the same config."""
-    features = select_features(df.columns, target, include_same_year_features, include_year)
-    frames = split_by_year(df, split)
+    target = settings.features.target
+    features = select_features(
+        df.columns, settings.features, settings.include_same_year_features, settings.include_year
+    )
+    frames = split_by_year(df, settings.split)
     parts = {name: make_xy(frame, features, target) for name, frame in frames.items()}
     return ModellingData(
         features=features,

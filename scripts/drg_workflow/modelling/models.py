@@ -19,11 +19,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
 
+from drg_workflow.errors import DrgWorkflowError
+
 ModelBuilder = Callable[[dict[str, Any], int], "BaseEstimator"]
 
 # Set by the workflow (fixed per run so that trials differ only by their parameters); a config
 # that tries to set or tune them is rejected.
 RESERVED_PARAMS: frozenset[str] = frozenset({"random_state"})
+
+
+class ModelConfigError(DrgWorkflowError):
+    """A model configuration (``modelling.models.<model>``) the workflow cannot use; the message
+    names the config key."""
 
 
 def configure(estimator: BaseEstimator, params: Mapping[str, Any]) -> BaseEstimator:
@@ -87,29 +94,11 @@ MODEL_BUILDERS: dict[str, ModelBuilder] = {
     "hist_gradient_boosting": _hist_gradient_boosting,
 }
 
-# Suggested config defaults (the config is the source of truth; tests validate these).
-DEFAULT_FIXED_PARAMS: dict[str, dict[str, Any]] = {
-    "random_forest": {"n_jobs": 1, "max_samples": 0.5},
-    "ridge": {},
-    "hist_gradient_boosting": {},
-}
-DEFAULT_SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
-    "random_forest": {
-        "n_estimators": {"type": "int", "low": 50, "high": 300, "step": 50},
-        "max_depth": {"type": "int", "low": 4, "high": 30},
-        "min_samples_leaf": {"type": "int", "low": 1, "high": 50, "log": True},
-        "max_features": {"type": "categorical", "values": [1.0, 0.5, "sqrt"]},
-    },
-    "ridge": {
-        "alpha": {"type": "float", "low": 1.0e-3, "high": 1.0e4, "log": True},
-    },
-    "hist_gradient_boosting": {
-        "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
-        "max_iter": {"type": "int", "low": 100, "high": 500, "step": 50},
-        "max_leaf_nodes": {"type": "int", "low": 15, "high": 127, "log": True},
-        "min_samples_leaf": {"type": "int", "low": 5, "high": 100, "log": True},
-        "l2_regularization": {"type": "float", "low": 1.0e-6, "high": 10.0, "log": True},
-    },
+#: Parameters that make a model's fit as cheap as possible, used only by the estimator check of
+#: the config (:func:`.search_space.check_model_estimator`), which fits tiny probe models.
+CHEAP_FIT_PARAMS: dict[str, dict[str, Any]] = {
+    "random_forest": {"n_estimators": 1},
+    "hist_gradient_boosting": {"max_iter": 1},
 }
 
 
@@ -117,10 +106,10 @@ def build_model(model: str, params: Mapping[str, Any], random_state: int) -> Bas
     """Build an unfitted estimator of registry model ``model`` with ``params``.
 
     Raises:
-        ValueError: unknown model name.
+        ModelConfigError: unknown model name.
     """
     if model not in MODEL_BUILDERS:
-        raise ValueError(f"unknown model {model!r}; known models: {sorted(MODEL_BUILDERS)}")
+        raise ModelConfigError(f"unknown model {model!r}; known models: {sorted(MODEL_BUILDERS)}")
     return MODEL_BUILDERS[model](dict(params), random_state)
 
 

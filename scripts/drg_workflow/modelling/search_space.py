@@ -1,199 +1,176 @@
-"""Search spaces from config: validation with key-path error messages, and Optuna suggestion.
+"""Search spaces from config: the checks the config schema cannot make, and Optuna suggestion.
 
 A search space maps a parameter name to one of::
 
     {type: int | float, low: <number>, high: <number>, log: <bool, optional>, step: <optional>}
     {type: categorical, values: [<None | bool | int | float | str>, ...]}
+
+Their shape (keys, types, required entries) is checked by the config schema
+(``workflow/schemas/config.schema.yaml``) before anything here runs. Here are the two passes it
+cannot make, each error naming the config key:
+
+- :func:`check_model_structure` (pure Python, runs at every Snakefile parse): known model,
+  reserved parameters, ``low < high``, integer bounds and steps for ``int``, ``log`` needs
+  ``low > 0`` and no step, no parameter both fixed and tuned.
+- :func:`check_model_estimator` (imports scikit-learn and fits tiny probe models, so it runs in
+  the ``setup_study`` job, once per model configuration): the estimator accepts every parameter
+  name and every configured value (bound, choice, fixed value).
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .models import MODEL_BUILDERS, RESERVED_PARAMS, accepted_params, build_model
+from .models import (
+    CHEAP_FIT_PARAMS,
+    MODEL_BUILDERS,
+    RESERVED_PARAMS,
+    ModelConfigError,
+    accepted_params,
+    build_model,
+)
 
 if TYPE_CHECKING:  # the structural checks run on every Snakefile parse: keep them import-light
     import optuna
 
-NUMERIC_TYPES = ("int", "float")
-SPACE_TYPES = (*NUMERIC_TYPES, "categorical")
-_NUMERIC_KEYS = {"type", "low", "high", "log", "step"}
-_CATEGORICAL_KEYS = {"type", "values"}
+#: Rows of the probe data the estimator check fits on (enough for every default estimator).
+_PROBE_ROWS = 40
 
 
-def _model_path(model: str) -> str:
+def model_key(model: str) -> str:
+    """The config key of a model: ``modelling.models.<model>``."""
     return f"modelling.models.{model}"
 
 
-def _is_number(value: Any) -> bool:
-    # bool is an int subclass, but `low: true` is a config mistake, not the number 1.
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_model(model: str) -> None:
+def _check_known(model: str) -> None:
     if model not in MODEL_BUILDERS:
-        raise ValueError(
-            f"{_model_path(model)}: unknown model {model!r}; known models: {sorted(MODEL_BUILDERS)}"
+        raise ModelConfigError(
+            f"{model_key(model)}: unknown model {model!r}; known models: {sorted(MODEL_BUILDERS)}"
         )
 
 
-def _check_name(model: str, name: Any, path: str, accepted: set[str] | None) -> None:
-    """``accepted`` is ``None`` for the structural check alone (no estimator built)."""
-    if not isinstance(name, str):
-        raise ValueError(f"{path}: parameter names must be strings")
+def _check_not_reserved(name: str, path: str) -> None:
     if name.rsplit("__", 1)[-1] in RESERVED_PARAMS:
-        raise ValueError(f"{path}: {name!r} is set by the workflow (modelling.random_state)")
-    if accepted is not None and name not in accepted:
-        raise ValueError(
-            f"{path}: {model} does not accept a parameter {name!r}; "
-            f"accepted: {', '.join(sorted(accepted))}"
-        )
+        raise ModelConfigError(f"{path}: {name!r} is set by the workflow (modelling.random_state)")
 
 
-def _check_value(model: str, name: str, value: Any, path: str) -> None:
-    """Reject values the estimator's own parameter constraints reject (e.g. ``alpha < 0``).
-
-    Uses scikit-learn's parameter validation so config errors surface at setup, not as failed
-    trials hours into tuning.
-    """
-    estimator = build_model(model, {name: value}, 0)
-    steps = [s for _, s in estimator.steps] if hasattr(estimator, "steps") else [estimator]
-    for step in [estimator, *steps]:
-        validate = getattr(step, "_validate_params", None)
-        if validate is None:
-            continue
-        try:
-            validate()
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{path}: value {value!r} rejected by {model}: {exc}") from None
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def validate_search_space(
-    model: str, space: Any, *, key_path: str | None = None, check_estimator: bool = True
-) -> None:
-    """Check a model's search space; errors name the offending key path.
+def _check_distribution(spec: Mapping[str, Any], path: str) -> None:
+    """The rules of a numeric distribution the schema cannot express."""
+    if spec["type"] == "categorical":
+        return
+    low, high = spec["low"], spec["high"]
+    if spec["type"] == "int":
+        for bound in ("low", "high"):
+            if not _is_integer(spec[bound]):
+                raise ModelConfigError(
+                    f"{path}.{bound}: type int needs an integer, got {spec[bound]!r}"
+                )
+    if not low < high:
+        # A fixed value belongs in fixed_params; low == high would waste trials.
+        raise ModelConfigError(f"{path}: low ({low}) must be < high ({high})")
+    log, step = spec.get("log", False), spec.get("step")
+    if step is not None:
+        if spec["type"] == "int" and not _is_integer(step):
+            raise ModelConfigError(f"{path}.step: type int needs an integer step, got {step!r}")
+        if log and not (spec["type"] == "int" and step == 1):
+            raise ModelConfigError(f"{path}: step cannot be combined with log: true")
+    if log and low <= 0:
+        raise ModelConfigError(f"{path}: log: true needs low > 0, got low ({low})")
 
-    Example message: ``modelling.models.ridge.search_space.alpha: low (10) must be < high (1)``.
 
-    ``check_estimator=False`` runs only the structural checks (model name, shapes, bounds, log,
-    step), which need no scikit-learn import; the parameter names and values are then not
-    checked against the estimator.
+def check_model_structure(model: str, model_config: Mapping[str, Any]) -> None:
+    """The checks of ``modelling.models.<model>`` that need no scikit-learn (see the module).
+
+    ``model_config`` is schema-valid: ``{search_space: {...}, fixed_params: {...}}``.
 
     Raises:
-        ValueError: unknown model, empty space, parameter the estimator does not accept (checked
-            against ``get_params()``), reserved parameter, unknown ``type``, missing/extra keys,
-            non-numeric or misordered bounds, non-integer bounds for ``int``, ``log`` with
-            ``low <= 0`` or with a ``step``, non-positive step, empty or non-scalar ``values``,
-            or a bound/value the estimator rejects.
+        ModelConfigError: naming the config key.
     """
-    _check_model(model)
-    base = key_path or f"{_model_path(model)}.search_space"
-    if not isinstance(space, Mapping) or not space:
-        raise ValueError(f"{base}: must be a non-empty mapping of parameter -> distribution")
-    accepted = accepted_params(build_model(model, {}, 0)) if check_estimator else None
+    _check_known(model)
+    base = model_key(model)
+    space = model_config["search_space"]
+    fixed = model_config.get("fixed_params") or {}
     for name, spec in space.items():
-        path = f"{base}.{name}"
-        _check_name(model, name, path, accepted)
-        if not isinstance(spec, Mapping):
-            raise ValueError(f"{path}: must be a mapping with a 'type' key")
-        kind = spec.get("type")
-        if kind not in SPACE_TYPES:
-            raise ValueError(f"{path}.type: unknown type {kind!r}; expected one of {SPACE_TYPES}")
-        allowed = _NUMERIC_KEYS if kind in NUMERIC_TYPES else _CATEGORICAL_KEYS
-        extra = sorted(set(spec) - allowed)
-        if extra:
-            raise ValueError(
-                f"{path}: unexpected keys {extra} for type {kind}; allowed: {sorted(allowed)}"
-            )
-        if kind == "categorical":
-            values = spec.get("values")
-            if not isinstance(values, list) or not values:
-                raise ValueError(f"{path}.values: must be a non-empty list")
-            for i, value in enumerate(values):
-                if value is not None and not isinstance(value, bool | int | float | str):
-                    raise ValueError(
-                        f"{path}.values[{i}]: {value!r} is not None, bool, int, float or str "
-                        "(Optuna stores categorical choices as scalars)"
-                    )
-                if check_estimator:
-                    _check_value(model, name, value, f"{path}.values[{i}]")
-            continue
-        for bound in ("low", "high"):
-            if bound not in spec:
-                raise ValueError(f"{path}.{bound}: missing")
-            value = spec[bound]
-            if not _is_number(value):
-                raise ValueError(f"{path}.{bound}: must be a number, got {value!r}")
-            if kind == "int" and not isinstance(value, int):
-                raise ValueError(f"{path}.{bound}: type int needs an integer, got {value!r}")
-        low, high = spec["low"], spec["high"]
-        if not low < high:
-            # A fixed value belongs in fixed_params; low == high would waste trials.
-            raise ValueError(f"{path}: low ({low}) must be < high ({high})")
-        log = spec.get("log", False)
-        if not isinstance(log, bool):
-            raise ValueError(f"{path}.log: must be true or false, got {log!r}")
-        step = spec.get("step")
-        if step is not None:
-            if not _is_number(step) or step <= 0:
-                raise ValueError(f"{path}.step: must be a positive number, got {step!r}")
-            if kind == "int" and not isinstance(step, int):
-                raise ValueError(f"{path}.step: type int needs an integer step, got {step!r}")
-            if log and not (kind == "int" and step == 1):
-                raise ValueError(f"{path}: step cannot be combined with log: true")
-        if log and low <= 0:
-            raise ValueError(f"{path}: log: true needs low > 0, got low ({low})")
-        if check_estimator:
-            _check_value(model, name, low, f"{path}.low")
-            _check_value(model, name, high, f"{path}.high")
-
-
-def validate_fixed_params(
-    model: str, params: Any, *, key_path: str | None = None, check_estimator: bool = True
-) -> None:
-    """Check a model's fixed (untuned) parameters, e.g. ``n_jobs``; errors name the key path.
-
-    ``check_estimator=False``: structural checks only (see :func:`validate_search_space`)."""
-    _check_model(model)
-    base = key_path or f"{_model_path(model)}.fixed_params"
-    if params is None:
-        return
-    if not isinstance(params, Mapping):
-        raise ValueError(f"{base}: must be a mapping of parameter -> value")
-    accepted = accepted_params(build_model(model, {}, 0)) if check_estimator else None
-    for name, value in params.items():
-        path = f"{base}.{name}"
-        _check_name(model, name, path, accepted)
-        if check_estimator:
-            _check_value(model, name, value, path)
-
-
-def validate_model_config(
-    model: str, cfg: Any, *, key_path: str | None = None, check_estimator: bool = True
-) -> None:
-    """Validate ``modelling.models.<model>``: ``search_space`` (required), ``fixed_params``
-    (optional) and that no parameter is both fixed and tuned.
-
-    ``check_estimator=False``: structural checks only, no scikit-learn import (see
-    :func:`validate_search_space`)."""
-    _check_model(model)
-    base = key_path or _model_path(model)
-    if not isinstance(cfg, Mapping):
-        raise ValueError(f"{base}: must be a mapping")
-    if "search_space" not in cfg:
-        raise ValueError(f"{base}.search_space: missing")
-    validate_search_space(
-        model, cfg["search_space"], key_path=f"{base}.search_space", check_estimator=check_estimator
-    )
-    fixed = cfg.get("fixed_params") or {}
-    validate_fixed_params(
-        model, fixed, key_path=f"{base}.fixed_params", check_estimator=check_estimator
-    )
-    both = sorted(set(fixed) & set(cfg["search_space"]))
+        path = f"{base}.search_space.{name}"
+        _check_not_reserved(name, path)
+        _check_distribution(spec, path)
+    for name in fixed:
+        _check_not_reserved(name, f"{base}.fixed_params.{name}")
+    both = sorted(set(fixed) & set(space))
     if both:
-        raise ValueError(f"{base}: parameters {both} are both in fixed_params and search_space")
+        raise ModelConfigError(
+            f"{base}: parameters {both} are both in fixed_params and search_space"
+        )
+
+
+def _configured_values(model_config: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """Every ``(key suffix, parameter, value)`` the config can hand the estimator."""
+    values = []
+    for name, spec in model_config["search_space"].items():
+        if spec["type"] == "categorical":
+            values += [
+                (f"search_space.{name}.values[{i}]", name, v) for i, v in enumerate(spec["values"])
+            ]
+        else:
+            values += [(f"search_space.{name}.{b}", name, spec[b]) for b in ("low", "high")]
+    for name, value in (model_config.get("fixed_params") or {}).items():
+        values.append((f"fixed_params.{name}", name, value))
+    return values
+
+
+def _probe_data() -> tuple[Any, Any]:
+    """A tiny regression problem, enough for any estimator here to run its parameter checks."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(_PROBE_ROWS, 3)), columns=["a", "b", "c"])
+    return X, X["a"].to_numpy() + rng.normal(scale=0.1, size=_PROBE_ROWS)
+
+
+def check_model_estimator(model: str, model_config: Mapping[str, Any]) -> None:
+    """Check ``modelling.models.<model>`` against its estimator: every parameter name is one
+    the estimator accepts, and every configured value (each bound, choice and fixed value) is
+    one it accepts, so that a bad value fails here, once, not as failed trials hours into
+    tuning.
+
+    Values are checked through scikit-learn's public API: the estimator is fitted on tiny
+    probe data with the one value set (fitting validates the parameters), its other size
+    parameters at their cheapest (:data:`.models.CHEAP_FIT_PARAMS`).
+
+    Raises:
+        ModelConfigError: one line naming the config key.
+    """
+    check_model_structure(model, model_config)
+    base = model_key(model)
+    accepted = accepted_params(build_model(model, {}, 0))
+    for section in ("search_space", "fixed_params"):
+        for name in model_config.get(section) or {}:
+            if name not in accepted:
+                raise ModelConfigError(
+                    f"{base}.{section}.{name}: {model} does not accept a parameter {name!r}; "
+                    f"accepted: {', '.join(sorted(accepted))}"
+                )
+    X, y = _probe_data()
+    cheap = CHEAP_FIT_PARAMS.get(model, {})
+    for key, name, value in _configured_values(model_config):
+        try:
+            with warnings.catch_warnings():
+                # e.g. "max_samples=0.1 of 40 rows is few": true of the probe, not of the data.
+                warnings.simplefilter("ignore", UserWarning)
+                build_model(model, {**cheap, name: value}, 0).fit(X, y)
+        except (ValueError, TypeError) as error:
+            reason = " ".join(str(error).split())
+            raise ModelConfigError(
+                f"{base}.{key}: value {value!r} rejected by {model}: {reason}"
+            ) from None
 
 
 def suggest_params(trial: optuna.Trial, space: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -210,8 +187,6 @@ def suggest_params(trial: optuna.Trial, space: Mapping[str, Mapping[str, Any]]) 
             params[name] = trial.suggest_float(
                 name, float(spec["low"]), float(spec["high"]), step=spec.get("step"), log=log
             )
-        elif kind == "categorical":
-            params[name] = trial.suggest_categorical(name, list(spec["values"]))
         else:
-            raise ValueError(f"{name}: unknown type {kind!r}")
+            params[name] = trial.suggest_categorical(name, list(spec["values"]))
     return params

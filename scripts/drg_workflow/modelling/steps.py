@@ -3,21 +3,13 @@ results out).
 
 The rule scripts only read ``snakemake.input``/``params``, call one function here and write its
 results; keeping the steps here makes them testable without Snakemake and keeps the rule
-scripts thin.
-
-``settings`` is the dict a model's rules get as ``params.settings`` (built from the config by
-``model_settings`` in ``workflow/rules/common.smk``)::
-
-    {model, target, data_version, include_same_year_features, include_year, split, cv_folds,
-     random_state, search_space, fixed_params,
-     tuning: {n_shards, trials_per_shard, base_seed, storage, replace_existing_study,
-              pruner: {n_startup_trials, n_warmup_steps}, tpe_n_startup_trials},
-     mlflow: {tracking_uri, experiment_name, artifact_location}}
+scripts thin. The params dicts come from ``workflow/rules/common.smk`` (``mlflow_settings``,
+``shared_modelling_settings``, ``model_settings``) and become the typed settings of
+:mod:`.settings` here, once.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,30 +18,21 @@ from typing import Any
 
 import pandas as pd
 
+from drg_workflow.files import atomic_output
 from drg_workflow.hashing import config_hash
 from drg_workflow.versions import read_arrow, read_json
 
-from .baseline import BASELINE_NAME, baseline_predictions, evaluate_baseline
+from .baseline import BASELINE_NAME, baseline_predictions, baseline_rule, evaluate_baseline
 from .comparison import build_comparison, comparison_warnings
-from .data import ModellingData, YearSplit, prepare_modelling_data
+from .data import ModellingData, prepare_modelling_data
+from .settings import (
+    ImportanceSettings,
+    MlflowSettings,
+    ModellingSettings,
+    ModelSettings,
+)
 
-#: Settings that do not change what a study computes (where it is logged), left out of its hash.
-_NOT_HASHED = ("mlflow",)
-
-
-def route_library_logs(logger: logging.Logger) -> None:
-    """Send Optuna's and MLflow's log lines (one per trial, study creation, store creation) to
-    the rule's log file instead of Snakemake's terminal output."""
-    import mlflow  # configures its own stderr handler on import; replace it
-    import optuna
-
-    optuna.logging.disable_default_handler()
-    mlflow_logger = logging.getLogger(mlflow.__name__)
-    for handler in list(mlflow_logger.handlers):
-        mlflow_logger.removeHandler(handler)
-    for handler in logger.handlers:
-        logging.getLogger("optuna").addHandler(handler)
-        mlflow_logger.addHandler(handler)
+HELD_OUT_SPLITS: tuple[str, ...] = ("validation", "test")
 
 
 def metrics_summary(metrics: Mapping[str, Any]) -> str:
@@ -61,128 +44,144 @@ def metrics_summary(metrics: Mapping[str, Any]) -> str:
     )
 
 
-def settings_hash(settings: Mapping[str, Any]) -> str:
-    """sha256 of the settings that determine a model's tuning and fit (not where it is logged).
+def write_table(table: pd.DataFrame, path: str | Path) -> None:
+    """Write an output table as CSV, atomically (see :func:`drg_workflow.files.atomic_output`)."""
+    with atomic_output(path) as temporary:
+        table.to_csv(temporary, index=False)
+
+
+def settings_hash(params: Mapping[str, Any]) -> str:
+    """sha256 of a rule's settings params (what determines a model's tuning and fit, or the
+    baseline's evaluation; where runs are logged is not among them).
 
     Tagged on every MLflow run as ``config_hash``; the settings themselves are logged as the
     run's ``settings.json`` artifact.
     """
-    return config_hash({k: v for k, v in settings.items() if k not in _NOT_HASHED})
+    return config_hash(dict(params))
 
 
-def study_name(settings: Mapping[str, Any], data_sha256: str) -> str:
-    """``<model>-<12 hex>``: the hash covers the settings and the data's sha256.
+def study_name(params: Mapping[str, Any], data_sha256: str) -> str:
+    """``<model>-<12 hex>``: the hash covers the model's settings and the data's sha256.
 
     A change of data or configuration therefore always starts a new study: trials computed on
     other data or with another search space can never be mixed into it, even with
     ``tuning.replace_existing_study: false``.
     """
-    digest = config_hash({"settings": settings_hash(settings), "data_sha256": data_sha256})
-    return f"{settings['model']}-{digest[:12]}"
+    digest = config_hash({"settings": settings_hash(params), "data_sha256": data_sha256})
+    return f"{params['model']}-{digest[:12]}"
 
 
 def load_modelling_data(
-    arrow_path: str | Path, settings: Mapping[str, Any]
+    arrow_path: str | Path, settings: ModellingSettings
 ) -> tuple[pd.DataFrame, ModellingData]:
     """The data version (its Arrow copy) and its features / year splits as configured."""
     frame = read_arrow(arrow_path)
-    data = prepare_modelling_data(
-        frame,
-        YearSplit.from_config(settings["split"]),
-        include_same_year_features=settings["include_same_year_features"],
-        include_year=settings["include_year"],
-        target=settings["target"],
-    )
-    return frame, data
+    return frame, prepare_modelling_data(frame, settings)
+
+
+# --------------------------------------------------------------------------- setup_mlflow
+
+
+def setup_mlflow(mlflow_params: Mapping[str, Any]) -> dict[str, str]:
+    """Create (or get) the MLflow experiment every run goes to, and the store if it is a fresh
+    local sqlite file. Returns the document of ``results/mlflow/experiment.json``: tracking
+    URI, experiment name and id, artifact location."""
+    from .tracking import ensure_experiment
+
+    return ensure_experiment(MlflowSettings.from_params(mlflow_params)).to_json()
 
 
 # --------------------------------------------------------------------------- setup_study
 
 
-def setup_study(settings: Mapping[str, Any], data_metadata_path: str | Path) -> dict[str, Any]:
-    """Create the model's Optuna study, the MLflow experiment and the study's parent run.
+def setup_study(
+    params: Mapping[str, Any],
+    experiment_document: Mapping[str, Any],
+    data_metadata_path: str | Path,
+) -> dict[str, Any]:
+    """Check the model's configuration against its estimator, then create its Optuna study
+    and the study's MLflow parent run.
 
     Returns the document written to ``results/tuning/{model}/setup.json``: what the shards need
     (study name, storage, tracking URI, experiment and parent run ids) plus the data's sha256
     and the settings hash.
-    """
-    from .tuning import create_study_and_experiment
 
+    Raises:
+        ModelConfigError: a parameter name or value the estimator does not accept (one line
+            naming the config key).
+    """
+    from .models import ModelConfigError
+    from .search_space import check_model_estimator
+    from .tracking import MlflowExperiment, create_parent_run
+    from .tuning import create_study
+
+    model = ModelSettings.from_params(params)
+    try:
+        check_model_estimator(
+            model.name, {"search_space": model.search_space, "fixed_params": model.fixed_params}
+        )
+    except ModelConfigError as error:
+        raise ModelConfigError(f"config key {error}") from None
+    experiment = MlflowExperiment.from_json(experiment_document)
     metadata = read_json(data_metadata_path)
-    data_sha256 = metadata["sha256"]
-    name = study_name(settings, data_sha256)
-    tuning, tracking = settings["tuning"], settings["mlflow"]
-    digest = settings_hash(settings)
-    info = create_study_and_experiment(
-        name,
-        tuning["storage"],
-        tracking["tracking_uri"],
-        tracking["experiment_name"],
-        tracking["artifact_location"],
-        "minimize",
-        model=settings["model"],
-        replace_existing_study=tuning["replace_existing_study"],
-        parent_tags={
-            "data_version": metadata["version"],
-            "data_sha256": data_sha256,
-            "config_hash": digest,
-            "n_shards": str(tuning["n_shards"]),
-            "trials_per_shard": str(tuning["trials_per_shard"]),
+    name = study_name(params, metadata["sha256"])
+    tuning = model.tuning
+    study = create_study(name, tuning.storage, replace_existing=tuning.replace_existing_study)
+    provenance = {
+        "data_version": metadata["version"],
+        "data_sha256": metadata["sha256"],
+        "config_hash": settings_hash(params),
+        "n_shards": tuning.n_shards,
+        "trials_per_shard": tuning.trials_per_shard,
+    }
+    parent_run_id = create_parent_run(
+        experiment,
+        model.name,
+        {
+            "optuna_study": name,
+            "optuna_storage": tuning.storage,
+            **{k: str(v) for k, v in provenance.items()},
         },
     )
-    info.update(
-        data_version=metadata["version"],
-        data_sha256=data_sha256,
-        config_hash=digest,
-        n_shards=tuning["n_shards"],
-        trials_per_shard=tuning["trials_per_shard"],
-    )
-    return info
+    # Also on the study, so a shard or a later inspection can find the MLflow side.
+    study.set_user_attr("mlflow_experiment_id", experiment.experiment_id)
+    study.set_user_attr("mlflow_parent_run_id", parent_run_id)
+    return {
+        "model": model.name,
+        "study_name": name,
+        "storage": tuning.storage,
+        "direction": "minimize",
+        **experiment.to_json(),
+        "parent_run_id": parent_run_id,
+        **provenance,
+    }
 
 
 # --------------------------------------------------------------------------- tune_shard
 
 
-def shard_seed(settings: Mapping[str, Any], shard_index: int) -> int:
-    """The shard's sampler seed: ``base_seed + shard`` (equal seeds would duplicate trials)."""
-    return int(settings["tuning"]["base_seed"]) + int(shard_index)
-
-
 def tune_shard(
-    settings: Mapping[str, Any],
+    params: Mapping[str, Any],
     setup: Mapping[str, Any],
     arrow_path: str | Path,
     shard_index: int,
 ) -> dict[str, Any]:
-    """Run ``trials_per_shard`` trials of the model's study; return the shard summary of
+    """Run the shard's trials of the model's study; return the shard summary of
     :func:`.tuning.run_tuning_shard` plus ``seconds`` and ``trials_per_minute`` (wall time of the
     trials alone, without imports and data loading) and the epoch times ``started`` and
     ``finished`` of the trials (to see which shards overlapped)."""
-    from .tuning import run_tuning_shard
+    from .tuning import StudyRef, run_tuning_shard
 
-    _, data = load_modelling_data(arrow_path, settings)
-    tuning = settings["tuning"]
+    model = ModelSettings.from_params(params)
+    _, data = load_modelling_data(arrow_path, model.modelling)
     started, started_at = time.perf_counter(), time.time()
     summary = run_tuning_shard(
-        setup["study_name"],
-        setup["storage"],
-        setup["tracking_uri"],
-        setup["experiment_id"],
-        setup["parent_run_id"],
-        settings["model"],
-        settings["search_space"],
+        StudyRef.from_setup(setup),
+        model,
         data.X["train"],
         data.y["train"],
         data.years["train"],
-        settings["cv_folds"],
-        tuning["trials_per_shard"],
-        seed=shard_seed(settings, shard_index),
-        random_state=settings["random_state"],
-        shard_index=shard_index,
-        fixed_params=settings["fixed_params"],
-        pruner_n_startup_trials=tuning["pruner"]["n_startup_trials"],
-        pruner_n_warmup_steps=tuning["pruner"]["n_warmup_steps"],
-        tpe_n_startup_trials=tuning["tpe_n_startup_trials"],
+        shard_index,
     )
     seconds = time.perf_counter() - started
     summary.update(
@@ -209,9 +208,97 @@ class FinalResult:
     impurity_importance: pd.DataFrame | None
 
 
+@dataclass
+class _FittedModel:
+    """The refit model and what was measured on it."""
+
+    estimator: Any
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    predictions: pd.DataFrame
+    permutation: pd.DataFrame
+    impurity: pd.DataFrame | None
+
+
+def _fit_and_evaluate(
+    model: ModelSettings,
+    importance: ImportanceSettings,
+    data: ModellingData,
+    results: Mapping[str, Any],
+) -> _FittedModel:
+    """Refit the best parameters on train; metrics, predictions and importances on held-out
+    years."""
+    from .final import (
+        evaluate_model,
+        fit_final_model,
+        flatten_metrics,
+        impurity_importances,
+        permutation_importances,
+        predict_splits,
+    )
+    from .tuning import merge_params
+
+    random_state = model.modelling.random_state
+    estimator = fit_final_model(
+        model.name,
+        results["best_params"],
+        data.X["train"],
+        data.y["train"],
+        random_state,
+        model.fixed_params,
+    )
+    held_out = {split: (data.X[split], data.y[split]) for split in HELD_OUT_SPLITS}
+    return _FittedModel(
+        estimator=estimator,
+        params=merge_params(model.fixed_params, results["best_params"]),
+        metrics=flatten_metrics(evaluate_model(estimator, held_out), cv_rmse=results["best_value"]),
+        predictions=predict_splits(
+            estimator,
+            {split: data.frames[split] for split in HELD_OUT_SPLITS},
+            data.features,
+            model.modelling.features.target,
+        ),
+        permutation=permutation_importances(
+            estimator,
+            data.X["validation"],
+            data.y["validation"],
+            n_repeats=importance.n_repeats,
+            random_state=random_state,
+            max_samples=importance.max_samples,
+        ),
+        impurity=impurity_importances(estimator, data.features),
+    )
+
+
+def _metrics_document(
+    model: ModelSettings,
+    fitted: _FittedModel,
+    results: Mapping[str, Any],
+    data: ModellingData,
+    setup: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The model's ``metrics.json``: a comparison row plus what it was computed from."""
+    return {
+        "model": model.name,
+        **fitted.metrics,
+        "n_trials_complete": results["n_complete"],
+        "n_trials_pruned": results["n_pruned"],
+        "n_trials_fail": results["n_fail"],
+        "best_params": results["best_params"],
+        "best_trial_number": results["best_trial_number"],
+        "fixed_params": dict(model.fixed_params),
+        "features": data.features,
+        "rows": {split: len(data.y[split]) for split in ("train", *HELD_OUT_SPLITS)},
+        "study_name": setup["study_name"],
+        "data_version": setup["data_version"],
+        "data_sha256": setup["data_sha256"],
+        "config_hash": setup["config_hash"],
+    }
+
+
 def train_final(
-    settings: Mapping[str, Any],
-    importance: Mapping[str, Any],
+    params: Mapping[str, Any],
+    importance_params: Mapping[str, Any],
     setup: Mapping[str, Any],
     shard_summaries: Sequence[Mapping[str, Any]],
     arrow_path: str | Path,
@@ -224,156 +311,130 @@ def train_final(
     Only the trials the current shard outputs report count (see
     :func:`.tuning.study_results`).
     """
-    from .final import (
-        evaluate_model,
-        fit_final_model,
-        flatten_metrics,
-        impurity_importances,
+    from .tracking import (
+        FinalRun,
+        LoggedDataset,
+        MlflowExperiment,
+        close_parent_run,
         log_final_run,
-        permutation_importances,
-        predict_splits,
     )
-    from .tuning import close_parent_run, merge_params, study_results
+    from .tuning import study_results
 
-    model, target = settings["model"], settings["target"]
-    frame, data = load_modelling_data(arrow_path, settings)
+    model = ModelSettings.from_params(params)
+    importance = ImportanceSettings.from_params(importance_params)
+    frame, data = load_modelling_data(arrow_path, model.modelling)
     trial_numbers = sorted({n for shard in shard_summaries for n in shard["trial_numbers"]})
     results = study_results(setup["study_name"], setup["storage"], trial_numbers=trial_numbers)
+    fitted = _fit_and_evaluate(model, importance, data, results)
 
-    estimator = fit_final_model(
-        model,
-        results["best_params"],
-        data.X["train"],
-        data.y["train"],
-        settings["random_state"],
-        settings["fixed_params"],
-    )
-    held_out = {split: (data.X[split], data.y[split]) for split in ("validation", "test")}
-    metrics = flatten_metrics(evaluate_model(estimator, held_out), cv_rmse=results["best_value"])
-    predictions = predict_splits(
-        estimator,
-        {split: data.frames[split] for split in ("validation", "test")},
-        data.features,
-        target,
-    )
-    permutation = permutation_importances(
-        estimator,
-        data.X["validation"],
-        data.y["validation"],
-        n_repeats=importance["n_repeats"],
-        random_state=settings["random_state"],
-        max_samples=importance["max_samples"],
-    )
-    impurity = impurity_importances(estimator, data.features)
-
-    params = merge_params(settings["fixed_params"], results["best_params"])
-    tracking_uri = setup["tracking_uri"]
+    experiment = MlflowExperiment.from_json(setup)
     run = log_final_run(
-        tracking_uri=tracking_uri,
-        experiment_id=setup["experiment_id"],
-        model_name=model,
-        estimator=estimator,
-        params=params,
-        metrics=metrics,
+        experiment,
+        FinalRun(
+            model=model.name,
+            params=fitted.params,
+            metrics=fitted.metrics,
+            config_hash=setup["config_hash"],
+            parent_run_id=setup["parent_run_id"],
+            tags={"optuna_study": setup["study_name"]},
+            documents={"settings.json": {**params, "importance": dict(importance_params)}},
+            tables={
+                "predictions/predictions.csv": fitted.predictions,
+                "importances/permutation_importance.csv": fitted.permutation,
+                "importances/impurity_importance.csv": fitted.impurity,
+            },
+        ),
+        LoggedDataset(
+            frame,
+            setup["data_version"],
+            data_source,
+            model.modelling.features.target,
+            setup["data_sha256"],
+        ),
+        estimator=fitted.estimator,
         X_example=data.X["train"],
-        dataset=frame,
-        target=target,
-        data_sha256=setup["data_sha256"],
-        config_hash=setup["config_hash"],
-        predictions=predictions,
-        importances={"permutation_importance": permutation, "impurity_importance": impurity},
-        parent_run_id=setup["parent_run_id"],
-        dataset_name=setup["data_version"],
-        dataset_source=data_source,
-        extra_tags={"optuna_study": setup["study_name"]},
-        artifacts={"settings.json": {**settings, "importance": dict(importance)}},
     )
-    close_parent_run(tracking_uri, setup["parent_run_id"], results)
-
-    document = {
-        "model": model,
-        **metrics,
-        "n_trials_complete": results["n_complete"],
-        "n_trials_pruned": results["n_pruned"],
-        "n_trials_fail": results["n_fail"],
-        "best_params": results["best_params"],
-        "best_trial_number": results["best_trial_number"],
-        "fixed_params": dict(settings["fixed_params"]),
-        "features": data.features,
-        "rows": {split: len(data.y[split]) for split in ("train", "validation", "test")},
-        "study_name": setup["study_name"],
-        "data_version": setup["data_version"],
-        "data_sha256": setup["data_sha256"],
-        "config_hash": setup["config_hash"],
-    }
+    close_parent_run(experiment.tracking_uri, setup["parent_run_id"], results)
     mlflow_run = {
         **run,
-        "tracking_uri": tracking_uri,
+        "tracking_uri": experiment.tracking_uri,
         "parent_run_id": setup["parent_run_id"],
         "best_trial_run_id": results["best_mlflow_run_id"],
     }
-    return FinalResult(document, mlflow_run, predictions, permutation, impurity)
+    return FinalResult(
+        _metrics_document(model, fitted, results, data, setup),
+        mlflow_run,
+        fitted.predictions,
+        fitted.permutation,
+        fitted.impurity,
+    )
 
 
 # --------------------------------------------------------------------------- evaluate_baseline
 
 
-def baseline_step(
-    settings: Mapping[str, Any],
-    setup: Mapping[str, Any],
-    arrow_path: str | Path,
-    data_source: str,
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Evaluate the naive persistence baseline on the same year folds and splits as the models
-    and log it as an MLflow run like a final model (metrics, dataset, tags, predictions; no
-    model). ``settings`` are the shared modelling settings (no model-specific keys); ``setup``
-    is a model's setup document, for the experiment id and the data's sha256.
+def baseline_predictions_frame(data: ModellingData, settings: ModellingSettings) -> pd.DataFrame:
+    """The baseline's predictions on the held-out splits, keyed like the models'."""
+    from .final import predictions_frame
 
-    Returns the metrics document (a comparison row plus provenance) and the predictions.
-    """
-    from .final import log_final_run, predictions_frame
-
-    target = settings["target"]
-    frame, data = load_modelling_data(arrow_path, settings)
-    row = evaluate_baseline(data.frames, settings["cv_folds"], target)
-    predictions = pd.concat(
+    target = settings.features.target
+    return pd.concat(
         [
             predictions_frame(
                 data.frames[split],
                 split,
                 data.frames[split][target],
-                baseline_predictions(data.frames[split], target),
+                baseline_predictions(data.frames[split], settings.features),
             )
-            for split in ("validation", "test")
+            for split in HELD_OUT_SPLITS
         ],
         ignore_index=True,
     )
-    digest = settings_hash(settings)
-    metrics = {k: v for k, v in row.items() if k.startswith(("cv_", "val_", "test_"))}
+
+
+def baseline_step(
+    params: Mapping[str, Any],
+    experiment_document: Mapping[str, Any],
+    data_metadata_path: str | Path,
+    arrow_path: str | Path,
+    data_source: str,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Evaluate the naive persistence baseline on the same year folds and splits as the models
+    and log it as an MLflow run like a final model (metrics, dataset, tags, predictions; no
+    model). ``params`` are the shared modelling settings (no model-specific keys).
+
+    Returns the metrics document (a comparison row plus provenance) and the predictions.
+    """
+    from .tracking import BASELINE_STAGE, FinalRun, LoggedDataset, MlflowExperiment, log_final_run
+
+    settings = ModellingSettings.from_params(params)
+    metadata = read_json(data_metadata_path)
+    frame, data = load_modelling_data(arrow_path, settings)
+    row = evaluate_baseline(data.frames, settings.cv_folds, settings.features)
+    predictions = baseline_predictions_frame(data, settings)
+    digest = settings_hash(params)
+    experiment = MlflowExperiment.from_json(experiment_document)
     run = log_final_run(
-        tracking_uri=setup["tracking_uri"],
-        experiment_id=setup["experiment_id"],
-        model_name=BASELINE_NAME,
-        estimator=None,
-        params={"prediction": f"{target}_lag1, else {target}_rolling2"},
-        metrics=metrics,
-        X_example=None,
-        dataset=frame,
-        target=target,
-        data_sha256=setup["data_sha256"],
-        config_hash=digest,
-        predictions=predictions,
-        dataset_name=setup["data_version"],
-        dataset_source=data_source,
-        stage="baseline",
-        artifacts={"settings.json": dict(settings)},
+        experiment,
+        FinalRun(
+            model=BASELINE_NAME,
+            params={"prediction": baseline_rule(settings.features)},
+            metrics={k: v for k, v in row.items() if k.startswith(("cv_", "val_", "test_"))},
+            config_hash=digest,
+            stage=BASELINE_STAGE,
+            documents={"settings.json": dict(params)},
+            tables={"predictions/predictions.csv": predictions},
+        ),
+        LoggedDataset(
+            frame, metadata["version"], data_source, settings.features.target, metadata["sha256"]
+        ),
     )
     document = {
         **row,
-        "data_version": setup["data_version"],
-        "data_sha256": setup["data_sha256"],
+        "data_version": metadata["version"],
+        "data_sha256": metadata["sha256"],
         "config_hash": digest,
-        "mlflow": {**run, "tracking_uri": setup["tracking_uri"]},
+        "mlflow": {**run, "tracking_uri": experiment.tracking_uri},
     }
     return document, predictions
 

@@ -1,0 +1,171 @@
+"""The modelling settings, as frozen typed objects built once from the rules' params.
+
+The rules pass plain dicts built from the validated config by ``workflow/rules/common.smk``
+(Snakemake params must be plain data, and their change re-runs a job); the step functions turn
+them into these objects once, so that no function needs twenty loose parameters and no value
+has a second, hard-coded copy in the code. The config (with its schema defaults) is the only
+source of every value here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from drg_workflow.columns import lag_column, rolling_column
+
+SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class YearSplit:
+    """Inclusive year ranges ``(first, last)`` of the train, validation and test splits.
+
+    Their order (train before validation before test) is checked once, by the config
+    validation (``drg_workflow.config_validation.check_modelling``).
+    """
+
+    train: tuple[int, int]
+    validation: tuple[int, int]
+    test: tuple[int, int]
+
+    @classmethod
+    def from_config(cls, split: Mapping[str, Sequence[int]]) -> YearSplit:
+        """From ``modelling.split``: ``{"train": [first, last], "validation": ..., ...}``."""
+        first_last = {name: (int(split[name][0]), int(split[name][1])) for name in SPLIT_NAMES}
+        return cls(**first_last)
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """What the modelling data looks like: its target, lag list and rolling window."""
+
+    target: str
+    lag_columns: tuple[str, ...]
+    rolling_window: int
+
+    @property
+    def target_lag(self) -> str:
+        """The column of the target's previous value."""
+        return lag_column(self.target)
+
+    @property
+    def target_rolling(self) -> str:
+        """The column of the target's mean over the rolling window."""
+        return rolling_column(self.target, self.rolling_window)
+
+
+@dataclass(frozen=True)
+class ModellingSettings:
+    """Settings every modelling rule shares: data, features, year split, folds and seed."""
+
+    features: FeatureSettings
+    data_version: str
+    include_same_year_features: bool
+    include_year: bool
+    split: YearSplit
+    cv_folds: int
+    random_state: int
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ModellingSettings:
+        """From the dict of ``shared_modelling_settings()`` in ``workflow/rules/common.smk``."""
+        return cls(
+            features=FeatureSettings(
+                target=params["target"],
+                lag_columns=tuple(params["lags"]["columns"]),
+                rolling_window=int(params["lags"]["rolling_window"]),
+            ),
+            data_version=params["data_version"],
+            include_same_year_features=bool(params["include_same_year_features"]),
+            include_year=bool(params["include_year"]),
+            split=YearSplit.from_config(params["split"]),
+            cv_folds=int(params["cv_folds"]),
+            random_state=int(params["random_state"]),
+        )
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """``modelling.tuning``: the Optuna budget, its fan-out over shards and its storage."""
+
+    n_shards: int
+    trials_per_shard: int
+    base_seed: int
+    storage: str
+    replace_existing_study: bool
+    pruner_n_startup_trials: int
+    pruner_n_warmup_steps: int
+    tpe_n_startup_trials: int
+
+    @classmethod
+    def from_params(cls, tuning: Mapping[str, Any]) -> TuningSettings:
+        return cls(
+            n_shards=int(tuning["n_shards"]),
+            trials_per_shard=int(tuning["trials_per_shard"]),
+            base_seed=int(tuning["base_seed"]),
+            storage=tuning["storage"],
+            replace_existing_study=bool(tuning["replace_existing_study"]),
+            pruner_n_startup_trials=int(tuning["pruner"]["n_startup_trials"]),
+            pruner_n_warmup_steps=int(tuning["pruner"]["n_warmup_steps"]),
+            tpe_n_startup_trials=int(tuning["tpe_n_startup_trials"]),
+        )
+
+    def shard_seed(self, shard_index: int) -> int:
+        """A shard's sampler seed, ``base_seed + shard`` (equal seeds would duplicate trials)."""
+        return self.base_seed + int(shard_index)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """One model of ``modelling.models`` with everything its setup, shards and final fit use."""
+
+    name: str
+    search_space: Mapping[str, Mapping[str, Any]]
+    fixed_params: Mapping[str, Any]
+    modelling: ModellingSettings
+    tuning: TuningSettings
+    #: The rule's params as given: hashed into the study name and logged with each run.
+    params: Mapping[str, Any] = field(compare=False, repr=False, default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ModelSettings:
+        """From the dict of ``model_settings()`` in ``workflow/rules/common.smk``."""
+        return cls(
+            name=params["model"],
+            search_space=dict(params["search_space"]),
+            fixed_params=dict(params["fixed_params"] or {}),
+            modelling=ModellingSettings.from_params(params),
+            tuning=TuningSettings.from_params(params["tuning"]),
+            params=dict(params),
+        )
+
+
+@dataclass(frozen=True)
+class ImportanceSettings:
+    """``modelling.importance``: permutation importances on the validation split."""
+
+    n_repeats: int
+    max_samples: float
+
+    @classmethod
+    def from_params(cls, importance: Mapping[str, Any]) -> ImportanceSettings:
+        return cls(n_repeats=int(importance["n_repeats"]), max_samples=importance["max_samples"])
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    """``modelling.mlflow`` with the tracking URI resolved (config, environment or default)."""
+
+    tracking_uri: str
+    experiment_name: str
+    artifact_location: str
+
+    @classmethod
+    def from_params(cls, mlflow: Mapping[str, Any]) -> MlflowSettings:
+        return cls(
+            tracking_uri=mlflow["tracking_uri"],
+            experiment_name=mlflow["experiment_name"],
+            artifact_location=mlflow["artifact_location"],
+        )

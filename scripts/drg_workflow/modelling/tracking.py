@@ -1,0 +1,410 @@
+"""Every MLflow call of the workflow: the experiment, the runs of studies, trials, final models
+and the baseline, and where MLflow's (and Optuna's) log lines go.
+
+One module owns them so that the rest of the package never imports MLflow (1-2 s) and the way
+runs are named, tagged and nested is written down once.
+
+Run layout in the one experiment of ``modelling.mlflow.experiment_name``:
+
+- ``<model>-tuning``: a study's parent run (stage ``tuning``), created by ``setup_study`` and
+  closed with the study's results by ``train_final``;
+- ``<model>-trial-<n>``: one run per Optuna trial (stage ``trial``), nested under the parent;
+- ``<model>-final``: the refit model (stage ``final``), nested under the parent;
+- ``baseline-final``: the naive baseline (stage ``baseline``), logged like a model without one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .settings import MlflowSettings
+from .sqlite import sqlite_file, sqlite_init_lock
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from sklearn.base import BaseEstimator
+
+_log = logging.getLogger(__name__)
+
+TRIAL_STAGE = "trial"
+TUNING_STAGE = "tuning"
+FINAL_STAGE = "final"
+BASELINE_STAGE = "baseline"
+#: Optuna trial state -> status of its MLflow run.
+_RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+
+
+def route_library_logs(logger: logging.Logger) -> None:
+    """Send Optuna's and MLflow's log lines (one per trial, study creation, store creation) to
+    the rule's log file instead of Snakemake's terminal output."""
+    import mlflow  # configures its own stderr handler on import; replace it
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    mlflow_logger = logging.getLogger(mlflow.__name__)
+    for handler in list(mlflow_logger.handlers):
+        mlflow_logger.removeHandler(handler)
+    for handler in logger.handlers:
+        logging.getLogger("optuna").addHandler(handler)
+        mlflow_logger.addHandler(handler)
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+@dataclass(frozen=True)
+class MlflowExperiment:
+    """The experiment every run goes to (``results/mlflow/experiment.json``)."""
+
+    tracking_uri: str
+    experiment_name: str
+    experiment_id: str
+    artifact_location: str
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> MlflowExperiment:
+        return cls(**{k: document[k] for k in cls.__dataclass_fields__})
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def tracking_client(tracking_uri: str) -> MlflowClient:
+    """An ``MlflowClient`` whose store is already opened (tables created for a fresh sqlite DB,
+    under :func:`.sqlite.sqlite_init_lock`), so any later use in this process is race-free."""
+    from mlflow import MlflowClient
+
+    with sqlite_init_lock(sqlite_file(tracking_uri)):
+        # The constructor may already open the store; make sure it did before unlocking.
+        client = MlflowClient(tracking_uri=tracking_uri)
+        client.search_experiments(max_results=1)
+    return client
+
+
+def _absolute_artifact_location(location: str) -> str:
+    # A relative path would be resolved against whichever cwd later reads/writes artifacts
+    # (rules, `mlflow ui`); MLflow itself stores absolute locations by default.
+    if "://" in location or location.startswith("file:"):
+        return location
+    return str(Path(location).resolve())
+
+
+def ensure_experiment(settings: MlflowSettings) -> MlflowExperiment:
+    """Get or create the MLflow experiment (restoring it if deleted), creating a fresh local
+    sqlite store on the way.
+
+    The workflow calls this once, in the ``setup_mlflow`` job, before any other job uses the
+    store. It is still safe against a concurrent creator of the same name and against
+    concurrent creation of a fresh local sqlite store (see :func:`tracking_client`); a remote /
+    shared RDB store must be created once before parallel use (e.g. ``mlflow db upgrade``).
+    """
+    from mlflow.entities import LifecycleStage
+    from mlflow.exceptions import MlflowException
+
+    client = tracking_client(settings.tracking_uri)
+    name = settings.experiment_name
+    wanted = _absolute_artifact_location(settings.artifact_location)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            client.create_experiment(name, artifact_location=wanted)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
+                raise
+        experiment = client.get_experiment_by_name(name)
+    if experiment.lifecycle_stage == LifecycleStage.DELETED:
+        client.restore_experiment(experiment.experiment_id)
+    if experiment.artifact_location.removeprefix("file://") != wanted:
+        _log.warning(
+            "MLflow experiment %r exists with artifact_location %s (config asks for %s); "
+            "keeping the existing one",
+            name,
+            experiment.artifact_location,
+            wanted,
+        )
+    return MlflowExperiment(
+        tracking_uri=settings.tracking_uri,
+        experiment_name=name,
+        experiment_id=experiment.experiment_id,
+        artifact_location=experiment.artifact_location,
+    )
+
+
+# --------------------------------------------------------------------------- study runs
+
+
+def create_parent_run(experiment: MlflowExperiment, model: str, tags: Mapping[str, str]) -> str:
+    """Create a study's parent run ``<model>-tuning`` (stage ``tuning``); return its id."""
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+    run_name = f"{model}-tuning"
+    all_tags = {MLFLOW_RUN_NAME: run_name, "stage": TUNING_STAGE, "model": model, **tags}
+    client = tracking_client(experiment.tracking_uri)
+    return client.create_run(experiment.experiment_id, tags=all_tags, run_name=run_name).info.run_id
+
+
+def start_trial_run(
+    client: MlflowClient,
+    experiment_id: str,
+    parent_run_id: str | None,
+    model: str,
+    trial_number: int,
+    tags: Mapping[str, str],
+) -> str:
+    """Create a trial's run ``<model>-trial-<n>`` (stage ``trial``) under the study's parent run
+    with an explicit experiment id (``mlflow.set_experiment`` races can misplace runs into
+    *Default*); return its id."""
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+    run_name = f"{model}-trial-{trial_number}"
+    all_tags = {
+        MLFLOW_RUN_NAME: run_name,
+        "stage": TRIAL_STAGE,
+        "model": model,
+        "trial_number": str(trial_number),
+        **tags,
+    }
+    if parent_run_id:
+        all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+    return client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
+
+
+def finish_trial_run(
+    client: MlflowClient,
+    run_id: str,
+    params: Mapping[str, Any],
+    fold_rmse: Sequence[float],
+    state: str,
+    value: float | None,
+    seconds: float,
+    error: str | None,
+) -> None:
+    """Log a trial's params, ``fold_rmse`` per step (and ``fold_<i>_rmse``), ``cv_rmse`` when
+    complete and its Optuna state, and end its run (FAILED for a failed trial)."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    metrics = [Metric("fold_rmse", s, now, i) for i, s in enumerate(fold_rmse)]
+    metrics += [Metric(f"fold_{i}_rmse", s, now, 0) for i, s in enumerate(fold_rmse)]
+    metrics.append(Metric("trial_seconds", seconds, now, 0))
+    if value is not None:
+        metrics.append(Metric("cv_rmse", value, now, 0))
+    tags = [RunTag("optuna_state", state)]
+    if error:
+        tags.append(RunTag("error", error[:5000]))
+    client.log_batch(
+        run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()], tags=tags
+    )
+    client.set_terminated(run_id, status=_RUN_STATUS.get(state, "KILLED"))
+
+
+def close_parent_run(tracking_uri: str, parent_run_id: str, results: Mapping[str, Any]) -> None:
+    """Log a study's results (``tuning.study_results``) on its parent run; mark it FINISHED."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    metrics = [Metric("best_cv_rmse", float(results["best_value"]), now, 0)]
+    metrics += [
+        Metric(k, float(results[k]), now, 0)
+        for k in ("n_trials", "n_complete", "n_pruned", "n_fail")
+        if k in results
+    ]
+    params = [Param(f"best.{k}", str(v)) for k, v in results.get("best_params", {}).items()]
+    tags = [RunTag("best_trial_number", str(results.get("best_trial_number")))]
+    client = tracking_client(tracking_uri)
+    client.log_batch(parent_run_id, metrics=metrics, params=params, tags=tags)
+    client.set_terminated(parent_run_id, status="FINISHED")
+
+
+# --------------------------------------------------------------------------- final runs
+
+
+@dataclass(frozen=True)
+class LoggedDataset:
+    """The data version a run learnt from, logged as the run's training input."""
+
+    frame: pd.DataFrame
+    name: str  # the data version
+    source: str | None  # where its CSV is
+    target: str
+    sha256: str  # of the version's CSV, as its metadata records it
+
+
+@dataclass(frozen=True)
+class FinalRun:
+    """What a final (or baseline) run logs besides the model and the dataset."""
+
+    model: str
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    config_hash: str
+    stage: str = FINAL_STAGE
+    parent_run_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    #: File name -> JSON document, logged at the run's root (e.g. ``settings.json``).
+    documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Artifact path (``predictions/predictions.csv``) -> table; ``None`` tables are skipped.
+    tables: Mapping[str, pd.DataFrame | None] = field(default_factory=dict)
+
+
+def _dataset_schema(frame: pd.DataFrame) -> Any:
+    """The frame's MLflow schema, inferred from a few rows with each column's ``required`` flag
+    from a vectorised missing-value test.
+
+    MLflow's own inference (``PandasDataset.schema``) tests every cell for missing values in
+    Python: 7 s for the default data's 290k rows x 38 columns, half a minute with other jobs
+    competing.
+    """
+    from mlflow.models import infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    with warnings.catch_warnings():
+        # Integer key columns that are never missing: see log_final_run.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        sampled = infer_signature(frame.head(100)).inputs
+    complete = frame.notna().all()
+    return Schema(
+        [ColSpec(s.type, s.name, required=bool(complete[s.name])) for s in sampled.inputs]
+    )
+
+
+def _dataset_input(dataset: LoggedDataset) -> Any:
+    """The MLflow dataset of a data version: its source, name, digest and schema.
+
+    A ``MetaDataset`` (MLflow's dataset of metadata only) rather than ``from_pandas``: it takes
+    the schema as given (see :func:`_dataset_schema`), and its digest is the start of the data's
+    sha256 (MLflow keeps at most 36 characters) instead of a hash of ``DataFrame.map(type)``.
+    """
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():
+        # A relative path resolves to one source class twice; MLflow warns about the tie.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be")
+        source = resolve_dataset_source(dataset.source or dataset.name)
+    return MetaDataset(
+        source,
+        name=dataset.name,
+        digest=dataset.sha256[:32],
+        schema=_dataset_schema(dataset.frame),
+    )
+
+
+def _log_artifacts(run: FinalRun, params: Mapping[str, Any]) -> None:
+    """``params.json``, the run's JSON documents and its tables, through a temporary folder."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        documents = {"params.json": dict(params), **run.documents}
+        for file_name, document in documents.items():
+            path = Path(tmp) / file_name
+            path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
+            mlflow.log_artifact(str(path))
+        for artifact_path, table in run.tables.items():
+            if table is None:
+                continue
+            folder, _, file_name = artifact_path.rpartition("/")
+            path = Path(tmp) / file_name
+            table.to_csv(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path=folder or None)
+
+
+def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
+    """The model as ``name="model"``: skops with the model's own trusted types (so it loads
+    back with ``mlflow.sklearn.load_model``), signature inferred from a few example rows, and a
+    pinned scikit-learn requirement so MLflow skips its slow requirement inference."""
+    import mlflow.sklearn
+    import sklearn
+    import skops
+    import skops.io
+    from mlflow.models import infer_signature
+
+    example = X_example.head(5)
+    # Types skops will not load by default (e.g. sklearn.tree._tree.Tree): trusted because we
+    # just built the model; skops stays the safer format for anything else loaded from the store.
+    trusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(estimator)))
+    return mlflow.sklearn.log_model(
+        estimator,
+        name="model",
+        serialization_format="skops",
+        skops_trusted_types=trusted,
+        signature=infer_signature(example, estimator.predict(example)),
+        input_example=example,
+        pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"],
+    )
+
+
+def log_final_run(
+    experiment: MlflowExperiment,
+    run: FinalRun,
+    dataset: LoggedDataset,
+    estimator: BaseEstimator | None = None,
+    X_example: pd.DataFrame | None = None,
+) -> dict[str, str | None]:
+    """Log a final model (or, with ``estimator=None``, the baseline) as one MLflow run ``<model>-
+    final``; return ``{"run_id", "experiment_id", "model_uri", "model_id"}`` (the last two
+    ``None`` without an estimator).
+
+    Logs the params (as strings and as ``params.json``), the metrics, tags model, stage,
+    data_sha256 and config_hash (plus ``run.tags``), the data version as the training input
+    (its tags carry the full sha256), the JSON documents and tables of ``run``, and the model.
+    """
+    import mlflow
+    from pandas.errors import Pandas4Warning
+
+    tags = {
+        "model": run.model,
+        "stage": run.stage,
+        "data_sha256": dataset.sha256,
+        "config_hash": run.config_hash,
+        **run.tags,
+    }
+    tracking_client(experiment.tracking_uri)  # opens the store race-free
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(experiment.tracking_uri)
+    try:
+        with (
+            warnings.catch_warnings(),
+            mlflow.start_run(
+                experiment_id=experiment.experiment_id,
+                run_name=f"{run.model}-final",
+                parent_run_id=run.parent_run_id,
+                tags=tags,
+            ) as active,
+        ):
+            # facility_id / apr_drg_code are integer columns that are never missing: MLflow's
+            # schema hint about missing values in integer columns does not apply.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            # pandas 3.1 deprecation notices raised inside MLflow's own code: not actionable here.
+            warnings.filterwarnings("ignore", category=Pandas4Warning, module=r"mlflow\.")
+            mlflow.log_params({k: str(v) for k, v in run.params.items()})
+            mlflow.log_metrics({k: float(v) for k, v in run.metrics.items()})
+            mlflow.log_input(
+                _dataset_input(dataset),
+                context="training",
+                tags={
+                    "data_version": dataset.name,
+                    "data_sha256": dataset.sha256,
+                    "config_hash": run.config_hash,
+                    "rows": str(len(dataset.frame)),
+                    "target": dataset.target,
+                },
+            )
+            _log_artifacts(run, run.params)
+            model = _log_model(estimator, X_example) if estimator is not None else None
+            ids = {"run_id": active.info.run_id, "experiment_id": active.info.experiment_id}
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    if model is None:
+        return {**ids, "model_uri": None, "model_id": None}
+    return {**ids, "model_uri": model.model_uri, "model_id": str(model.model_id)}

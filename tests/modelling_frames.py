@@ -1,0 +1,100 @@
+"""Modelling data for the modelling tests, made by the workflow's own code: the raw generator
+(``drg_workflow.synthetic.generate_raw``) at small scale, then the configured version chain of
+``drg_workflow.transformations``. Nothing here re-implements a transformation."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from drg_workflow.config_validation import validate_config
+from drg_workflow.modelling.settings import ModellingSettings
+from drg_workflow.synthetic import equivalent_rare_drg_threshold, generate_raw
+from drg_workflow.transformations import apply_transformation
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+SCALE = 0.01
+
+
+def small_config(**overrides: Any) -> dict[str, Any]:
+    """The default config (schema defaults) at the small test scale, with ``overrides`` (top
+    level keys, merged one level deep)."""
+    config: dict[str, Any] = {
+        "raw": {"source": "synthetic", "synthetic": {"seed": 7, "scale": SCALE}},
+        "transformations": {
+            "drop_rare_drgs": {"threshold": int(equivalent_rare_drg_threshold(SCALE))}
+        },
+    }
+    for key, value in overrides.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return validate_config(config, copy.deepcopy(SCHEMA))
+
+
+def _transformation_parameters(config: dict[str, Any], transformation: str) -> dict[str, Any]:
+    """What ``transformation_parameters`` in workflow/rules/common.smk passes."""
+    lags = config["lags"]
+    lag_parameters = {
+        "lag_columns": {"columns": lags["columns"], "by": lags["by"]},
+        "rolling_columns": {
+            "columns": lags["columns"],
+            "window": lags["rolling_window"],
+            "by": lags["by"],
+        },
+        "drop_non_lag_columns": {"columns": lags["columns"], "keep": [config["target"]]},
+    }
+    return {
+        **config["transformations"].get(transformation, {}),
+        **lag_parameters.get(transformation, {}),
+    }
+
+
+@functools.cache
+def _frame(seed: int, config_yaml: str) -> pd.DataFrame:
+    config = yaml.safe_load(config_yaml)
+    synthetic = config["raw"]["synthetic"]
+    frames = {"v0": generate_raw(seed=seed, scale=synthetic["scale"])}
+    for step in config["chain"]:
+        frames[step["version"]] = apply_transformation(
+            step["transformation"],
+            frames[step["input"]],
+            _transformation_parameters(config, step["transformation"]),
+        )
+    return frames[config["modelling"]["data_version"]]
+
+
+def modelling_frame(seed: int = 7, config: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The modelling data version of the (small) ``config`` from raw data of ``seed``."""
+    config = config or small_config()
+    return _frame(seed, yaml.safe_dump(config)).copy()
+
+
+def modelling_settings(config: dict[str, Any] | None = None) -> ModellingSettings:
+    """The typed shared modelling settings of ``config`` (as the rules build them)."""
+    config = config or small_config()
+    modelling = config["modelling"]
+    return ModellingSettings.from_params(
+        {
+            "target": config["target"],
+            "lags": {
+                "columns": config["lags"]["columns"],
+                "rolling_window": config["lags"]["rolling_window"],
+            },
+            **{
+                k: modelling[k]
+                for k in (
+                    "data_version",
+                    "include_same_year_features",
+                    "include_year",
+                    "split",
+                    "cv_folds",
+                    "random_state",
+                )
+            },
+        }
+    )

@@ -1,0 +1,116 @@
+"""The whole default target (raw data to the model comparison) with non-default values of the
+settings the modelling reads, so that a valid config can never crash after the expensive part.
+
+Two small real Snakemake runs cover every value: a rolling window of 1 with row lags, 2 volume
+bins and no rare-DRG threshold; a rolling window of 3 with the same-year features and the year
+as features. The tuning budget is tiny (1 shard x 2 trials per model)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SMALL_CONFIG, snakemake_command, write_config
+
+from drg_workflow.versions import read_arrow, read_json
+
+pytestmark = pytest.mark.workflow
+
+TARGET = "w_total_median_profit"
+KEYS = ["year", "facility_id", "apr_drg_code"]
+MODELS = ("random_forest", "ridge", "hist_gradient_boosting")
+METRICS = ("cv_rmse", "val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2")
+
+#: One shard of two trials per model, each model as small as it gets.
+TINY_MODELLING: dict = {
+    "tuning": {"n_shards": 1, "trials_per_shard": 2},
+    "importance": {"n_repeats": 1},
+    "models": {
+        "random_forest": {
+            "search_space": {"max_depth": {"type": "int", "low": 2, "high": 4}},
+            "fixed_params": {"n_estimators": 5, "n_jobs": 1},
+        },
+        "ridge": {"search_space": {"alpha": {"type": "float", "low": 0.1, "high": 10.0}}},
+        "hist_gradient_boosting": {
+            "search_space": {"max_iter": {"type": "int", "low": 5, "high": 10}}
+        },
+    },
+}
+
+RUNS = {
+    "window1-by-row-2-bins-no-threshold": {
+        "lags": {"rolling_window": 1, "by": "row"},
+        "transformations": {
+            "yearly_discharge_bin": {"bins": 2},
+            "drop_rare_drgs": {"threshold": 0},
+        },
+        "modelling": TINY_MODELLING,
+    },
+    "window3-same-year-features-and-year": {
+        "lags": {"rolling_window": 3},
+        "transformations": SMALL_CONFIG["transformations"],
+        "modelling": {
+            **TINY_MODELLING,
+            "include_same_year_features": True,
+            "include_year": True,
+        },
+    },
+}
+
+
+def run_default_target(workdir: Path, config: dict) -> subprocess.CompletedProcess:
+    write_config(workdir, {"raw": SMALL_CONFIG["raw"], **config})
+    # An MLFLOW_TRACKING_URI of the developer's shell would send the test's runs elsewhere.
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    return subprocess.run(
+        snakemake_command(workdir), capture_output=True, text=True, timeout=900, env=env
+    )
+
+
+@pytest.fixture(scope="module", params=sorted(RUNS))
+def finished_run(request, tmp_path_factory) -> tuple[Path, dict]:
+    workdir = tmp_path_factory.mktemp(request.param)
+    config = RUNS[request.param]
+    result = run_default_target(workdir, config)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir, config
+
+
+def test_comparison_has_every_model_and_the_baseline_with_finite_metrics(finished_run):
+    workdir, _ = finished_run
+    table = pd.read_csv(workdir / "results/models/comparison.csv")
+    assert sorted(table["model"]) == sorted([*MODELS, "baseline"])
+    for column in METRICS:
+        assert all(math.isfinite(value) for value in table[column]), column
+
+
+def test_baseline_predicts_the_lag_else_the_configured_rolling_mean(finished_run):
+    workdir, config = finished_run
+    window = config["lags"]["rolling_window"]
+    lag, rolling = f"{TARGET}_lag1", f"{TARGET}_rolling{window}"
+    data = read_arrow(workdir / "results/v13/v13.arrow")
+    predictions = pd.read_csv(workdir / "results/models/baseline/predictions.csv")
+    merged = predictions.merge(data, on=KEYS, how="left", validate="one_to_one")
+    assert len(merged) == len(predictions) > 0
+    expected = np.where(merged[lag].notna(), merged[lag], merged[rolling])
+    np.testing.assert_allclose(merged["y_pred"], expected, rtol=1e-12)
+    np.testing.assert_allclose(merged["y_true"], merged[TARGET], rtol=1e-12)
+
+
+def test_models_use_the_configured_features(finished_run):
+    workdir, config = finished_run
+    modelling = config["modelling"]
+    for model in MODELS:
+        features = read_json(workdir / f"results/models/{model}/metrics.json")["features"]
+        assert ("year" in features) == modelling.get("include_year", False)
+        assert ("yearly_discharge_bin" in features) == modelling.get(
+            "include_same_year_features", False
+        )
+        window = config["lags"]["rolling_window"]
+        assert f"{TARGET}_rolling{window}" in features
