@@ -10,7 +10,7 @@ source of every value here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from drg_workflow.columns import lag_column, rolling_column
@@ -126,8 +126,6 @@ class ModelSettings:
     fixed_params: Mapping[str, Any]
     modelling: ModellingSettings
     tuning: TuningSettings
-    #: The rule's params as given: hashed into the study name and logged with each run.
-    params: Mapping[str, Any] = field(compare=False, repr=False, default_factory=dict)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ModelSettings:
@@ -138,7 +136,6 @@ class ModelSettings:
             fixed_params=dict(params["fixed_params"] or {}),
             modelling=ModellingSettings.from_params(params),
             tuning=TuningSettings.from_params(params["tuning"]),
-            params=dict(params),
         )
 
 
