@@ -58,7 +58,7 @@ def _transformation_parameters(config: dict[str, Any], transformation: str) -> d
 def _frame(seed: int, config_yaml: str) -> pd.DataFrame:
     config = yaml.safe_load(config_yaml)
     synthetic = config["raw"]["synthetic"]
-    frames = {"v0": generate_raw(seed=seed, scale=synthetic["scale"])}
+    frames = {"v0": generate_raw(**{**synthetic, "seed": seed})}
     for step in config["chain"]:
         frames[step["version"]] = apply_transformation(
             step["transformation"],
