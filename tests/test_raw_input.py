@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import gzip
+import inspect
 import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 
+from drg_workflow.config_validation import validate_config
 from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.raw_input import RawDataError, RawReadReport, check_csv_head, read_raw_csv
 from drg_workflow.raw_schema import RAW_COLUMNS, RAW_SCHEMA
 
 HEADER = ",".join(RAW_COLUMNS)
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+#: The ``raw`` settings with the schema's defaults: the one home of the validation policy.
+RAW_DEFAULTS = validate_config({}, copy.deepcopy(SCHEMA))["raw"]
+
+
+def raw_read_settings(**overrides: Any) -> dict[str, Any]:
+    """read_raw_csv's keyword arguments: the schema's defaults of ``raw.on_bad_rows`` and
+    ``raw.plausible_years``, then ``overrides`` (not validated, so tests can pass bad ones)."""
+    first_year, last_year = RAW_DEFAULTS["plausible_years"]
+    defaults = {
+        "on_bad_rows": RAW_DEFAULTS["on_bad_rows"],
+        "first_year": first_year,
+        "last_year": last_year,
+    }
+    return {**defaults, **overrides}
+
+
+def read(path: str | Path, **overrides: Any) -> tuple[pd.DataFrame, RawReadReport]:
+    """read_raw_csv with the schema's default policy, except for ``overrides``."""
+    return read_raw_csv(path, **raw_read_settings(**overrides))
 
 
 def make_rows(n: int = 4) -> list[dict[str, Any]]:
@@ -96,7 +122,7 @@ def write_text(tmp_path: Path, text: str | bytes, name: str = "raw.csv") -> Path
 def error_of(path: Path, **kwargs: Any) -> str:
     """The RawDataError message read_raw_csv raises for ``path``."""
     with pytest.raises(RawDataError) as info:
-        read_raw_csv(path, **kwargs)
+        read(path, **kwargs)
     message = str(info.value)
     assert "\n" not in message  # one paragraph
     assert str(path) in message  # says which file
@@ -117,7 +143,7 @@ def test_round_trip_dtypes_order_and_extra_column(tmp_path: Path) -> None:
     columns.insert(3, "Notes")
     path = write_csv(tmp_path, rows, columns=columns)
 
-    frame, report = read_raw_csv(path)
+    frame, report = read(path)
 
     assert list(frame.columns) == RAW_COLUMNS
     for col, kind in RAW_SCHEMA.items():
@@ -144,14 +170,14 @@ def test_header_whitespace_crlf_and_blank_lines_are_tolerated(tmp_path: Path) ->
     lines = good_lines(3)
     header = ", ".join(f" {c} " for c in RAW_COLUMNS)
     text = "\r\n".join(["", header, lines[1], "", lines[2], lines[3], ""])
-    frame, report = read_raw_csv(write_text(tmp_path, text))
+    frame, report = read(write_text(tmp_path, text))
     assert list(frame.columns) == RAW_COLUMNS
     assert len(frame) == 3 and report.rows_read == 3
 
 
 def test_utf8_bom(tmp_path: Path) -> None:
     path = write_csv(tmp_path, make_rows(2), encoding="utf-8-sig")
-    frame, report = read_raw_csv(path)
+    frame, report = read(path)
     assert report.encoding == "utf-8-sig"
     assert frame["Year"].tolist() == [2015, 2015]
 
@@ -159,7 +185,7 @@ def test_utf8_bom(tmp_path: Path) -> None:
 def test_utf8_non_ascii_name(tmp_path: Path) -> None:
     rows = make_rows(2)
     rows[0]["Facility Name"] = "Hôpital Saint-Luc"
-    frame, report = read_raw_csv(write_csv(tmp_path, rows))
+    frame, report = read(write_csv(tmp_path, rows))
     assert report.encoding == "utf-8"
     assert frame["Facility Name"][0] == "Hôpital Saint-Luc"
 
@@ -169,7 +195,7 @@ def test_latin1_name_preserved(tmp_path: Path) -> None:
     rows[2]["Facility Name"] = "Hôpital Général"
     path = write_csv(tmp_path, rows, encoding="latin-1")
     assert b"\xe9" in path.read_bytes()
-    frame, report = read_raw_csv(path)
+    frame, report = read(path)
     assert report.encoding == "latin-1"
     assert frame["Facility Name"][2] == "Hôpital Général"
     assert "é" in frame["Facility Name"][2]
@@ -178,7 +204,7 @@ def test_latin1_name_preserved(tmp_path: Path) -> None:
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])
 def test_other_delimiters(tmp_path: Path, delimiter: str) -> None:
     path = write_csv(tmp_path, make_rows(3), delimiter=delimiter)
-    frame, report = read_raw_csv(path)
+    frame, report = read(path)
     assert report.delimiter == delimiter
     assert list(frame.columns) == RAW_COLUMNS
     assert frame["Facility Name"][0] == "Albany Medical Center, Unit 0"
@@ -191,7 +217,7 @@ def test_thousands_separators_and_dollars(tmp_path: Path) -> None:
     rows[0]["Mean Charge"] = "1,234,567.89"
     rows[1]["Mean Cost"] = "$12,345.60"
     rows[2]["Median Cost"] = " 42 "
-    frame, report = read_raw_csv(write_csv(tmp_path, rows))
+    frame, report = read(write_csv(tmp_path, rows))
     assert frame["Discharges"].tolist() == [1234, 11, 12]
     assert frame["Discharges"].dtype == np.int64
     assert frame["Mean Charge"][0] == pytest.approx(1234567.89)
@@ -312,7 +338,7 @@ def test_duplicate_key(tmp_path: Path) -> None:
     assert "line 6: duplicate key" in message
     assert "first seen on line 3" in message
 
-    frame, report = read_raw_csv(write_text(tmp_path, "\n".join(lines)), on_bad_rows="drop")
+    frame, report = read(write_text(tmp_path, "\n".join(lines)), on_bad_rows="drop")
     assert report.drop_reasons == {"duplicate key": 1}
     assert len(frame) == 4 and frame["Mean Cost"][1] != 1.0  # the first one is kept
 
@@ -329,7 +355,7 @@ def test_truncated_last_line_error(tmp_path: Path) -> None:
 def test_truncated_last_line_drop(tmp_path: Path, cut: int) -> None:
     lines = good_lines(4)
     lines[-1] = lines[-1][:cut]
-    frame, report = read_raw_csv(write_text(tmp_path, "\n".join(lines) + "\n"), on_bad_rows="drop")
+    frame, report = read(write_text(tmp_path, "\n".join(lines) + "\n"), on_bad_rows="drop")
     assert len(frame) == 3
     assert report.rows_read == 4 and report.rows_dropped == 1
     assert report.drop_reasons == {"truncated line": 1}
@@ -366,7 +392,7 @@ def test_drop_policy_counts_reasons_and_examples(tmp_path: Path) -> None:
     message = error_of(path)
     assert "5 of 10 data rows are bad" in message
 
-    frame, report = read_raw_csv(path, on_bad_rows="drop", max_examples=3)
+    frame, report = read(path, on_bad_rows="drop", max_examples=3)
     assert report.rows_read == 10 and report.rows_kept == 5 and report.rows_dropped == 5
     assert report.drop_reasons == {
         "Discharges: below 1": 1,
@@ -399,11 +425,20 @@ def test_error_lists_at_most_max_examples(tmp_path: Path) -> None:
     assert "line 3:" in message and "line 4:" not in message
 
 
+def test_policy_has_no_defaults_in_code() -> None:
+    """The validation policy's defaults live in the config schema only; ``max_examples`` is
+    not a setting."""
+    parameters = inspect.signature(read_raw_csv).parameters.values()
+    assert [p.name for p in parameters if p.default is not p.empty] == ["max_examples"]
+    with pytest.raises(TypeError):
+        read_raw_csv("x.csv")  # type: ignore[call-arg]
+
+
 def test_invalid_arguments() -> None:
     with pytest.raises(ValueError, match="on_bad_rows"):
-        read_raw_csv("x.csv", on_bad_rows="ignore")  # type: ignore[arg-type]
+        read("x.csv", on_bad_rows="ignore")
     with pytest.raises(ValueError, match="first_year"):
-        read_raw_csv("x.csv", first_year=2020, last_year=2010)
+        read("x.csv", first_year=2020, last_year=2010)
 
 
 @pytest.mark.parametrize(
@@ -414,7 +449,7 @@ def test_invalid_arguments() -> None:
 def test_invalid_arguments_are_user_errors(arguments: dict[str, Any]) -> None:
     """They come from the config: logged_rule shows a DrgWorkflowError as one clear line."""
     with pytest.raises(DrgWorkflowError):
-        read_raw_csv("x.csv", **arguments)
+        read("x.csv", **arguments)
 
 
 def test_check_csv_head_is_the_same_sniffing(tmp_path: Path) -> None:

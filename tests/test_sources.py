@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -38,6 +39,8 @@ from drg_workflow.synthetic import generate_raw
 pytestmark = pytest.mark.workflow
 
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+#: The ``raw`` settings with the schema's defaults: the one home of every default used here.
+RAW_DEFAULTS = validate_config({}, copy.deepcopy(SCHEMA))["raw"]
 #: What a chain on a few thousand rows needs (as in conftest's SMALL_CONFIG).
 TRANSFORMATIONS = {"drop_rare_drgs": {"threshold": 500}}
 #: Fast retries for the tests: two attempts, 50 ms apart.
@@ -56,10 +59,21 @@ VERSIONS = [
 # --------------------------------------------------------------------------------------------
 
 
+def synthetic(**settings: object) -> pd.DataFrame:
+    """generate_raw with ``settings``, the schema's defaults of raw.synthetic for the rest."""
+    return generate_raw(**{**RAW_DEFAULTS["synthetic"], **settings})
+
+
+def download_settings(**overrides: object) -> dict:
+    """download's retry settings: the schema's defaults of raw.download, then ``overrides``
+    (not validated, so tests can pass bad ones)."""
+    return {**RAW_DEFAULTS["download"], **overrides}
+
+
 @pytest.fixture(scope="module")
 def raw_frame() -> pd.DataFrame:
     """A small raw file in the real schema (about 5,600 rows)."""
-    return generate_raw(seed=11, scale=0.005)
+    return synthetic(seed=11, scale=0.005)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +149,17 @@ def run(
 def files_under(path: Path) -> list[str]:
     """Every file (hidden ones too) under ``path``; empty if it does not exist."""
     return sorted(str(p) for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def data_files(workdir: Path) -> list[str]:
+    """Every data output (hidden and temporary files too) in ``workdir``: anything under the
+    versions' directories ``results/v*/`` and the downloaded ``resources/raw/download.csv``.
+
+    Not all of ``results/``: setup_mlflow creates the tracking store under ``results/mlflow/``
+    independently of the data, and may run before a data job fails."""
+    found = [f for d in sorted((workdir / "results").glob("v*")) for f in files_under(d)]
+    download = workdir / "resources/raw/download.csv"
+    return found + ([str(download)] if download.exists() else [])
 
 
 def assert_one_clear_error(result: subprocess.CompletedProcess, rule: str, message: str):
@@ -265,18 +290,24 @@ def test_url_failures_give_one_clear_message(
     raw = {"source": "url", "url": url, "download": QUICK_DOWNLOAD}
     result = run(tmp_path, raw)
     assert_one_clear_error(result, "download_raw", message.format(url=url))
-    assert files_under(tmp_path / "results") == []
+    assert data_files(tmp_path) == []
     assert files_under(tmp_path / "resources") == []  # not even a temporary file
 
 
 def test_download_backs_off_exponentially(http_server: ServerProcess, tmp_path: Path):
     waits: list[float] = []
     url = f"{http_server.url}/flaky3/raw.csv"
-    result = download(url, tmp_path / "raw.csv", retries=3, backoff=0.5, sleep=waits.append)
+    settings = download_settings(retries=3, backoff=0.5)
+    result = download(url, tmp_path / "raw.csv", **settings, sleep=waits.append)
     assert waits == [0.5, 1.0, 2.0] and result.attempts == 4
     # A 404 is not retried.
     with pytest.raises(DownloadError, match="HTTP 404"):
-        download(f"{http_server.url}/nothing.csv", tmp_path / "x.csv", sleep=waits.append)
+        download(
+            f"{http_server.url}/nothing.csv",
+            tmp_path / "x.csv",
+            **download_settings(),
+            sleep=waits.append,
+        )
     assert len(waits) == 3 and not (tmp_path / "x.csv").exists()
 
 
@@ -293,7 +324,7 @@ def test_downloaded_file_gets_the_umask_mode(
 ):
     """Like any other new file: 0644 under umask 022, not a temporary file's private 0600."""
     target = tmp_path / "raw.csv"
-    download(f"{http_server.url}/raw.csv", target)
+    download(f"{http_server.url}/raw.csv", target, **download_settings())
     assert target.read_bytes() == raw_bytes
     assert target.stat().st_mode & 0o777 == 0o644
 
@@ -304,7 +335,8 @@ def test_each_failed_attempt_is_logged(
     log = logging.getLogger("test_download")
     url = f"{http_server.url}/flaky2/raw.csv?logged"
     with caplog.at_level(logging.INFO, logger="test_download"):
-        result = download(url, tmp_path / "raw.csv", retries=2, backoff=0.05, log=log)
+        settings = download_settings(retries=2, backoff=0.05)
+        result = download(url, tmp_path / "raw.csv", **settings, log=log)
     assert result.attempts == 3
     assert [r.getMessage() for r in caplog.records] == [
         "attempt 1 of 3 failed: HTTP 503 Service Unavailable; retrying in 0.1 s",
@@ -353,7 +385,8 @@ def test_cut_short_transfer_names_the_bytes(
     http_server: ServerProcess, tmp_path: Path, raw_bytes: bytes
 ):
     with pytest.raises(DownloadError) as raised:
-        download(f"{http_server.url}/truncated/raw.csv", tmp_path / "raw.csv", retries=0)
+        settings = download_settings(retries=0)
+        download(f"{http_server.url}/truncated/raw.csv", tmp_path / "raw.csv", **settings)
     half = len(raw_bytes) // 2
     assert f"cut short ({half:,} of {len(raw_bytes):,} bytes)" in str(raised.value)
 
@@ -371,7 +404,8 @@ def test_permanent_failures_are_not_retried(
 ):
     waits: list[float] = []
     with pytest.raises(DownloadError, match=message):
-        download(http_server.url + path, tmp_path / "raw.csv", sleep=waits.append)
+        settings = download_settings()
+        download(http_server.url + path, tmp_path / "raw.csv", **settings, sleep=waits.append)
     assert waits == [] and files_under(tmp_path) == []
 
 
@@ -382,7 +416,8 @@ def test_empty_body_is_refused(tmp_path: Path, server_dir: Path):
     server = start_http(root, tmp_path)
     try:
         with pytest.raises(DownloadError, match="the server sent an empty body"):
-            download(f"{server.url}/empty.csv", tmp_path / "out/raw.csv", retries=0)
+            settings = download_settings(retries=0)
+            download(f"{server.url}/empty.csv", tmp_path / "out/raw.csv", **settings)
     finally:
         server.stop()
     assert files_under(tmp_path / "out") == []
@@ -392,7 +427,7 @@ def test_errors_never_show_credentials(http_server: ServerProcess, tmp_path: Pat
     secret_url = http_server.url.replace("http://", "http://reader:s3cret@")
     for path in ("/missing.csv", "/status503/raw.csv", "/truncated/raw.csv"):
         with pytest.raises(DownloadError) as raised:
-            download(secret_url + path, tmp_path / "raw.csv", retries=0)
+            download(secret_url + path, tmp_path / "raw.csv", **download_settings(retries=0))
         assert "s3cret" not in str(raised.value) and "reader" not in str(raised.value)
         assert f"{http_server.url}{path}" in str(raised.value)
 
@@ -400,7 +435,15 @@ def test_errors_never_show_credentials(http_server: ServerProcess, tmp_path: Pat
 @pytest.mark.parametrize("settings", [{"retries": -1}, {"timeout": 0}, {"backoff": -1.0}], ids=str)
 def test_bad_settings_are_user_errors(tmp_path: Path, settings: dict):
     with pytest.raises(DownloadError, match="bad download settings"):
-        download("http://127.0.0.1/raw.csv", tmp_path / "raw.csv", **settings)
+        download("http://127.0.0.1/raw.csv", tmp_path / "raw.csv", **download_settings(**settings))
+
+
+def test_download_settings_have_no_defaults_in_code():
+    """The retry settings' defaults live in the config schema only (raw.download)."""
+    parameters = inspect.signature(download).parameters.values()
+    assert [p.name for p in parameters if p.default is not p.empty] == ["log", "sleep"]
+    with pytest.raises(TypeError):
+        download("http://127.0.0.1/raw.csv", "raw.csv")  # type: ignore[call-arg]
 
 
 def test_public_url_drops_credentials():
@@ -466,7 +509,7 @@ def test_bad_url_stops_the_workflow_before_any_job(tmp_path: Path):
 @pytest.fixture(scope="module")
 def tiny_frame() -> pd.DataFrame:
     """About 2,000 rows: enough for every check, fast to ingest."""
-    return generate_raw(seed=5, scale=0.002)
+    return synthetic(seed=5, scale=0.002)
 
 
 def _with(frame: pd.DataFrame, row: int, column: str, value: object) -> pd.DataFrame:
@@ -512,7 +555,7 @@ def test_bad_file_stops_ingest_with_one_message(tiny_frame: pd.DataFrame, tmp_pa
         result, "ingest_raw", "ERROR in rule ingest_raw: Raw data file resources/raw.csv: "
     )
     assert message in result.stderr
-    assert files_under(tmp_path / "results") == []
+    assert data_files(tmp_path) == []
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,19 @@ once per module; one test builds the full-scale frame (~1.1 M rows, ~2 s).
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 import io
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from drg_workflow.config_validation import validate_config
 from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.raw_schema import RAW_KEY_COLUMNS, SEVERITY_DESCRIPTIONS
 from drg_workflow.synthetic import (
@@ -21,6 +27,11 @@ from drg_workflow.synthetic import (
     generate_raw,
     sizes_for_scale,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+#: raw.synthetic with the schema's defaults: the one home of the generator's default settings.
+SYNTHETIC_DEFAULTS = validate_config({}, copy.deepcopy(SCHEMA))["raw"]["synthetic"]
 
 SEED = 42
 SMALL_SCALE = 0.005
@@ -42,10 +53,20 @@ STR_COLUMNS = [
 ]
 
 
+def synthetic_settings(**overrides: Any) -> dict[str, Any]:
+    """generate_raw's arguments: the schema's defaults of ``raw.synthetic``, then ``overrides``
+    (not validated, so tests can pass settings the config would refuse)."""
+    return {**SYNTHETIC_DEFAULTS, **overrides}
+
+
+#: The shared small frame's settings (default years).
+SMALL_SETTINGS = synthetic_settings(seed=SEED, scale=SMALL_SCALE)
+
+
 @pytest.fixture(scope="module")
 def small() -> pd.DataFrame:
     """The shared small frame (treat as read-only)."""
-    return generate_raw(seed=SEED, scale=SMALL_SCALE)
+    return generate_raw(**SMALL_SETTINGS)
 
 
 def _pair_year_profit(df: pd.DataFrame) -> pd.DataFrame:
@@ -107,11 +128,11 @@ def test_csv_round_trip_gives_the_same_frame(small: pd.DataFrame) -> None:
 
 
 def test_deterministic_for_a_seed(small: pd.DataFrame) -> None:
-    pd.testing.assert_frame_equal(generate_raw(seed=SEED, scale=SMALL_SCALE), small)
+    pd.testing.assert_frame_equal(generate_raw(**SMALL_SETTINGS), small)
 
 
 def test_different_seed_gives_a_different_frame(small: pd.DataFrame) -> None:
-    other = generate_raw(seed=SEED + 1, scale=SMALL_SCALE)
+    other = generate_raw(**synthetic_settings(seed=SEED + 1, scale=SMALL_SCALE))
     assert not other.equals(small)
 
 
@@ -121,13 +142,21 @@ def test_keys_unique_and_sorted(small: pd.DataFrame) -> None:
     assert keys.is_monotonic_increasing
 
 
+def test_settings_have_no_defaults_in_code() -> None:
+    """The settings' defaults live in the config schema only (raw.synthetic)."""
+    parameters = inspect.signature(generate_raw).parameters.values()
+    assert [p.name for p in parameters if p.default is not p.empty] == []
+    with pytest.raises(TypeError):
+        generate_raw(seed=SEED, scale=SMALL_SCALE)  # type: ignore[call-arg]
+
+
 def test_invalid_arguments_raise() -> None:
     with pytest.raises(ValueError):
-        generate_raw(scale=0)
+        generate_raw(**synthetic_settings(scale=0))
     with pytest.raises(ValueError):
-        generate_raw(scale=-1.0)
+        generate_raw(**synthetic_settings(scale=-1.0))
     with pytest.raises(ValueError):
-        generate_raw(scale=0.002, first_year=2017, last_year=2009)
+        generate_raw(**synthetic_settings(scale=0.002, first_year=2017, last_year=2009))
 
 
 @pytest.mark.parametrize(
@@ -138,10 +167,11 @@ def test_invalid_arguments_raise() -> None:
 def test_bad_settings_are_user_errors(arguments: dict) -> None:
     """A bad `raw.scale` or year range is the user's error: logged_rule shows it as one line."""
     with pytest.raises(DrgWorkflowError):
-        generate_raw(seed=SEED, **arguments)
+        generate_raw(**synthetic_settings(seed=SEED, **arguments))
 
 
-# sha256 of ``generate_raw(**arguments).to_csv(index=False)``, computed from the generator
+# sha256 of ``generate_raw(**synthetic_settings(**arguments)).to_csv(index=False)`` (settings
+# not given are the schema's defaults), computed from the generator
 # before it was split into named steps: the output must never change by accident (cached data
 # versions and models are keyed on it). Change a pin only when the data is meant to change.
 PINNED_CSV_SHA256 = [
@@ -166,7 +196,7 @@ PINNED_CSV_SHA256 = [
 
 @pytest.mark.parametrize(("arguments", "sha256"), PINNED_CSV_SHA256, ids=lambda x: str(x)[:12])
 def test_output_bytes_are_pinned(arguments: dict, sha256: str) -> None:
-    csv_bytes = generate_raw(**arguments).to_csv(index=False).encode()
+    csv_bytes = generate_raw(**synthetic_settings(**arguments)).to_csv(index=False).encode()
     assert hashlib.sha256(csv_bytes).hexdigest() == sha256
 
 
@@ -174,7 +204,8 @@ def test_output_bytes_are_pinned(arguments: dict, sha256: str) -> None:
 
 
 def test_years_cover_the_default_range(small: pd.DataFrame) -> None:
-    assert sorted(small["Year"].unique()) == list(range(2009, 2018))
+    first, last = SMALL_SETTINGS["first_year"], SMALL_SETTINGS["last_year"]
+    assert sorted(small["Year"].unique()) == list(range(first, last + 1))
 
 
 def test_custom_year_range() -> None:
@@ -194,14 +225,14 @@ def test_small_scale_size(small: pd.DataFrame) -> None:
 
 def test_tiny_scale_keeps_the_floors() -> None:
     assert sizes_for_scale(1e-6) == (6, 12)
-    df = generate_raw(seed=SEED, scale=0.002)
+    df = generate_raw(**synthetic_settings(seed=SEED, scale=0.002))
     assert df["Facility Id"].nunique() >= 6
     assert df["APR DRG Code"].nunique() >= 12
     assert set(df["APR Severity Of Illness Code"]) == {1, 2, 3, 4}
 
 
 def test_rows_roughly_linear_in_scale(small: pd.DataFrame) -> None:
-    bigger = generate_raw(seed=SEED, scale=4 * SMALL_SCALE)
+    bigger = generate_raw(**synthetic_settings(seed=SEED, scale=4 * SMALL_SCALE))
     assert 3.0 <= len(bigger) / len(small) <= 5.5
 
 
@@ -254,8 +285,9 @@ def test_severities(small: pd.DataFrame) -> None:
 
 def test_costs_inflate_over_the_years(small: pd.DataFrame) -> None:
     log_cost = np.log(small["Median Cost"]).groupby(small["Year"]).mean()
+    first, last = SMALL_SETTINGS["first_year"], SMALL_SETTINGS["last_year"]
     # ~3% a year over 8 years is ~0.24 in logs; leave room for the changing case mix.
-    assert 0.1 < log_cost[2017] - log_cost[2009] < 0.4
+    assert 0.1 < log_cost[last] - log_cost[first] < 0.4
 
 
 def test_descriptions_are_consistent_per_code(small: pd.DataFrame) -> None:
@@ -323,9 +355,9 @@ def test_total_median_profit_persists_across_years(small: pd.DataFrame) -> None:
 
 
 def test_full_scale_matches_the_real_file_shape() -> None:
-    df = generate_raw(seed=SEED)
-    # The default frame itself is pinned too (see PINNED_CSV_SHA256; hashing is cheaper here
-    # than writing 1.1 M rows of CSV).
+    df = generate_raw(**synthetic_settings(seed=SEED))
+    # The default frame (the schema's defaults) itself is pinned too (see PINNED_CSV_SHA256;
+    # hashing is cheaper here than writing 1.1 M rows of CSV).
     assert len(df) == 1_108_700
     assert int(pd.util.hash_pandas_object(df, index=True).sum()) == 10158993748373712453
     assert abs(len(df) - 1_081_672) <= 0.05 * 1_081_672

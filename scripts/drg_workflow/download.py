@@ -84,13 +84,17 @@ def public_url(url: str) -> str:
 def download(
     url: str,
     destination: str | os.PathLike[str],
-    retries: int = 3,
-    timeout: float = 60.0,
-    backoff: float = 2.0,
+    *,
+    retries: int,
+    timeout: float,
+    backoff: float,
     log: logging.Logger | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DownloadResult:
     """Download ``url`` to ``destination`` atomically, retrying transient failures.
+
+    ``retries``, ``timeout`` and ``backoff`` are required: their defaults live in the config
+    schema (``raw.download``), not here.
 
     Args:
         url: An ``http://`` or ``https://`` URL.

@@ -200,10 +200,11 @@ def _ar1_step(
     return rho * previous + sd * math.sqrt(1.0 - rho * rho) * shock
 
 
-def generate_raw(
-    seed: int = 42, scale: float = 1.0, first_year: int = 2009, last_year: int = 2017
-) -> pd.DataFrame:
+def generate_raw(*, seed: int, scale: float, first_year: int, last_year: int) -> pd.DataFrame:
     """Generate a synthetic raw (v0) frame in exactly the real file's schema.
+
+    Every argument is required: the settings' defaults live in the config schema
+    (``raw.synthetic``), not here.
 
     Args:
         seed: Seed of ``numpy.random.default_rng``; the same ``(seed, scale, years)`` always give

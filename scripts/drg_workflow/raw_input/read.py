@@ -23,17 +23,21 @@ from drg_workflow.raw_schema import RAW_SCHEMA
 
 def read_raw_csv(
     path: str | os.PathLike[str],
-    on_bad_rows: Literal["error", "drop"] = "error",
-    first_year: int = 1990,
-    last_year: int = 2100,
+    *,
+    on_bad_rows: Literal["error", "drop"],
+    first_year: int,
+    last_year: int,
     max_examples: int = 5,
 ) -> tuple[pd.DataFrame, RawReadReport]:
     """Read a raw NY State inpatient cost CSV into a validated frame in the raw schema.
 
+    The validation policy is required: its defaults live in the config schema
+    (``raw.on_bad_rows``, ``raw.plausible_years``), not here.
+
     Args:
         path: Local path of the CSV (already downloaded if it came from a URL or S3).
-        on_bad_rows: ``"error"`` (default) raises on any bad record; ``"drop"`` removes bad
-            records and counts them in the report.
+        on_bad_rows: ``"error"`` raises on any bad record; ``"drop"`` removes bad records and
+            counts them in the report.
         first_year: Smallest accepted ``Year``.
         last_year: Largest accepted ``Year``.
         max_examples: How many bad records to quote in the error message / report.
