@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from drg_workflow.chain import configured_parameters
 from drg_workflow.config_validation import validate_config
 from drg_workflow.modelling.settings import ModellingSettings
 from drg_workflow.synthetic import equivalent_rare_drg_threshold, generate_raw
@@ -36,24 +37,6 @@ def small_config(**overrides: Any) -> dict[str, Any]:
     return validate_config(config, copy.deepcopy(SCHEMA))
 
 
-def _transformation_parameters(config: dict[str, Any], transformation: str) -> dict[str, Any]:
-    """What ``transformation_parameters`` in workflow/rules/common.smk passes."""
-    lags = config["lags"]
-    lag_parameters = {
-        "lag_columns": {"columns": lags["columns"], "by": lags["by"]},
-        "rolling_columns": {
-            "columns": lags["columns"],
-            "window": lags["rolling_window"],
-            "by": lags["by"],
-        },
-        "drop_non_lag_columns": {"columns": lags["columns"], "keep": [config["target"]]},
-    }
-    return {
-        **config["transformations"].get(transformation, {}),
-        **lag_parameters.get(transformation, {}),
-    }
-
-
 @functools.cache
 def _frame(seed: int, config_yaml: str) -> pd.DataFrame:
     config = yaml.safe_load(config_yaml)
@@ -63,7 +46,7 @@ def _frame(seed: int, config_yaml: str) -> pd.DataFrame:
         frames[step["version"]] = apply_transformation(
             step["transformation"],
             frames[step["input"]],
-            _transformation_parameters(config, step["transformation"]),
+            configured_parameters(config, step["transformation"]),
         )
     return frames[config["modelling"]["data_version"]]
 
