@@ -168,7 +168,8 @@ def test_estimator_errors_are_left_to_the_setup_job():
     """A parameter the estimator does not know passes the config validation (the setup_study
     job names it, see test_models_workflow.py)."""
     space = {"alpah": {"type": "float", "low": 1, "high": 2}}
-    validate_config(with_modelling(models={"ridge": {"search_space": space}}), SCHEMA)
+    config = validate_config(with_modelling(models={"ridge": {"search_space": space}}), SCHEMA)
+    assert config["modelling"]["models"]["ridge"]["search_space"] == space
 
 
 SETTINGS = {
