@@ -11,7 +11,10 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         output_arrow=snakemake.output.arrow,
         version=snakemake.wildcards.get("version", "v0"),
         raw_path=snakemake.input.get("raw"),
+        contract=snakemake.params.contract,
     )
+    for check in metadata["contracts"]:
+        log.info("contract check %s passed: %s", check["check"], check["measured"])
     for key, value in metadata.get("validation", {}).items():
         log.info("validation %s: %s", key, value)
     log.info("%s: %d rows", metadata["version"], metadata["rows"])

@@ -13,7 +13,10 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         version=snakemake.wildcards.version,
         transformation=snakemake.params.transformation,
         parameters=snakemake.params.parameters,
+        contract=snakemake.params.contract,
     )
+    for check in metadata["contracts"]:
+        log.info("contract check %s passed: %s", check["check"], check["measured"])
     log.info(
         "%s: %d rows, %d columns", metadata["version"], metadata["rows"], len(metadata["columns"])
     )

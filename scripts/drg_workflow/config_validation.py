@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 from jsonschema import validators
 
+from drg_workflow.contract_settings import check_contracts
 from drg_workflow.errors import DrgWorkflowError
 
 
@@ -79,6 +80,10 @@ def validate_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     check_chain(config)
     check_modelling(config)
+    try:
+        check_contracts(config)
+    except DrgWorkflowError as error:
+        raise ConfigError(str(error)) from None
     return config
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from drg_workflow.contracts import check_contract
 from drg_workflow.hashing import file_sha256
 from drg_workflow.synthetic import generate_raw
 from drg_workflow.versions import write_version
@@ -70,9 +71,16 @@ def ingest_raw(
     output_arrow: str | os.PathLike,
     version: str = "v0",
     raw_path: str | os.PathLike | None = None,
+    contract: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write data version v0 (CSV, Arrow copy, metadata) and return its metadata."""
+    """Write data version v0 (CSV, Arrow copy, metadata) and return its metadata.
+
+    The raw frame is checked against ``contract`` before anything is written (see
+    :func:`drg_workflow.contracts.check_contract`); the passed checks go in the metadata.
+    """
     frame, extra = load_raw(parameters, raw_path)
+    checks = check_contract(frame, version, "ingest_raw", contract or {})
+    extra = {**extra, "contracts": checks}
     return write_version(
         frame,
         output_csv,

@@ -25,6 +25,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 
 from drg_workflow import __version__
+from drg_workflow.contracts import check_contract
 from drg_workflow.files import atomic_output
 from drg_workflow.hashing import file_sha256
 from drg_workflow.transformations import apply_transformation
@@ -144,7 +145,8 @@ def version_metadata(
     as in :func:`logical_dtype`), ``sha256`` (of the CSV), ``input`` (``{"version",
     "sha256"}`` of the version it was made from, both None for the raw version),
     ``transformation`` (``{"name", "parameters"}``) and ``workflow_version``; ``extra`` adds
-    further top-level keys (the raw version's ``raw_file`` and ``validation``).
+    further top-level keys (the raw version's ``raw_file`` and ``validation``, every
+    version's ``contracts`` and ``arrow_sha256``).
     """
     document = {
         "version": version,
@@ -174,13 +176,18 @@ def write_version(
 ) -> dict[str, Any]:
     """Write a version's CSV, its Arrow copy, then its metadata (each atomically).
 
-    The metadata is written last, so a version whose metadata exists is complete.
+    The metadata is written last, so a version whose metadata exists is complete. With an
+    Arrow copy, the metadata's ``arrow_sha256`` is the sha256 of that file as written from the
+    same table as the CSV, so ``snakemake verify`` proves the copy still holds the CSV's data
+    by hashing the file (0.05 s for a full-scale version) instead of parsing the CSV.
     """
     table = pa.Table.from_pandas(frame, preserve_index=False)
     digest = write_csv(table, csv_path)
+    extra = dict(metadata.pop("extra", None) or {})
     if arrow_path is not None:
         write_arrow(table, arrow_path)
-    document = version_metadata(frame, csv_sha256=digest, **metadata)
+        extra["arrow_sha256"] = file_sha256(arrow_path)
+    document = version_metadata(frame, csv_sha256=digest, extra=extra, **metadata)
     write_json(document, metadata_path)
     return document
 
@@ -194,11 +201,19 @@ def transform_version(
     version: str,
     transformation: str,
     parameters: Mapping[str, Any],
+    contract: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Make ``version`` from an input version by the named transformation; return metadata."""
+    """Make ``version`` from an input version by the named transformation; return metadata.
+
+    The result is checked against ``contract`` (:func:`drg_workflow.contracts.check_contract`)
+    before anything is written: a broken contract raises
+    :class:`~drg_workflow.contracts.ContractError` and leaves no output; the passed checks
+    are recorded in the metadata's ``contracts``.
+    """
     source = read_json(input_metadata)
     frame = read_arrow(input_arrow)
     result = apply_transformation(transformation, frame, dict(parameters))
+    checks = check_contract(result, version, transformation, contract or {}, source["rows"])
     return write_version(
         result,
         output_csv,
@@ -209,4 +224,5 @@ def transform_version(
         parameters=parameters,
         input_version=source["version"],
         input_sha256=source["sha256"],
+        extra={"contracts": checks},
     )

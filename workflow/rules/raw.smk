@@ -1,4 +1,6 @@
 # v0: the raw data in the real schema, generated or read and validated.
+# Each version's data contract (config `contracts`) is checked by the rule's script.
+from drg_workflow.contract_settings import configured_contract
 
 
 rule ingest_raw:
@@ -16,6 +18,7 @@ rule ingest_raw:
         "../envs/drg.yaml"
     params:
         parameters=raw_parameters(),
+        contract=configured_contract(config, "ingest_raw"),
     script:
         "../../scripts/ingest_raw.py"
 

@@ -1,6 +1,8 @@
 # One rule per transformation of the chain (config `chain`). The rules differ only in name,
 # parameters and the versions they make, so they are declared in one loop; all share the
 # adapter scripts/transform_version.py (read, transform, write, metadata).
+# Each version's data contract (config `contracts`) is checked by the rule's script.
+from drg_workflow.contract_settings import configured_contract
 
 for transformation in CHAIN_TRANSFORMATIONS:
 
@@ -24,5 +26,6 @@ for transformation in CHAIN_TRANSFORMATIONS:
         params:
             transformation=transformation,
             parameters=transformation_parameters(transformation),
+            contract=configured_contract(config, transformation),
         script:
             "../../scripts/transform_version.py"
