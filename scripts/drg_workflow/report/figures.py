@@ -1,0 +1,406 @@
+"""The report's charts: pure functions from data to a matplotlib :class:`Figure`.
+
+Figures are made without pyplot (no global state, no display needed; rendered by Agg when
+saved). Every figure has a title, axis labels with units and a footer naming the data it was
+made from (``data``, e.g. ``"v13, sha256 0123456789ab"``) and the settings that matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+#: Rows drawn in scatter plots at most (a fixed, seeded sample beyond that).
+MAX_POINTS = 20_000
+#: Seed of every sample drawn for a figure.
+SAMPLE_SEED = 0
+_STATE_COLOURS = {"COMPLETE": "#2e7d32", "PRUNED": "#ef6c00", "FAIL": "#c62828"}
+_SPLIT_COLOURS = {"train": "#9e9e9e", "validation": "#1565c0", "test": "#c62828"}
+
+
+def _figure(width: float = 8.0, height: float = 4.8) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _footer(figure: Figure, text: str) -> None:
+    figure.get_layout_engine().set(h_pad=0.08)
+    figure.supxlabel(text, fontsize=8, color="#555555", x=0.01, ha="left")
+
+
+def _dollars(value: float, _position: object = None) -> str:
+    """Tick text in dollars: $1.2M, $35k, $800."""
+    magnitude = abs(value)
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if magnitude >= limit:
+            return f"${value / limit:g}{suffix}"
+    return f"${value:g}"
+
+
+DOLLARS = FuncFormatter(_dollars)
+
+
+def feature_unit(feature: str) -> str:
+    """The unit of a feature of the data: ``discharges`` for discharge counts, ``share`` for
+    severity portions and ratios, ``bin`` for discharge bins, else ``dollars``."""
+    if "discharges" in feature:
+        return "discharges"
+    if "portion" in feature or "ratio" in feature:
+        return "share"
+    if "bin" in feature:
+        return "bin"
+    if feature.endswith("_count") or feature in {"year", "facility_id", "apr_drg_code"}:
+        return "count" if feature.endswith("_count") else "code"
+    return "dollars"
+
+
+def sample_rows(frame: pd.DataFrame, n: int = MAX_POINTS) -> pd.DataFrame:
+    """At most ``n`` rows of ``frame``: all of them, or a seeded random sample in row order."""
+    if len(frame) <= n:
+        return frame
+    return frame.sample(n=n, random_state=SAMPLE_SEED).sort_index()
+
+
+def rows_along_chain(lineage: pd.DataFrame) -> Figure:
+    """Bar chart of the rows of every data version, in chain order, labelled with the
+    transformation that made it (``lineage``: columns version, transformation, rows)."""
+    figure = _figure(9.0, 4.8)
+    ax = figure.add_subplot()
+    positions = np.arange(len(lineage))
+    bars = ax.bar(positions, lineage["rows"], color="#1565c0")
+    ax.bar_label(bars, labels=[f"{r:,}" for r in lineage["rows"]], fontsize=7, padding=2)
+    ax.set_xticks(
+        positions,
+        [f"{v}\n{t}" for v, t in zip(lineage["version"], lineage["transformation"], strict=True)],
+        rotation=60,
+        ha="right",
+        fontsize=7,
+    )
+    ax.set_ylabel("rows (count)")
+    ax.set_xlabel("data version and the transformation that made it")
+    ax.set_title("Rows along the chain of data versions")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+    ax.margins(y=0.12)
+    first, last = lineage.iloc[0], lineage.iloc[-1]
+    _footer(
+        figure,
+        f"from the metadata of {len(lineage)} versions; {first['version']} sha256 "
+        f"{first['sha256']} -> {last['version']} sha256 {last['sha256']}",
+    )
+    return figure
+
+
+def target_by_year(frame: pd.DataFrame, target: str, data: str) -> Figure:
+    """The target's distribution per year as box plots on a log scale (dollars): box =
+    quartiles, whiskers = 5th and 95th percentiles, count per year on top. Values <= 0 cannot
+    be drawn on a log scale; their number is given in the footer."""
+    figure = _figure()
+    ax = figure.add_subplot()
+    years = sorted(int(y) for y in frame["year"].unique())
+    positive = frame[frame[target] > 0]
+    groups = [positive.loc[positive["year"] == y, target].to_numpy() for y in years]
+    ax.boxplot(
+        groups,
+        tick_labels=[str(y) for y in years],
+        whis=(5, 95),
+        showfliers=False,
+        patch_artist=True,
+        boxprops={"facecolor": "#bbdefb"},
+        medianprops={"color": "#0d47a1"},
+    )
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(DOLLARS)
+    for i, group in enumerate(groups, start=1):
+        ax.annotate(
+            f"n={len(group):,}",
+            (i, 1.0),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
+    ax.set_xlabel("year")
+    ax.set_ylabel(f"{target} (dollars, log scale)")
+    ax.set_title(f"Distribution of the target {target} by year", pad=14)
+    dropped = len(frame) - len(positive)
+    _footer(
+        figure,
+        f"data {data}; boxes: quartiles, whiskers: 5th-95th percentile; "
+        f"{dropped:,} rows with a value <= 0 not drawn",
+    )
+    return figure
+
+
+def strongest_features(
+    frame: pd.DataFrame, target: str, candidates: Sequence[str], n: int
+) -> pd.Series:
+    """The ``n`` candidates with the largest absolute Spearman correlation with the target
+    (computed on at most :data:`MAX_POINTS` seeded sample rows), strongest first."""
+    sample = sample_rows(frame[[target, *candidates]])
+    ranks = sample.rank()
+    correlations = ranks[list(candidates)].corrwith(ranks[target]).dropna()
+    order = correlations.abs().sort_values(ascending=False, kind="stable").index[:n]
+    return correlations[order]
+
+
+def lag_features_vs_target(
+    frame: pd.DataFrame,
+    target: str,
+    correlations: pd.Series,
+    data: str,
+) -> Figure:
+    """One log-log scatter panel per feature of ``correlations`` (feature -> Spearman rho,
+    see :func:`strongest_features`) against the target, at most :data:`MAX_POINTS` sampled
+    rows; units from :func:`feature_unit`."""
+    features = list(correlations.index)
+    columns = min(len(features), 2) or 1
+    rows = max(1, -(-len(features) // columns))
+    figure = _figure(4.2 * columns, 3.4 * rows + 0.4)
+    sample = sample_rows(frame[[target, *features]])
+    for i, feature in enumerate(features):
+        ax = figure.add_subplot(rows, columns, i + 1)
+        shown = sample[(sample[feature] > 0) & (sample[target] > 0)]
+        ax.scatter(shown[feature], shown[target], s=3, alpha=0.25, color="#1565c0", rasterized=True)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        unit = feature_unit(feature)
+        if unit == "dollars":
+            ax.xaxis.set_major_formatter(DOLLARS)
+        ax.yaxis.set_major_formatter(DOLLARS)
+        ax.set_xlabel(f"{feature} ({unit}, log)", fontsize=8)
+        ax.set_ylabel(f"{target} (dollars, log)", fontsize=8)
+        ax.set_title(f"{feature}: Spearman rho {correlations[feature]:.2f}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    figure.suptitle(f"The {len(features)} lag features most correlated with the target")
+    _footer(
+        figure,
+        f"data {data}; {len(sample):,} rows drawn (seeded sample), values <= 0 not drawn",
+    )
+    return figure
+
+
+def optimisation_history(trials: pd.DataFrame, model: str, data: str, settings: str) -> Figure:
+    """Objective (CV RMSE, dollars) of each trial by trial number, one colour per shard;
+    pruned trials at the running mean they were stopped at (crosses); the best value so far
+    as a step line. ``trials``: see :func:`drg_workflow.report.tables.trials_frame`."""
+    figure = _figure()
+    ax = figure.add_subplot()
+    shards = sorted(trials["shard"].unique())
+    colours = [f"C{i % 10}" for i in range(len(shards))]
+    for shard, colour in zip(shards, colours, strict=True):
+        of_shard = trials[trials["shard"] == shard]
+        done = of_shard[of_shard["state"] == "COMPLETE"]
+        pruned = of_shard[of_shard["state"] == "PRUNED"]
+        ax.scatter(done["number"], done["value"], color=colour, s=22, label=f"shard {shard}")
+        if len(pruned):
+            ax.scatter(
+                pruned["number"],
+                pruned["last_step_value"],
+                color=colour,
+                marker="x",
+                s=22,
+                label=f"shard {shard}, pruned",
+            )
+    complete = trials[trials["state"] == "COMPLETE"].sort_values("number")
+    if len(complete):
+        ax.step(
+            complete["number"],
+            complete["value"].cummin(),
+            where="post",
+            color="black",
+            linewidth=1.2,
+            label="best so far",
+        )
+    ax.yaxis.set_major_formatter(DOLLARS)
+    ax.set_xlabel("trial number (order of start, all shards)")
+    ax.set_ylabel("CV RMSE of the target (dollars)")
+    ax.set_title(f"{model}: optimisation history")
+    ax.legend(fontsize=7, ncols=2)
+    counts = trials["state"].value_counts()
+    _footer(
+        figure,
+        f"data {data}; {len(trials)} trials ({counts.get('COMPLETE', 0)} complete, "
+        f"{counts.get('PRUNED', 0)} pruned); {settings}",
+    )
+    return figure
+
+
+def param_importances(importances: Mapping[str, float], model: str, data: str) -> Figure:
+    """Horizontal bars of Optuna's parameter importances (fANOVA, shares summing to 1), most
+    important on top; a message instead of bars when there are none (fewer than two complete
+    trials)."""
+    figure = _figure(7.0, 1.6 + 0.35 * max(len(importances), 1))
+    ax = figure.add_subplot()
+    if importances:
+        names = list(importances)[::-1]
+        ax.barh(names, [importances[n] for n in names], color="#6a1b9a")
+        ax.set_xlim(0, 1)
+    else:
+        ax.text(0.5, 0.5, "not enough complete trials", ha="center", va="center")
+        ax.set_yticks([])
+    ax.set_xlabel("importance (share of the objective's variance, 0-1)")
+    ax.set_ylabel("parameter")
+    ax.set_title(f"{model}: hyperparameter importances")
+    _footer(figure, f"data {data}; Optuna fANOVA over the complete trials")
+    return figure
+
+
+def trials_per_shard(trials: pd.DataFrame, data: str) -> Figure:
+    """Stacked bars of complete, pruned and failed trials for every (model, shard): the
+    tuning's fan-out into parallel jobs."""
+    counts = trials.groupby(["model", "shard", "state"]).size().unstack("state", fill_value=0)
+    figure = _figure(max(6.0, 0.7 * len(counts) + 2.5), 4.6)
+    ax = figure.add_subplot()
+    positions = np.arange(len(counts))
+    bottom = np.zeros(len(counts))
+    for state in ("COMPLETE", "PRUNED", "FAIL"):
+        if state in counts:
+            values = counts[state].to_numpy()
+            ax.bar(positions, values, bottom=bottom, color=_STATE_COLOURS[state], label=state)
+            bottom += values
+    ax.set_xticks(
+        positions,
+        [f"{m}\nshard {s}" for m, s in counts.index],
+        rotation=30,
+        ha="right",
+        fontsize=7,
+    )
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, bottom.max() * 1.25 + 0.5)
+    ax.set_xlabel("model and tuning shard (one Snakemake job each)")
+    ax.set_ylabel("trials (count)")
+    ax.set_title("Trials per tuning shard: complete vs pruned")
+    ax.legend(fontsize=8, ncols=3, loc="upper center")
+    _footer(figure, f"data {data}; all shards of a model share its one Optuna study")
+    return figure
+
+
+def predicted_vs_actual(
+    predictions: pd.DataFrame, model: str, data: str, warning: str = ""
+) -> Figure:
+    """Predicted against actual target on the test years, log-log, with the identity line;
+    ``warning`` (the not-beating-the-baseline text) is printed in red on the figure.
+    ``predictions``: columns split, year, y_true, y_pred."""
+    test = predictions[predictions["split"] == "test"]
+    shown = sample_rows(test[(test["y_true"] > 0) & (test["y_pred"] > 0)])
+    figure = _figure(6.4, 6.0 if warning else 5.6)
+    ax = figure.add_subplot()
+    for i, year in enumerate(sorted(shown["year"].unique())):
+        of_year = shown[shown["year"] == year]
+        ax.scatter(
+            of_year["y_true"],
+            of_year["y_pred"],
+            s=5,
+            alpha=0.35,
+            color=f"C{i}",
+            label=str(year),
+            rasterized=True,
+        )
+    if len(shown):
+        low = min(shown["y_true"].min(), shown["y_pred"].min())
+        high = max(shown["y_true"].max(), shown["y_pred"].max())
+        ax.plot([low, high], [low, high], color="black", linewidth=1, label="identity")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(DOLLARS)
+    ax.yaxis.set_major_formatter(DOLLARS)
+    ax.set_xlabel("actual target (dollars, log)")
+    ax.set_ylabel("predicted target (dollars, log)")
+    ax.set_title(f"{model}: predicted vs actual, test years")
+    ax.legend(fontsize=7, title="test year", title_fontsize=7)
+    if warning:
+        ax.text(
+            0.02,
+            0.98,
+            "WARNING: does not beat the naive baseline on validation",
+            transform=ax.transAxes,
+            va="top",
+            color="#c62828",
+            fontsize=9,
+            fontweight="bold",
+        )
+    dropped = len(test) - len(shown) if len(test) <= MAX_POINTS else 0
+    _footer(
+        figure,
+        f"data {data}; {len(test):,} test rows"
+        + (f", {dropped:,} with a value <= 0 not drawn" if dropped else ""),
+    )
+    return figure
+
+
+def residuals_by_year(predictions: pd.DataFrame, model: str, data: str) -> Figure:
+    """Residuals (predicted - actual, dollars) per year and split, as box plots (quartiles,
+    whiskers 5th-95th percentile, no outliers drawn)."""
+    frame = predictions.assign(residual=predictions["y_pred"] - predictions["y_true"])
+    keys = (
+        frame[["split", "year"]].drop_duplicates().sort_values(["year", "split"], ignore_index=True)
+    )
+    groups = [
+        frame.loc[(frame["split"] == s) & (frame["year"] == y), "residual"].to_numpy()
+        for s, y in zip(keys["split"], keys["year"], strict=True)
+    ]
+    figure = _figure(max(6.0, 0.8 * len(groups) + 2.5), 4.8)
+    ax = figure.add_subplot()
+    boxes = ax.boxplot(
+        groups,
+        tick_labels=[f"{y}\n{s}" for s, y in zip(keys["split"], keys["year"], strict=True)],
+        whis=(5, 95),
+        showfliers=False,
+        patch_artist=True,
+        medianprops={"color": "black"},
+    )
+    for patch, split in zip(boxes["boxes"], keys["split"], strict=True):
+        patch.set_facecolor(_SPLIT_COLOURS.get(split, "#9e9e9e"))
+        patch.set_alpha(0.5)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.yaxis.set_major_formatter(DOLLARS)
+    ax.set_xlabel("year and split")
+    ax.set_ylabel("residual: predicted - actual (dollars)")
+    ax.set_title(f"{model}: residuals by year")
+    _footer(figure, f"data {data}; boxes: quartiles, whiskers: 5th-95th percentile")
+    return figure
+
+
+def feature_importances(
+    permutation: pd.DataFrame,
+    impurity: pd.DataFrame | None,
+    model: str,
+    data: str,
+    top: int = 15,
+) -> Figure:
+    """The ``top`` permutation importances (RMSE increase in dollars on validation when the
+    feature is shuffled, with its standard deviation) and, when given and non-empty, the
+    model's impurity importances (shares) beside them.
+
+    ``permutation``: columns feature, importance_mean, importance_std; ``impurity``: columns
+    feature, importance.
+    """
+    has_impurity = impurity is not None and not impurity.empty
+    shown = permutation.nlargest(top, "importance_mean").iloc[::-1]
+    height = 1.6 + 0.28 * len(shown)
+    figure = _figure(12.0 if has_impurity else 7.5, height)
+    ax = figure.add_subplot(1, 2 if has_impurity else 1, 1)
+    ax.barh(
+        shown["feature"],
+        shown["importance_mean"],
+        xerr=shown["importance_std"],
+        color="#00838f",
+    )
+    ax.xaxis.set_major_formatter(DOLLARS)
+    ax.set_xlabel("RMSE increase when shuffled (dollars)")
+    ax.set_ylabel("feature")
+    ax.set_title("permutation importance (validation)", fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
+    if has_impurity:
+        tree = impurity.nlargest(top, "importance").iloc[::-1]
+        side = figure.add_subplot(1, 2, 2)
+        side.barh(tree["feature"], tree["importance"], color="#558b2f")
+        side.set_xlabel("impurity importance (share of the split gain, 0-1)")
+        side.set_title("impurity importance (training)", fontsize=10)
+        side.tick_params(axis="y", labelsize=7)
+    figure.suptitle(f"{model}: top {len(shown)} feature importances")
+    _footer(figure, f"data {data}")
+    return figure

@@ -1,0 +1,200 @@
+"""Tables of the report: the data lineage, Optuna trials, and HTML pages of tables."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+#: Hex digits of a sha256 shown in tables, labels and footers.
+SHORT_SHA = 12
+
+LINEAGE_COLUMNS: tuple[str, ...] = (
+    "version",
+    "transformation",
+    "input",
+    "rows",
+    "columns",
+    "sha256",
+    "parameters",
+)
+
+#: Columns of :func:`trials_frame`.
+TRIAL_COLUMNS: tuple[str, ...] = ("model", "shard", "number", "state", "value", "last_step_value")
+
+
+def short_sha(sha256: str | None) -> str:
+    """The first :data:`SHORT_SHA` hex digits of a sha256, or ``""`` for none."""
+    return (sha256 or "")[:SHORT_SHA]
+
+
+def data_label(metadata: Mapping[str, Any]) -> str:
+    """``"v13, sha256 0123456789ab"``: a data version and its short sha256, from its metadata."""
+    return f"{metadata['version']}, sha256 {short_sha(metadata['sha256'])}"
+
+
+def compact_parameters(parameters: Mapping[str, Any], max_items: int = 4) -> str:
+    """Parameters as short ``key=value`` text; lists longer than ``max_items`` become a count
+    (the lag list of 15 columns reads ``columns=[15 columns]``)."""
+    parts = []
+    for key in sorted(parameters):
+        value = parameters[key]
+        if isinstance(value, list | tuple) and len(value) > max_items:
+            text = f"[{len(value)} columns]"
+        else:
+            text = json.dumps(value, default=str)
+        parts.append(f"{key}={text}")
+    return ", ".join(parts)
+
+
+def lineage_table(metadata: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per data version, in the order given (the chain's): version, transformation,
+    input version, rows, columns, short sha256 and parameters, from the versions' metadata
+    documents (``{version}_metadata.json``)."""
+    rows = [
+        {
+            "version": meta["version"],
+            "transformation": meta["transformation"]["name"],
+            "input": meta["input"]["version"] or "",
+            "rows": int(meta["rows"]),
+            "columns": len(meta["columns"]),
+            "sha256": short_sha(meta["sha256"]),
+            "parameters": compact_parameters(meta["transformation"]["parameters"]),
+        }
+        for meta in metadata
+    ]
+    return pd.DataFrame.from_records(rows, columns=list(LINEAGE_COLUMNS))
+
+
+def trials_frame(
+    model: str, trials: Sequence[Any], shard_numbers: Mapping[int, Sequence[int]]
+) -> pd.DataFrame:
+    """One row per Optuna trial of a model: its shard, number, state (``COMPLETE``,
+    ``PRUNED``, ...), objective value (CV RMSE; empty unless complete) and the last value it
+    reported (a pruned trial's running mean when it was stopped).
+
+    ``trials`` are Optuna ``FrozenTrial`` objects (anything with ``number``, ``state.name``,
+    ``value`` and ``intermediate_values``); ``shard_numbers`` maps a shard index to the trial
+    numbers it ran. Trials no shard claims get shard ``-1``.
+    """
+    shard_of = {n: shard for shard, numbers in shard_numbers.items() for n in numbers}
+    records = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        steps = trial.intermediate_values
+        records.append(
+            {
+                "model": model,
+                "shard": shard_of.get(trial.number, -1),
+                "number": trial.number,
+                "state": trial.state.name,
+                "value": trial.value if trial.state.name == "COMPLETE" else float("nan"),
+                "last_step_value": steps[max(steps)] if steps else float("nan"),
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=list(TRIAL_COLUMNS))
+
+
+_STYLE = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; font-size: 14px;
+       color: #222; margin: 12px; }
+h1 { font-size: 18px; margin: 0 0 6px 0; }
+p.note { color: #555; margin: 4px 0 10px 0; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; vertical-align: top; }
+th { background: #f0f0f0; }
+td.text { text-align: left; }
+tr.warn td { background: #fdecea; }
+tr.baseline td { background: #eef4fb; font-style: italic; }
+div.warning { border-left: 4px solid #c62828; background: #fdecea; padding: 6px 10px;
+              margin: 6px 0; }
+"""
+
+
+def html_page(
+    title: str,
+    frame: pd.DataFrame,
+    *,
+    note: str = "",
+    warnings: Sequence[str] = (),
+    row_classes: Sequence[str] | None = None,
+    float_format: str = "{:,.2f}",
+) -> str:
+    """A self-contained HTML page (no scripts, no external files) showing ``frame`` as a table
+    under ``title``, with an optional ``note`` and highlighted ``warnings`` above it.
+
+    Numbers are right-aligned (floats with ``float_format``), text left-aligned; missing values
+    are blank. ``row_classes`` gives each row a CSS class (``warn``, ``baseline`` or ``""``).
+    """
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        cells = []
+        for value in row:
+            if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+                cells.append("<td></td>")
+            elif isinstance(value, bool):
+                cells.append(f'<td class="text">{value}</td>')
+            elif isinstance(value, float):
+                cells.append(f"<td>{float_format.format(value)}</td>")
+            elif isinstance(value, int):
+                cells.append(f"<td>{value:,}</td>")
+            else:
+                cells.append(f'<td class="text">{html.escape(str(value))}</td>')
+        css = row_classes[i] if row_classes else ""
+        body.append(f'<tr class="{css}">' + "".join(cells) + "</tr>")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if note:
+        parts.append(f'<p class="note">{html.escape(note)}</p>')
+    parts.extend(f'<div class="warning">WARNING: {html.escape(w)}</div>' for w in warnings)
+    parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>")
+    parts.extend(body)
+    parts.append("</tbody></table></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def comparison_page(comparison: pd.DataFrame, data: str) -> str:
+    """The comparison table (every model and the naive baseline) as an HTML page: metrics in
+    dollars, rows of models that do not beat the baseline highlighted, their warnings above
+    the table. ``data`` names the data version (see :func:`data_label`)."""
+    frame = comparison.copy()
+    warnings = [w for w in frame["warning"].fillna("").astype(str) if w]
+    beats = frame["beats_baseline"].astype("string").fillna("")
+    classes = [
+        "baseline" if model == "baseline" else ("warn" if b != "True" else "")
+        for model, b in zip(frame["model"], beats, strict=True)
+    ]
+    frame["beats_baseline"] = beats
+    frame["warning"] = frame["warning"].fillna("").astype(str)
+    for column in ("n_trials_complete", "n_trials_pruned"):
+        frame[column] = [None if pd.isna(v) else int(v) for v in frame[column]]
+    return html_page(
+        "Models against the naive persistence baseline",
+        frame,
+        note=(
+            f"Data {data}. RMSE and MAE in dollars of the target; cv = mean over the year folds "
+            "of tuning, val = validation years (used to choose), test = test years. Sorted by "
+            "validation RMSE; the baseline predicts last year's value."
+        ),
+        warnings=warnings,
+        row_classes=classes,
+    )
+
+
+def lineage_page(lineage: pd.DataFrame) -> str:
+    """The lineage table (see :func:`lineage_table`) as an HTML page."""
+    return html_page(
+        "Data versions: lineage",
+        lineage,
+        note=(
+            "Each version is made from its input version by one transformation with the "
+            "parameters shown; sha256 is the first 12 hex digits of the version's CSV."
+        ),
+    )

@@ -1,0 +1,250 @@
+"""The report's figures and tables, on small hand-made frames (drg_workflow.report)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from drg_workflow.report import figures, tables
+from drg_workflow.report.output import save_png
+
+DATA = "v13, sha256 0123456789ab"
+
+
+def _metadata(version: str, source: str | None, rows: int, parameters: dict) -> dict:
+    return {
+        "version": version,
+        "rows": rows,
+        "sha256": version.encode().hex().ljust(64, "f"),
+        "columns": [{"name": "a", "dtype": "int64"}, {"name": "b", "dtype": "float64"}],
+        "input": {"version": source, "sha256": None},
+        "transformation": {"name": f"make_{version}", "parameters": parameters},
+    }
+
+
+LINEAGE = tables.lineage_table(
+    [
+        _metadata("v0", None, 100, {"source": "synthetic", "seed": 7}),
+        _metadata("v1", "v0", 90, {"columns": [f"c{i}" for i in range(15)], "by": "year"}),
+        _metadata("v5_1", "v1", 40, {}),
+    ]
+)
+
+
+def _texts(figure: Figure) -> str:
+    """Every title, axis label, tick label and text of a figure, joined."""
+    parts = [figure._suptitle.get_text() if figure._suptitle else ""]
+    parts.append(figure._supxlabel.get_text() if figure._supxlabel else "")
+    for ax in figure.axes:
+        parts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        parts += [t.get_text() for t in ax.texts]
+    return "\n".join(parts)
+
+
+def _check(figure: Figure, *expected: str) -> str:
+    """The figure has a title, labelled axes and a footer naming its data; returns its text."""
+    assert isinstance(figure, Figure)
+    text = _texts(figure)
+    assert figure._supxlabel is not None and figure._supxlabel.get_text()
+    for ax in figure.axes:
+        assert ax.get_xlabel() and ax.get_ylabel() or ax.get_xlabel()
+    assert any(ax.get_title() for ax in figure.axes) or figure._suptitle is not None
+    for piece in expected:
+        assert piece in text, (piece, text)
+    return text
+
+
+def test_lineage_table_has_one_row_per_version_in_order():
+    assert list(LINEAGE.columns) == list(tables.LINEAGE_COLUMNS)
+    assert list(LINEAGE["version"]) == ["v0", "v1", "v5_1"]
+    assert list(LINEAGE["input"]) == ["", "v0", "v1"]
+    assert list(LINEAGE["rows"]) == [100, 90, 40]
+    assert list(LINEAGE["columns"]) == [2, 2, 2]
+    assert LINEAGE["sha256"].str.len().eq(12).all()
+    assert LINEAGE.loc[0, "parameters"] == 'seed=7, source="synthetic"'
+    assert LINEAGE.loc[1, "parameters"] == 'by="year", columns=[15 columns]'
+
+
+def test_lineage_page_names_every_version():
+    page = tables.lineage_page(LINEAGE)
+    assert page.startswith("<!DOCTYPE html>")
+    for version in ("v0", "v1", "v5_1"):
+        assert f'<td class="text">{version}</td>' in page
+    assert "<script" not in page
+
+
+def test_rows_along_chain():
+    figure = figures.rows_along_chain(LINEAGE)
+    _check(figure, "rows (count)", "v0 sha256", "v5_1 sha256")
+    (ax,) = figure.axes
+    assert [round(p.get_height()) for p in ax.patches] == [100, 90, 40]
+
+
+def _frame(n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    lag = rng.lognormal(12, 1, n)
+    return pd.DataFrame(
+        {
+            "year": np.repeat([2015, 2016], n // 2),
+            "target": lag * rng.lognormal(0, 0.1, n),
+            "target_lag1": lag,
+            "sum_discharges_lag1": rng.integers(1, 100, n).astype(float),
+            "noise_rolling2": rng.normal(size=n),
+        }
+    )
+
+
+def test_target_by_year_is_log_dollars_and_counts_dropped_values():
+    frame = _frame()
+    frame.loc[:2, "target"] = -5.0
+    figure = figures.target_by_year(frame, "target", DATA)
+    text = _check(figure, "target (dollars, log scale)", DATA, "3 rows with a value <= 0")
+    assert "year" in text
+    assert figure.axes[0].get_yscale() == "log"
+
+
+def test_strongest_features_and_their_figure():
+    frame = _frame()
+    strongest = figures.strongest_features(
+        frame, "target", ["noise_rolling2", "sum_discharges_lag1", "target_lag1"], 2
+    )
+    assert list(strongest.index)[0] == "target_lag1"
+    assert len(strongest) == 2
+    figure = figures.lag_features_vs_target(frame, "target", strongest, DATA)
+    _check(figure, "target_lag1 (dollars, log)", "target (dollars, log)", DATA)
+    assert len(figure.axes) == 2
+    assert figures.feature_unit("sum_discharges_lag1") == "discharges"
+    assert figures.feature_unit("severity_2_portion_rolling2") == "share"
+
+
+def test_sample_rows_is_seeded_and_bounded():
+    frame = pd.DataFrame({"a": range(100)})
+    assert figures.sample_rows(frame, 200) is frame
+    first, second = figures.sample_rows(frame, 10), figures.sample_rows(frame, 10)
+    assert len(first) == 10 and first.equals(second)
+
+
+def _trial(number: int, state: str, value: float | None, steps: dict[int, float]):
+    return SimpleNamespace(
+        number=number,
+        state=SimpleNamespace(name=state),
+        value=value,
+        intermediate_values=steps,
+    )
+
+
+TRIALS = tables.trials_frame(
+    "ridge",
+    [
+        _trial(2, "PRUNED", None, {0: 9.0}),
+        _trial(0, "COMPLETE", 5.0, {0: 4.0, 1: 5.0}),
+        _trial(1, "COMPLETE", 3.0, {0: 3.0, 1: 3.0}),
+        _trial(3, "COMPLETE", 4.0, {0: 4.0, 1: 4.0}),
+    ],
+    {0: [0, 2], 1: [1, 3]},
+)
+
+
+def test_trials_frame_records_shard_state_and_values():
+    assert list(TRIALS.columns) == list(tables.TRIAL_COLUMNS)
+    assert list(TRIALS["number"]) == [0, 1, 2, 3]
+    assert list(TRIALS["shard"]) == [0, 1, 0, 1]
+    assert list(TRIALS["state"]) == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]
+    assert np.isnan(TRIALS.loc[2, "value"]) and TRIALS.loc[2, "last_step_value"] == 9.0
+
+
+def test_optimisation_history_draws_best_so_far():
+    figure = figures.optimisation_history(TRIALS, "ridge", DATA, "2 shards x 2 trials")
+    _check(figure, "CV RMSE of the target (dollars)", "trial number", DATA, "2 shards x 2")
+    (ax,) = figure.axes
+    (best,) = ax.lines
+    assert list(best.get_ydata()) == [5.0, 3.0, 3.0]
+
+
+def test_param_importances_with_and_without_values():
+    figure = figures.param_importances({"alpha": 0.8, "l1": 0.2}, "ridge", DATA)
+    _check(figure, "importance", "parameter", DATA)
+    assert [round(p.get_width(), 1) for p in figure.axes[0].patches] == [0.2, 0.8]
+    empty = figures.param_importances({}, "ridge", DATA)
+    _check(empty, "not enough complete trials")
+
+
+def test_trials_per_shard_stacks_complete_and_pruned():
+    figure = figures.trials_per_shard(pd.concat([TRIALS, TRIALS.assign(model="forest")]), DATA)
+    _check(figure, "trials (count)", "shard", DATA)
+    heights = sorted(round(p.get_height()) for p in figure.axes[0].patches if p.get_height())
+    assert heights == [1, 1, 1, 1, 2, 2]  # 3 complete + 1 pruned per model, split by shard
+
+
+PREDICTIONS = pd.DataFrame(
+    {
+        "split": ["validation"] * 2 + ["test"] * 4,
+        "year": [2015, 2015, 2016, 2016, 2017, 2017],
+        "y_true": [10.0, 20.0, 100.0, 200.0, 300.0, 400.0],
+        "y_pred": [12.0, 18.0, 110.0, -5.0, 280.0, 420.0],
+    }
+)
+
+
+def test_predicted_vs_actual_is_log_log_with_identity_and_warning():
+    figure = figures.predicted_vs_actual(PREDICTIONS, "ridge", DATA, warning="loses")
+    text = _check(figure, "actual target (dollars, log)", "predicted target (dollars, log)")
+    assert "WARNING: does not beat the naive baseline" in text
+    assert "1 with a value <= 0 not drawn" in text
+    (ax,) = figure.axes
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    (identity,) = ax.lines
+    assert list(identity.get_xdata()) == list(identity.get_ydata())
+    quiet = figures.predicted_vs_actual(PREDICTIONS, "ridge", DATA)
+    assert "WARNING" not in _texts(quiet)
+
+
+def test_residuals_by_year_has_one_box_per_year_and_split():
+    figure = figures.residuals_by_year(PREDICTIONS, "ridge", DATA)
+    _check(figure, "residual: predicted - actual (dollars)", DATA)
+    labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert labels == ["2015\nvalidation", "2016\ntest", "2017\ntest"]
+
+
+def test_feature_importances_with_and_without_impurity():
+    permutation = pd.DataFrame(
+        {"feature": list("abcd"), "importance_mean": [4.0, 3.0, 2.0, 1.0], "importance_std": 0.1}
+    )
+    impurity = pd.DataFrame({"feature": list("abcd"), "importance": [0.4, 0.3, 0.2, 0.1]})
+    both = figures.feature_importances(permutation, impurity, "forest", DATA, top=3)
+    _check(both, "RMSE increase when shuffled (dollars)", "impurity importance", DATA)
+    assert len(both.axes) == 2
+    assert [t.get_text() for t in both.axes[0].get_yticklabels()] == ["c", "b", "a"]
+    alone = figures.feature_importances(permutation, impurity.iloc[:0], "ridge", DATA)
+    assert len(alone.axes) == 1
+
+
+def test_comparison_page_highlights_models_that_lose_to_the_baseline():
+    comparison = pd.DataFrame(
+        {
+            "model": ["forest", "baseline", "ridge"],
+            "val_rmse": [1.0, 2.0, 3.0],
+            "n_trials_complete": [3, 0, 3],
+            "n_trials_pruned": [1, 0, 1],
+            "beats_baseline": [True, None, False],
+            "warning": ["", None, "model 'ridge' does not beat the naive persistence baseline"],
+        }
+    )
+    page = tables.comparison_page(comparison, DATA)
+    assert '<div class="warning">WARNING: model &#x27;ridge&#x27; does not beat' in page
+    assert page.count('<tr class="warn">') == 1 and page.count('<tr class="baseline">') == 1
+    assert DATA in page
+
+
+@pytest.mark.parametrize("make", [lambda: figures.rows_along_chain(LINEAGE)])
+def test_png_bytes_are_reproducible_and_carry_no_stamp(tmp_path, make):
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    save_png(make(), first)
+    save_png(make(), second)
+    data = first.read_bytes()
+    assert data.startswith(b"\x89PNG") and data == second.read_bytes()
+    assert b"matplotlib" not in data.lower() and b"Software" not in data
