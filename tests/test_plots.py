@@ -224,12 +224,15 @@ def test_feature_importances_with_and_without_impurity():
 
 
 def test_comparison_page_highlights_models_that_lose_to_the_baseline():
+    metrics = {c: [1.0, 2.0, 3.0] for c in ("cv_rmse", "val_rmse", "val_mae", "test_rmse")}
+    metrics |= {c: [1.0, 2.0, 3.0] for c in ("test_mae", "val_r2", "test_r2")}
     comparison = pd.DataFrame(
         {
             "model": ["forest", "baseline", "ridge"],
-            "val_rmse": [1.0, 2.0, 3.0],
+            **metrics,
             "n_trials_complete": [3, 0, 3],
             "n_trials_pruned": [1, 0, 1],
+            "best_params": ['{"depth": 3}', "{}", '{"alpha": 1.0}'],
             "beats_baseline": [True, None, False],
             "warning": ["", None, "model 'ridge' does not beat the naive persistence baseline"],
         }
@@ -238,6 +241,8 @@ def test_comparison_page_highlights_models_that_lose_to_the_baseline():
     assert '<div class="warning">WARNING: model &#x27;ridge&#x27; does not beat' in page
     assert page.count('<tr class="warn">') == 1 and page.count('<tr class="baseline">') == 1
     assert DATA in page
+    assert "<td>3 / 1</td>" not in page and '<td class="text">3 / 1</td>' in page
+    assert '<td class="text">NO</td>' in page and '<td class="text">yes</td>' in page
 
 
 @pytest.mark.parametrize("make", [lambda: figures.rows_along_chain(LINEAGE)])

@@ -98,12 +98,12 @@ def trials_frame(
 
 
 _STYLE = """
-body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; font-size: 14px;
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; font-size: 13px;
        color: #222; margin: 12px; }
 h1 { font-size: 18px; margin: 0 0 6px 0; }
 p.note { color: #555; margin: 4px 0 10px 0; }
 table { border-collapse: collapse; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; vertical-align: top; }
 th { background: #f0f0f0; }
 td.text { text-align: left; }
 tr.warn td { background: #fdecea; }
@@ -121,24 +121,27 @@ def html_page(
     warnings: Sequence[str] = (),
     row_classes: Sequence[str] | None = None,
     float_format: str = "{:,.2f}",
+    formats: Mapping[str, str] | None = None,
 ) -> str:
     """A self-contained HTML page (no scripts, no external files) showing ``frame`` as a table
     under ``title``, with an optional ``note`` and highlighted ``warnings`` above it.
 
     Numbers are right-aligned (floats with ``float_format``), text left-aligned; missing values
-    are blank. ``row_classes`` gives each row a CSS class (``warn``, ``baseline`` or ``""``).
+    are blank; ``formats`` overrides ``float_format`` per column. ``row_classes`` gives each
+    row a CSS class (``warn``, ``baseline`` or ``""``).
     """
+    formats = dict(formats or {})
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = []
     for i, (_, row) in enumerate(frame.iterrows()):
         cells = []
-        for value in row:
+        for column, value in row.items():
             if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
                 cells.append("<td></td>")
             elif isinstance(value, bool):
                 cells.append(f'<td class="text">{value}</td>')
             elif isinstance(value, float):
-                cells.append(f"<td>{float_format.format(value)}</td>")
+                cells.append(f"<td>{formats.get(column, float_format).format(value)}</td>")
             elif isinstance(value, int):
                 cells.append(f"<td>{value:,}</td>")
             else:
@@ -164,27 +167,53 @@ def comparison_page(comparison: pd.DataFrame, data: str) -> str:
     """The comparison table (every model and the naive baseline) as an HTML page: metrics in
     dollars, rows of models that do not beat the baseline highlighted, their warnings above
     the table. ``data`` names the data version (see :func:`data_label`)."""
-    frame = comparison.copy()
-    warnings = [w for w in frame["warning"].fillna("").astype(str) if w]
-    beats = frame["beats_baseline"].astype("string").fillna("")
+    warnings = [w for w in comparison["warning"].fillna("").astype(str) if w]
+    beats = comparison["beats_baseline"].astype("string").fillna("")
     classes = [
         "baseline" if model == "baseline" else ("warn" if b != "True" else "")
-        for model, b in zip(frame["model"], beats, strict=True)
+        for model, b in zip(comparison["model"], beats, strict=True)
     ]
-    frame["beats_baseline"] = beats
-    frame["warning"] = frame["warning"].fillna("").astype(str)
-    for column in ("n_trials_complete", "n_trials_pruned"):
-        frame[column] = [None if pd.isna(v) else int(v) for v in frame[column]]
+    trials = [
+        "" if model == "baseline" else f"{int(done)} / {int(pruned)}"
+        for model, done, pruned in zip(
+            comparison["model"],
+            comparison["n_trials_complete"],
+            comparison["n_trials_pruned"],
+            strict=True,
+        )
+    ]
+    frame = pd.DataFrame(
+        {
+            "model": comparison["model"],
+            **{
+                column: comparison[column].astype(float)
+                for column in (
+                    "cv_rmse",
+                    "val_rmse",
+                    "val_mae",
+                    "val_r2",
+                    "test_rmse",
+                    "test_mae",
+                    "test_r2",
+                )
+            },
+            "trials complete / pruned": trials,
+            "beats baseline": beats.map({"True": "yes", "False": "NO"}).fillna("").to_list(),
+            "best parameters": comparison["best_params"].fillna("").astype(str),
+        }
+    )
     return html_page(
         "Models against the naive persistence baseline",
         frame,
         note=(
-            f"Data {data}. RMSE and MAE in dollars of the target; cv = mean over the year folds "
-            "of tuning, val = validation years (used to choose), test = test years. Sorted by "
-            "validation RMSE; the baseline predicts last year's value."
+            f"Data {data}. RMSE and MAE in dollars of the target, R² unitless; cv = mean over "
+            "the year folds of tuning, val = validation years (used to choose), test = test "
+            "years. Sorted by validation RMSE; the baseline predicts last year's value."
         ),
         warnings=warnings,
         row_classes=classes,
+        float_format="{:,.0f}",
+        formats={"val_r2": "{:.3f}", "test_r2": "{:.3f}"},
     )
 
 
