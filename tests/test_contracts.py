@@ -269,6 +269,10 @@ def test_target_placeholder_follows_the_configured_target():
             {"drop_non_lag_columns": {"required_columns": ["{label}"]}},
             "may contain {target} and no other",
         ),
+        (
+            {"agg_severities": {"keys": []}},
+            "config key contracts.agg_severities.unique_keys: true needs keys to be unique",
+        ),
         ({"agg_severities": {"unique": True}}, "unknown key(s) 'unique'"),
         ({"agg_severities": {"rows_vs_input": "more"}}, "'more' is not allowed"),
         ({"shuffle": {}}, "config key contracts: unknown key(s) 'shuffle'"),

@@ -50,7 +50,8 @@ def configured_contract(config: Mapping[str, Any], transformation: str) -> dict[
 
 def check_contracts(config: Mapping[str, Any], raw_transformation: str = "ingest_raw") -> None:
     """What the schema cannot say about ``contracts``: bounds in order, only ``{target}`` as a
-    placeholder, and no row-count rule against an input for the raw version (it has none)."""
+    placeholder, keys for unique_keys, and no row-count rule against an input for the raw
+    version (it has none)."""
     for transformation, contract in config["contracts"].items():
         where = f"config key contracts.{transformation}"
         configured_contract(config, transformation)  # placeholders
@@ -59,6 +60,8 @@ def check_contracts(config: Mapping[str, Any], raw_transformation: str = "ingest
                 raise DrgWorkflowError(
                     f"{where}.ranges.{column}: min ({bounds['min']}) is above max ({bounds['max']})"
                 )
+        if contract["unique_keys"] and not contract["keys"]:
+            raise DrgWorkflowError(f"{where}.unique_keys: true needs keys to be unique")
         low, high = contract["min_rows"], contract["max_rows"]
         if low is not None and high is not None and low > high:
             raise DrgWorkflowError(f"{where}: min_rows ({low}) is above max_rows ({high})")
