@@ -1,4 +1,5 @@
-"""Rule report_tuning: a model's optimisation history, parameter importances and trials."""
+"""Rule report_tuning: per model the optimisation history and parameter importances, and the
+complete vs pruned trials of every shard of every model."""
 
 import os
 
@@ -6,36 +7,48 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from drg_workflow.errors import logged_rule  # noqa: E402
 from drg_workflow.modelling.tuning import open_storage  # noqa: E402
-from drg_workflow.report.figures import optimisation_history, param_importances  # noqa: E402
+from drg_workflow.report.figures import (  # noqa: E402
+    optimisation_history,
+    param_importances,
+    trials_per_shard,
+)
 from drg_workflow.report.output import save_png  # noqa: E402
 from drg_workflow.report.tables import data_label, trials_frame  # noqa: E402
 from drg_workflow.versions import read_json  # noqa: E402
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    model = snakemake.wildcards.model
-    setup = read_json(snakemake.input.setup)
     data = data_label(read_json(snakemake.input.metadata))
-    shards = [read_json(path) for path in snakemake.input.shards]
-    study = optuna.load_study(
-        study_name=setup["study_name"], storage=open_storage(setup["storage"])
-    )
-    trials = trials_frame(
-        model,
-        study.get_trials(deepcopy=False),
-        {s["shard_index"]: s["trial_numbers"] for s in shards},
-    )
-    trials.to_csv(snakemake.output.trials, index=False)
     tuning = snakemake.params.tuning
     settings = (
         f"{tuning['n_shards']} shards x {tuning['trials_per_shard']} trials, "
         f"TPE seeds {tuning['base_seed']}+shard, median pruner"
     )
-    save_png(optimisation_history(trials, model, data, settings), snakemake.output.history)
-    complete = trials["state"].eq("COMPLETE").sum()
-    importances = optuna.importance.get_param_importances(study) if complete >= 2 else {}
-    save_png(param_importances(importances, model, data), snakemake.output.importances)
-    log.info("%s %s: %d trials, importances %s", model, data, len(trials), importances)
+    shards = [read_json(path) for path in snakemake.input.shards]
+    frames = []
+    for model, setup_path, history_path, importances_path in zip(
+        snakemake.params.models,
+        snakemake.input.setups,
+        snakemake.output.history,
+        snakemake.output.importances,
+        strict=True,
+    ):
+        setup = read_json(setup_path)
+        study = optuna.load_study(
+            study_name=setup["study_name"], storage=open_storage(setup["storage"])
+        )
+        numbers = {s["shard_index"]: s["trial_numbers"] for s in shards if s["model"] == model}
+        trials = trials_frame(model, study.get_trials(deepcopy=False), numbers)
+        frames.append(trials)
+        save_png(optimisation_history(trials, model, data, settings), history_path)
+        complete = int(trials["state"].eq("COMPLETE").sum())
+        importances = optuna.importance.get_param_importances(study) if complete >= 2 else {}
+        save_png(param_importances(importances, model, data), importances_path)
+        log.info("%s %s: %d trials, importances %s", model, data, len(trials), importances)
+    all_trials = pd.concat(frames, ignore_index=True)
+    all_trials.to_csv(snakemake.output.trials, index=False)
+    save_png(trials_per_shard(all_trials, data), snakemake.output.shards)

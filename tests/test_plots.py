@@ -69,6 +69,13 @@ def test_lineage_table_has_one_row_per_version_in_order():
     assert LINEAGE.loc[1, "parameters"] == 'by="year", columns=[15 columns]'
 
 
+def test_short_parameters():
+    assert tables.short_parameters('{"b": 33.884658, "a": 3, "c": "sqrt"}') == (
+        "a=3, b=33.88, c=sqrt"
+    )
+    assert tables.short_parameters("{}") == "" and tables.short_parameters("odd") == "odd"
+
+
 def test_lineage_page_names_every_version():
     page = tables.lineage_page(LINEAGE)
     assert page.startswith("<!DOCTYPE html>")

@@ -1,7 +1,9 @@
-# Figures and tables of the provenance report (`snakemake --report report.html`): small,
-# cheap rules after the data and the models, built by the default target. Each output is
-# marked for the report with a caption (workflow/report/*.rst), a category and labels; the
-# labels' data version and sha256 are read from the inputs when the report is made.
+# Figures and tables of the provenance report (`snakemake --report report.html`): a few cheap
+# jobs after the data and the models, built by the default target (one job for all models'
+# tuning figures and one for all models' results: a Python process with pandas and matplotlib
+# costs seconds to start). Each output is marked for the report with a caption
+# (workflow/report/*.rst), a category and labels; the labels' data version and sha256 are read
+# from the inputs when the report is made.
 
 
 rule report_data_versions:
@@ -89,40 +91,30 @@ rule report_features:
 
 rule report_tuning:
     input:
-        unpack(tuning_report_inputs),
-    output:
-        history=report(
-            f"{REPORT}/tuning/{{model}}_optimisation_history.png",
-            caption="../report/optimisation_history.rst",
-            category="Tuning",
-            subcategory="{model}",
-            labels=report_labels("optimisation history"),
-        ),
-        importances=report(
-            f"{REPORT}/tuning/{{model}}_param_importances.png",
-            caption="../report/param_importances.rst",
-            category="Tuning",
-            subcategory="{model}",
-            labels=report_labels("hyperparameter importances"),
-        ),
-        trials=f"{REPORT}/tuning/{{model}}_trials.csv",
-    log:
-        "logs/report_tuning/{model}.log",
-    benchmark:
-        "benchmarks/report_tuning/{model}.tsv"
-    conda:
-        "../envs/drg.yaml"
-    params:
-        tuning=MODELLING["tuning"],
-    script:
-        "../../scripts/report_tuning.py"
-
-
-rule report_shards:
-    input:
-        trials=expand(f"{REPORT}/tuning/{{model}}_trials.csv", model=MODELS),
+        setups=[setup_json(model) for model in MODELS],
+        shards=tuning_shard_summaries(),
         metadata=version_metadata(MODELLING_VERSION),
     output:
+        history=[
+            report(
+                path,
+                caption="../report/optimisation_history.rst",
+                category="Tuning",
+                subcategory=model,
+                labels=report_labels("optimisation history", model),
+            )
+            for model, path in report_model_figures("tuning", "optimisation_history")
+        ],
+        importances=[
+            report(
+                path,
+                caption="../report/param_importances.rst",
+                category="Tuning",
+                subcategory=model,
+                labels=report_labels("hyperparameter importances", model),
+            )
+            for model, path in report_model_figures("tuning", "param_importances")
+        ],
         shards=report(
             f"{REPORT}/tuning/trials_per_shard.png",
             caption="../report/trials_per_shard.rst",
@@ -130,59 +122,27 @@ rule report_shards:
             subcategory="All models",
             labels=report_labels("trials per shard"),
         ),
+        trials=f"{REPORT}/tuning/trials.csv",
     log:
-        "logs/report_shards/report_shards.log",
+        "logs/report_tuning/report_tuning.log",
     benchmark:
-        "benchmarks/report_shards/report_shards.tsv"
-    conda:
-        "../envs/drg.yaml"
-    script:
-        "../../scripts/report_shards.py"
-
-
-rule report_model:
-    input:
-        predictions="results/models/{model}/predictions.csv",
-        permutation="results/models/{model}/permutation_importance.csv",
-        impurity="results/models/{model}/impurity_importance.csv",
-        comparison=COMPARISON,
-        metadata=version_metadata(MODELLING_VERSION),
-    output:
-        predicted=report(
-            f"{REPORT}/models/{{model}}_predicted_vs_actual.png",
-            caption="../report/predicted_vs_actual.rst",
-            category="Models",
-            subcategory="{model}",
-            labels=report_labels("predicted vs actual"),
-        ),
-        residuals=report(
-            f"{REPORT}/models/{{model}}_residuals_by_year.png",
-            caption="../report/residuals_by_year.rst",
-            category="Models",
-            subcategory="{model}",
-            labels=report_labels("residuals by year"),
-        ),
-        importances=report(
-            f"{REPORT}/models/{{model}}_feature_importances.png",
-            caption="../report/feature_importances.rst",
-            category="Models",
-            subcategory="{model}",
-            labels=report_labels("feature importances"),
-        ),
-    log:
-        "logs/report_model/{model}.log",
-    benchmark:
-        "benchmarks/report_model/{model}.tsv"
+        "benchmarks/report_tuning/report_tuning.tsv"
     conda:
         "../envs/drg.yaml"
     params:
-        top=REPORT_TOP_FEATURES,
+        models=MODELS,
+        tuning=MODELLING["tuning"],
     script:
-        "../../scripts/report_model.py"
+        "../../scripts/report_tuning.py"
 
 
-rule report_comparison:
+rule report_models:
     input:
+        predictions=[f"results/models/{model}/predictions.csv" for model in MODELS],
+        permutation=[
+            f"results/models/{model}/permutation_importance.csv" for model in MODELS
+        ],
+        impurity=[f"results/models/{model}/impurity_importance.csv" for model in MODELS],
         comparison=COMPARISON,
         metadata=version_metadata(MODELLING_VERSION),
     output:
@@ -193,11 +153,44 @@ rule report_comparison:
             subcategory="Comparison",
             labels=report_labels("comparison table"),
         ),
+        predicted=[
+            report(
+                path,
+                caption="../report/predicted_vs_actual.rst",
+                category="Models",
+                subcategory=model,
+                labels=report_labels("predicted vs actual", model),
+            )
+            for model, path in report_model_figures("models", "predicted_vs_actual")
+        ],
+        residuals=[
+            report(
+                path,
+                caption="../report/residuals_by_year.rst",
+                category="Models",
+                subcategory=model,
+                labels=report_labels("residuals by year", model),
+            )
+            for model, path in report_model_figures("models", "residuals_by_year")
+        ],
+        importances=[
+            report(
+                path,
+                caption="../report/feature_importances.rst",
+                category="Models",
+                subcategory=model,
+                labels=report_labels("feature importances", model),
+            )
+            for model, path in report_model_figures("models", "feature_importances")
+        ],
     log:
-        "logs/report_comparison/report_comparison.log",
+        "logs/report_models/report_models.log",
     benchmark:
-        "benchmarks/report_comparison/report_comparison.tsv"
+        "benchmarks/report_models/report_models.tsv"
     conda:
         "../envs/drg.yaml"
+    params:
+        models=MODELS,
+        top=REPORT_TOP_FEATURES,
     script:
-        "../../scripts/report_comparison.py"
+        "../../scripts/report_models.py"

@@ -50,6 +50,19 @@ def compact_parameters(parameters: Mapping[str, Any], max_items: int = 4) -> str
     return ", ".join(parts)
 
 
+def short_parameters(text: str) -> str:
+    """A model's best parameters (a JSON object) as ``key=value`` text, floats to 4 significant
+    digits: ``{"alpha": 33.884658}`` reads ``alpha=33.88``. Text that is not JSON is kept."""
+    try:
+        params = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return text
+    return ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in sorted(params.items())
+    )
+
+
 def lineage_table(metadata: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per data version, in the order given (the chain's): version, transformation,
     input version, rows, columns, short sha256 and parameters, from the versions' metadata
@@ -98,12 +111,12 @@ def trials_frame(
 
 
 _STYLE = """
-body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; font-size: 13px;
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; font-size: 12px;
        color: #222; margin: 12px; }
 h1 { font-size: 18px; margin: 0 0 6px 0; }
 p.note { color: #555; margin: 4px 0 10px 0; }
 table { border-collapse: collapse; }
-th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: 2px 4px; text-align: right; vertical-align: top; }
 th { background: #f0f0f0; }
 td.text { text-align: left; }
 tr.warn td { background: #fdecea; }
@@ -167,7 +180,7 @@ def comparison_page(comparison: pd.DataFrame, data: str) -> str:
     """The comparison table (every model and the naive baseline) as an HTML page: metrics in
     dollars, rows of models that do not beat the baseline highlighted, their warnings above
     the table. ``data`` names the data version (see :func:`data_label`)."""
-    warnings = [w for w in comparison["warning"].fillna("").astype(str) if w]
+    warnings = [w for w in comparison["warning"].astype("string").fillna("") if w]
     beats = comparison["beats_baseline"].astype("string").fillna("")
     classes = [
         "baseline" if model == "baseline" else ("warn" if b != "True" else "")
@@ -199,7 +212,10 @@ def comparison_page(comparison: pd.DataFrame, data: str) -> str:
             },
             "trials complete / pruned": trials,
             "beats baseline": beats.map({"True": "yes", "False": "NO"}).fillna("").to_list(),
-            "best parameters": comparison["best_params"].fillna("").astype(str),
+            "best parameters": [
+                short_parameters(text)
+                for text in comparison["best_params"].astype("string").fillna("")
+            ],
         }
     )
     return html_page(
