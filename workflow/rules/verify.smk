@@ -1,0 +1,40 @@
+# Proving the chain on disk (scripts/drg_workflow/verify.py): every version's CSV and Arrow copy
+# against its metadata, and every version's recorded input sha256 against that input's current
+# metadata. Results in results/verify.json, one line per version on the console.
+#
+# `snakemake --cores 2 verify` runs rule verify, which has no input and no output: Snakemake
+# runs a rule without output every time it is asked for, so it checks the files as they are on
+# disk, even when a hand-edited CSV, a replaced Arrow copy or an input rebuilt on its own
+# leaves Snakemake with "Nothing to be done", and it builds nothing first (files of the chain
+# as input would make Snakemake rebuild the dependants of a newer input before the check).
+# The default target ends with verify_build: the same check as the last job, after every
+# version and the model comparison (and again whenever one of them is newer than its report).
+
+
+rule verify:
+    log:
+        "logs/verify/verify.log",
+    localrule: True
+    conda:
+        "../envs/drg.yaml"
+    params:
+        chain=verify_chain_files(),
+        report=VERIFY_REPORT,
+    script:
+        "../../scripts/verify_versions.py"
+
+
+rule verify_build:
+    input:
+        unpack(verified_build_inputs),
+    output:
+        VERIFY_REPORT,
+    log:
+        "logs/verify/verify_build.log",
+    localrule: True
+    conda:
+        "../envs/drg.yaml"
+    params:
+        chain=verify_chain_files(),
+    script:
+        "../../scripts/verify_versions.py"
