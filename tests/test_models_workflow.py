@@ -3,11 +3,13 @@ baseline and comparison, on small synthetic data with a few trials per shard."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -350,3 +352,102 @@ def test_tracking_uri_comes_from_the_environment_when_not_configured(model_run: 
     assert "rule setup_study:" in result.stdout
     assert "Params have changed since last execution" in result.stdout
     assert "sqlite:///elsewhere/mlflow.db" in result.stdout
+
+
+# ------------------------------------------------------------------------- the report
+
+#: Categories of `snakemake --report` (workflow/rules/report.smk).
+REPORT_CATEGORIES = ("Data versions", "Features", "Tuning", "Models")
+#: Headless Chromium flags that keep it off the network and out of the user's profile.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=5000",
+)
+
+
+@pytest.fixture(scope="module")
+def report_html(model_run: Path) -> Path:
+    """`snakemake --report report.html` after the module's run (which built the figures)."""
+    result = run(model_run, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_run / "report.html"
+
+
+def _embedded(html: str, path: Path) -> bool:
+    """Whether the report embeds the file's bytes (as base64, the way Snakemake does)."""
+    return base64.b64encode(path.read_bytes()).decode() in html
+
+
+def test_report_holds_every_category_figure_table_and_data_version(
+    model_run: Path, report_html: Path
+):
+    html = report_html.read_text()
+    for category in REPORT_CATEGORIES:
+        assert f'"{category}"' in html, category
+    report_dir = model_run / "results/report"
+    items = sorted(p for p in report_dir.rglob("*") if p.suffix in {".png", ".html", ".json"})
+    pngs = [p for p in items if p.suffix == ".png"]
+    # Per model: history, importances, predicted vs actual, residuals, feature importances;
+    # and rows along the chain, target by year, lag features, trials per shard.
+    assert len(pngs) == 5 * len(MODELS) + 4
+    for path in items:
+        assert _embedded(html, path), path
+    # The comparison table is embedded with every model, the baseline and the warnings.
+    comparison = (report_dir / "models/comparison.html").read_text()
+    for model in (*MODELS, "baseline"):
+        assert f'<td class="text">{model}</td>' in comparison
+    table = pd.read_csv(model_run / "results/models/comparison.csv", keep_default_na=False)
+    for warning in filter(None, table["warning"]):
+        assert warning.replace("'", "&#x27;") in comparison
+    # Every data version: in the lineage table, and its metadata attached with its sha256.
+    lineage = (report_dir / "data_versions/lineage.html").read_text()
+    for meta_path in sorted(model_run.glob("results/*/*_metadata.json")):
+        meta = read_json(meta_path)
+        version = meta["version"]
+        assert f'<td class="text">{version}</td>' in lineage
+        assert f'"version": "{version}"' in html
+        assert f'"sha256": "{meta["sha256"][:12]}"' in html
+        assert _embedded(html, meta_path)  # the attached copy holds the same bytes
+    # Captions name the data the figures came from (version and short sha256).
+    v13 = read_json(model_run / "results/v13/v13_metadata.json")
+    assert html.count(f"v13, sha256 {v13['sha256'][:12]}") >= len(pngs)
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None,
+    reason="headless Chromium is not installed (.ci/run installs the Debian package chromium; "
+    "apt-get install chromium to run this check)",
+)
+def test_report_renders_in_headless_chromium(report_html: Path, tmp_path: Path):
+    """The page's JavaScript runs offline: it hides the 'JavaScript is disabled' warning and
+    lists the categories in the menu (neither is in the HTML file itself); a screenshot is
+    taken."""
+    raw = report_html.read_text()
+    assert "<span>Models</span>" not in raw
+
+    def chromium(*args: str) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryDirectory() as profile:
+            return subprocess.run(
+                ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+    dom = chromium("--dump-dom", report_html.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert '<p id="jswarning" style="display: none;">' in dom.stdout
+    for category in REPORT_CATEGORIES:
+        assert f"<span>{category}</span>" in dom.stdout, category
+    screenshot = tmp_path / "report.png"
+    shot = chromium("--window-size=1400,900", f"--screenshot={screenshot}", report_html.as_uri())
+    assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
+    assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one

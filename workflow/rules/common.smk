@@ -1,5 +1,7 @@
 # Config validation, derived settings and input functions shared by the rules.
+import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -118,8 +120,9 @@ def version_targets():
 
 
 def all_targets():
-    """Every version's CSV and metadata, and the comparison of the tuned models."""
-    return [*version_targets(), COMPARISON]
+    """Every version's CSV and metadata, the comparison of the tuned models and the report's
+    figures and tables."""
+    return [*version_targets(), COMPARISON, *report_targets()]
 
 
 # ---------------------------------------------------------------------------- modelling
@@ -231,3 +234,92 @@ def baseline_inputs(wildcards):
 def comparison_metrics():
     """Every model's metrics and the baseline's."""
     return [*map(model_metrics, MODELS), BASELINE_METRICS]
+
+
+# ------------------------------------------------------------------------------- report
+
+#: Figures and tables of `snakemake --report` (rules in report.smk), built by the default target.
+REPORT = "results/report"
+#: Permutation importances drawn per model; lag features drawn against the target.
+REPORT_TOP_FEATURES = 15
+REPORT_LAG_FEATURES = 4
+
+
+def report_model_figures(kind, name):
+    """(model, path) of one figure per model: results/report/<kind>/<model>_<name>.png."""
+    return [(model, f"{REPORT}/{kind}/{model}_{name}.png") for model in MODELS]
+
+
+def report_targets():
+    """Every figure and table of the report (the per-version metadata copies included)."""
+    per_model = [
+        path
+        for kind, name in (
+            ("tuning", "optimisation_history"),
+            ("tuning", "param_importances"),
+            ("models", "predicted_vs_actual"),
+            ("models", "residuals_by_year"),
+            ("models", "feature_importances"),
+        )
+        for _model, path in report_model_figures(kind, name)
+    ]
+    return [
+        f"{REPORT}/data_versions/lineage.html",
+        f"{REPORT}/data_versions/rows_along_chain.png",
+        *report_metadata_copies().values(),
+        f"{REPORT}/features/target_by_year.png",
+        f"{REPORT}/features/lag_features_vs_target.png",
+        f"{REPORT}/tuning/trials_per_shard.png",
+        f"{REPORT}/models/comparison.html",
+        *per_model,
+    ]
+
+
+def report_labels(figure, model="all models"):
+    """Labels of a report item: its figure name, its model and, read when the report is made,
+    the data version and short sha256 it was made from (the rule's input.metadata).
+    """
+
+    def labels(wildcards, input):
+        metadata = json.loads(Path(input.metadata).read_text())
+        return {
+            "model": model,
+            "figure": figure,
+            "data": f"{metadata['version']}, sha256 {metadata['sha256'][:12]}",
+        }
+
+    return labels
+
+
+def report_metadata_copies():
+    """version -> the copy of its metadata shown in the report."""
+    return {v: f"{REPORT}/data_versions/metadata/{v}_metadata.json" for v in VERSIONS}
+
+
+def copy_files(sources, copies):
+    """Copy each source file to its copy, byte for byte."""
+    for source, copy in zip(sources, copies, strict=True):
+        shutil.copyfile(source, copy)
+
+
+def version_report_labels(version):
+    """Labels of a version's metadata in the report (version, transformation, rows, short
+    sha256), read from the version's metadata when the report is made."""
+
+    def labels(wildcards, input):
+        (path,) = [f for f in input if f.endswith(f"{version}_metadata.json")]
+        metadata = json.loads(Path(path).read_text())
+        return {
+            "version": version,
+            "transformation": metadata["transformation"]["name"],
+            "rows": metadata["rows"],
+            "sha256": metadata["sha256"][:12],
+        }
+
+    return labels
+
+
+def tuning_shard_summaries():
+    """Every tuning shard's summary of every model, model by model."""
+    n_shards = MODELLING["tuning"]["n_shards"]
+    return [shard_json(model, shard) for model in MODELS for shard in range(n_shards)]
