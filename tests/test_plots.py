@@ -128,6 +128,11 @@ def test_strongest_features_and_their_figure():
     assert figures.feature_unit("severity_2_portion_rolling2") == "share"
 
 
+def test_dollar_ticks():
+    ticks = [figures.DOLLARS(v, None) for v in (-1e6, 0, 800, 35_000, 1.2e6, 3e9)]
+    assert ticks == ["-$1M", "$0", "$800", "$35k", "$1.2M", "$3B"]
+
+
 def test_sample_rows_is_seeded_and_bounded():
     frame = pd.DataFrame({"a": range(100)})
     assert figures.sample_rows(frame, 200) is frame

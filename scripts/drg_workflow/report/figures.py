@@ -37,12 +37,12 @@ def _footer(figure: Figure, text: str) -> None:
 
 
 def _dollars(value: float, _position: object = None) -> str:
-    """Tick text in dollars: $1.2M, $35k, $800."""
-    magnitude = abs(value)
+    """Tick text in dollars: $1.2M, $35k, $800, -$1M."""
+    sign, magnitude = ("-" if value < 0 else ""), abs(value)
     for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if magnitude >= limit:
-            return f"${value / limit:g}{suffix}"
-    return f"${value:g}"
+            return f"{sign}${magnitude / limit:g}{suffix}"
+    return f"{sign}${magnitude:g}"
 
 
 DOLLARS = FuncFormatter(_dollars)
