@@ -4,6 +4,9 @@ Prints the wall time of the whole run and, per rule, the seconds and peak memory
 that Snakemake's ``benchmark:`` files recorded. Performance targets are checked here, by a
 person reading figures, not by timed tests.
 
+Then it times every version's data-contract checks in-process on the versions just built (what
+the rules add to the chain; the budget is 2 s in all at full scale) and ``snakemake verify``.
+
 With ``--tuning`` it then runs the modelling with the configured budget (setup, tuning shards,
 final fits, baseline, comparison) and prints its wall time, the trials per minute and, for one
 model and one trial budget, the speed-up of 2 (and 4, 8 where the cores exist) parallel shards
@@ -30,6 +33,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def run_snakemake(workdir: Path, cores: int, *targets: str) -> float:
@@ -84,6 +88,73 @@ def print_disk_usage(workdir: Path, what: str) -> None:
 def version_rows(workdir: Path, version: str) -> int:
     metadata = workdir / "results" / version / f"{version}_metadata.json"
     return json.loads(metadata.read_text())["rows"]
+
+
+def benchmark_contracts(workdir: Path, config: dict, cores: int) -> None:
+    """Seconds of every version's contract checks (what the rules add), then of verify.
+
+    The checks are timed in-process on the versions just built, exactly as the adapter runs
+    them; so is the hashing of each Arrow copy for its metadata. Verify is timed as the
+    whole ``snakemake verify`` call and as :func:`drg_workflow.verify.verify_chain` alone.
+    """
+    from drg_workflow.config_validation import validate_config
+    from drg_workflow.contract_settings import configured_contract
+    from drg_workflow.contracts import check_contract
+    from drg_workflow.hashing import file_sha256
+    from drg_workflow.verify import VersionFiles, verify_chain
+    from drg_workflow.versions import read_arrow, read_json
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    settings = validate_config(json.loads(json.dumps(config)), schema)
+    steps = {
+        "v0": ("ingest_raw", None),
+        **{s["version"]: (s["transformation"], s["input"]) for s in settings["chain"]},
+    }
+    results = workdir / "results"
+    print(f"\n{'version':<8} {'rows':>10} {'checks':>6} {'contract s':>10} {'Arrow hash s':>12}")
+    total = hashing = 0.0
+    for version, (transformation, source) in steps.items():
+        frame = read_arrow(results / version / f"{version}.arrow")
+        input_rows = None if source is None else version_rows(workdir, source)
+        started = time.perf_counter()
+        checks = check_contract(
+            frame,
+            version,
+            transformation,
+            configured_contract(settings, transformation),
+            input_rows,
+        )
+        seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        file_sha256(results / version / f"{version}.arrow")
+        hash_seconds = time.perf_counter() - started
+        total, hashing = total + seconds, hashing + hash_seconds
+        print(
+            f"{version:<8} {len(frame):>10,} {len(checks):>6} {seconds:10.3f} {hash_seconds:12.3f}"
+        )
+    print(
+        f"contract checks, all versions: {total:6.2f} s "
+        f"(Arrow hashes for the metadata {hashing:.2f} s)"
+    )
+    chain = [
+        VersionFiles(
+            version=version,
+            transformation=transformation,
+            input_version=source,
+            csv=results / version / f"{version}.csv",
+            arrow=results / version / f"{version}.arrow",
+            metadata=results / version / f"{version}_metadata.json",
+        )
+        for version, (transformation, source) in steps.items()
+    ]
+    started = time.perf_counter()
+    report = verify_chain(chain)
+    verify_seconds = time.perf_counter() - started
+    assert report["passed"], report["broken"]
+    wall = run_snakemake(workdir, cores, "verify")
+    print(f"verify_chain (in-process):  {verify_seconds:6.2f} s")
+    print(f"snakemake verify (wall):    {wall:6.2f} s")
+    assert read_json(results / "verify.json")["passed"]
 
 
 MODELLING_RULES = (
@@ -209,6 +280,7 @@ def main() -> None:
         print(f"\n{'rule':<28} {'version':<8} {'seconds':>8} {'max RSS MB':>11}")
         for rule, version, seconds, rss in benchmark_rows(workdir):
             print(f"{rule:<28} {version:<8} {seconds:8.2f} {rss:11.0f}")
+        benchmark_contracts(workdir, config, args.cores)
         if args.tuning:
             benchmark_tuning(workdir, config, args.cores)
             print_disk_usage(workdir, "the default target")

@@ -236,6 +236,45 @@ def comparison_metrics():
     return [*map(model_metrics, MODELS), BASELINE_METRICS]
 
 
+# ------------------------------------------------------------------------------- verify
+
+#: The verification report of `snakemake verify` and of the default target (verify.smk).
+VERIFY_REPORT = "results/verify.json"
+
+
+def verify_chain_files():
+    """Every version of the chain and its files, in build order (the verify script's params)."""
+    return [
+        {
+            "version": version,
+            "transformation": (
+                CHAIN[version]["transformation"] if version in CHAIN else "ingest_raw"
+            ),
+            "input_version": CHAIN[version]["input"] if version in CHAIN else None,
+            "csv": version_csv(version),
+            "arrow": version_arrow(version),
+            "metadata": version_metadata(version),
+        }
+        for version in VERSIONS
+    ]
+
+
+def verified_build_inputs(wildcards):
+    """What the default target's check runs after: every version's files (named
+    `<version>_csv`, `_arrow`, `_metadata`, so the script reads them where the job has them,
+    e.g. local copies of a default storage) and the comparison."""
+    files = {
+        f"{v}_{kind}": path(v)
+        for v in VERSIONS
+        for kind, path in (
+            ("csv", version_csv),
+            ("arrow", version_arrow),
+            ("metadata", version_metadata),
+        )
+    }
+    return {**files, "comparison": COMPARISON}
+
+
 # ------------------------------------------------------------------------------- report
 
 #: Figures and tables of `snakemake --report` (rules in report.smk), built by the default target.
