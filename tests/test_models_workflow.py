@@ -412,9 +412,13 @@ def test_report_holds_every_category_figure_table_and_data_version(
         meta = read_json(meta_path)
         version = meta["version"]
         assert f'<td class="text">{version}</td>' in lineage
+        assert f"{len(meta['contracts'])} passed: " in lineage  # its contract checks
         assert f'"version": "{version}"' in html
         assert f'"sha256": "{meta["sha256"][:12]}"' in html
         assert _embedded(html, meta_path)  # the attached copy holds the same bytes
+    # The default target's verify result joins the data versions.
+    verify = model_run / "results/verify.json"
+    assert read_json(verify)["passed"] and _embedded(html, verify)
     # Captions name the data the figures came from (version and short sha256).
     v13 = read_json(model_run / "results/v13/v13_metadata.json")
     assert html.count(f"v13, sha256 {v13['sha256'][:12]}") >= len(pngs)

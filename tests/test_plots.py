@@ -15,7 +15,9 @@ from drg_workflow.report.output import save_png
 DATA = "v13, sha256 0123456789ab"
 
 
-def _metadata(version: str, source: str | None, rows: int, parameters: dict) -> dict:
+def _metadata(
+    version: str, source: str | None, rows: int, parameters: dict, checks: tuple[str, ...] = ()
+) -> dict:
     return {
         "version": version,
         "rows": rows,
@@ -23,12 +25,13 @@ def _metadata(version: str, source: str | None, rows: int, parameters: dict) -> 
         "columns": [{"name": "a", "dtype": "int64"}, {"name": "b", "dtype": "float64"}],
         "input": {"version": source, "sha256": None},
         "transformation": {"name": f"make_{version}", "parameters": parameters},
+        "contracts": [{"check": name, "passed": True, "measured": {}} for name in checks],
     }
 
 
 LINEAGE = tables.lineage_table(
     [
-        _metadata("v0", None, 100, {"source": "synthetic", "seed": 7}),
+        _metadata("v0", None, 100, {"source": "synthetic", "seed": 7}, ["keys_not_null"]),
         _metadata("v1", "v0", 90, {"columns": [f"c{i}" for i in range(15)], "by": "year"}),
         _metadata("v5_1", "v1", 40, {}),
     ]
@@ -65,6 +68,7 @@ def test_lineage_table_has_one_row_per_version_in_order():
     assert list(LINEAGE["rows"]) == [100, 90, 40]
     assert list(LINEAGE["columns"]) == [2, 2, 2]
     assert LINEAGE["sha256"].str.len().eq(12).all()
+    assert list(LINEAGE["contract checks"]) == ["1 passed: keys_not_null"] + ["none recorded"] * 2
     assert LINEAGE.loc[0, "parameters"] == 'seed=7, source="synthetic"'
     assert LINEAGE.loc[1, "parameters"] == 'by="year", columns=[15 columns]'
 

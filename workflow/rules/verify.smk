@@ -28,7 +28,13 @@ rule verify_build:
     input:
         unpack(verified_build_inputs),
     output:
-        VERIFY_REPORT,
+        report(
+            VERIFY_REPORT,
+            caption="../report/verify.rst",
+            category="Data versions",
+            subcategory="Verification",
+            labels={"figure": "verify result"},
+        ),
     log:
         "logs/verify/verify_build.log",
     localrule: True

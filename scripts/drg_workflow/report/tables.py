@@ -19,6 +19,7 @@ LINEAGE_COLUMNS: tuple[str, ...] = (
     "rows",
     "columns",
     "sha256",
+    "contract checks",
     "parameters",
 )
 
@@ -63,10 +64,17 @@ def short_parameters(text: str) -> str:
     )
 
 
+def contract_summary(checks: Sequence[Mapping[str, Any]]) -> str:
+    """``"8 passed: keys_not_null, ..."`` for a version's recorded contract checks; a version is
+    only written when every check passed, so the metadata lists passed checks alone."""
+    names = [check["check"] for check in checks if check.get("passed")]
+    return f"{len(names)} passed: {', '.join(names)}" if names else "none recorded"
+
+
 def lineage_table(metadata: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per data version, in the order given (the chain's): version, transformation,
-    input version, rows, columns, short sha256 and parameters, from the versions' metadata
-    documents (``{version}_metadata.json``)."""
+    input version, rows, columns, short sha256, the contract checks it passed as it was built
+    and parameters, from the versions' metadata documents (``{version}_metadata.json``)."""
     rows = [
         {
             "version": meta["version"],
@@ -75,6 +83,7 @@ def lineage_table(metadata: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "rows": int(meta["rows"]),
             "columns": len(meta["columns"]),
             "sha256": short_sha(meta["sha256"]),
+            "contract checks": contract_summary(meta.get("contracts", [])),
             "parameters": compact_parameters(meta["transformation"]["parameters"]),
         }
         for meta in metadata
@@ -240,6 +249,7 @@ def lineage_page(lineage: pd.DataFrame) -> str:
         lineage,
         note=(
             "Each version is made from its input version by one transformation with the "
-            "parameters shown; sha256 is the first 12 hex digits of the version's CSV."
+            "parameters shown; sha256 is the first 12 hex digits of the version's CSV; the "
+            "contract checks are those the version passed before it was written."
         ),
     )
