@@ -11,8 +11,8 @@ import pandas as pd
 
 from .baseline import BASELINE_NAME
 
-COMPARISON_COLUMNS: tuple[str, ...] = (
-    "model",
+#: The figures of a comparison row: CV, validation and test metrics.
+METRIC_COLUMNS: tuple[str, ...] = (
     "cv_rmse",
     "val_rmse",
     "val_mae",
@@ -20,6 +20,10 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "test_rmse",
     "test_mae",
     "test_r2",
+)
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "model",
+    *METRIC_COLUMNS,
     "n_trials_complete",
     "n_trials_pruned",
     "best_params",

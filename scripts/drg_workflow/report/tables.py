@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from drg_workflow.modelling.comparison import METRIC_COLUMNS
+
 #: Hex digits of a sha256 shown in tables, labels and footers.
 SHORT_SHA = 12
 
@@ -207,18 +209,7 @@ def comparison_page(comparison: pd.DataFrame, data: str) -> str:
     frame = pd.DataFrame(
         {
             "model": comparison["model"],
-            **{
-                column: comparison[column].astype(float)
-                for column in (
-                    "cv_rmse",
-                    "val_rmse",
-                    "val_mae",
-                    "val_r2",
-                    "test_rmse",
-                    "test_mae",
-                    "test_r2",
-                )
-            },
+            **{column: comparison[column].astype(float) for column in METRIC_COLUMNS},
             "trials complete / pruned": trials,
             "beats baseline": beats.map({"True": "yes", "False": "NO"}).fillna("").to_list(),
             "best parameters": [
