@@ -1,24 +1,19 @@
 """Rule report_tuning: per model the optimisation history and parameter importances, and the
 complete vs pruned trials of every shard of every model."""
 
-import os
+import optuna
+import pandas as pd
 
-# MLflow's usage telemetry would try the network; the build machines have none.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.tuning import open_storage  # noqa: E402
-from drg_workflow.report.figures import (  # noqa: E402
+from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.tuning import open_storage
+from drg_workflow.report.figures import (
     optimisation_history,
     param_importances,
     trials_per_shard,
 )
-from drg_workflow.report.output import save_png  # noqa: E402
-from drg_workflow.report.tables import data_label, trials_frame  # noqa: E402
-from drg_workflow.versions import read_json  # noqa: E402
+from drg_workflow.report.output import save_png
+from drg_workflow.report.tables import data_label, trials_frame
+from drg_workflow.versions import read_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,14 +1,9 @@
 """Rule setup_mlflow: create the MLflow experiment (and a fresh local store) once."""
 
-import os
-
-# MLflow's usage telemetry would try the network from every job; the build machines have none.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import setup_mlflow  # noqa: E402
-from drg_workflow.modelling.tracking import route_library_logs  # noqa: E402
-from drg_workflow.versions import write_json  # noqa: E402
+from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.steps import setup_mlflow
+from drg_workflow.modelling.tracking import route_library_logs
+from drg_workflow.versions import write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log)

@@ -1,16 +1,11 @@
 """Rule train_final: refit a model's best parameters, evaluate, log the final MLflow run."""
 
-import os
+import pandas as pd
 
-# MLflow's usage telemetry would try the network from every job; the build machines have none.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-import pandas as pd  # noqa: E402
-
-from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import metrics_summary, train_final, write_table  # noqa: E402
-from drg_workflow.modelling.tracking import route_library_logs  # noqa: E402
-from drg_workflow.versions import read_json, write_json  # noqa: E402
+from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.steps import metrics_summary, train_final, write_table
+from drg_workflow.modelling.tracking import route_library_logs
+from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log)

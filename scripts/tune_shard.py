@@ -1,14 +1,9 @@
 """Rule tune_shard: run one shard's trials of a model's Optuna study (shards run in parallel)."""
 
-import os
-
-# MLflow's usage telemetry would try the network from every job; the build machines have none.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from drg_workflow.errors import logged_rule  # noqa: E402
-from drg_workflow.modelling.steps import tune_shard  # noqa: E402
-from drg_workflow.modelling.tracking import route_library_logs  # noqa: E402
-from drg_workflow.versions import read_json, write_json  # noqa: E402
+from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.steps import tune_shard
+from drg_workflow.modelling.tracking import route_library_logs
+from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,3 +27,19 @@ def test_a_bug_keeps_its_traceback(tmp_path: Path, bug: Exception):
         raise bug
     assert raised.value is bug  # not turned into a one-line SystemExit
     assert "a bug" in log.read_text() and "Traceback" in log.read_text()
+
+
+def test_mlflow_telemetry_is_off_in_every_modelling_job():
+    """The build machines have no network: importing the modelling package switches MLflow's
+    telemetry off before mlflow is imported, whatever the environment says."""
+    code = (
+        "import drg_workflow.modelling.tracking; "
+        "from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY; "
+        "print(MLFLOW_DISABLE_TELEMETRY.get())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "scripts")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert result.stdout.strip() == "True"

@@ -17,3 +17,10 @@ the data helpers does not pay for ``import mlflow``, which takes 1-2 s):
 - :mod:`.comparison`: comparison table of all models against the baseline.
 - :mod:`.steps`: one function per Snakemake rule.
 """
+
+import os
+
+# MLflow's usage telemetry would try the network from every job, and the build machines have
+# none: switched off here, before any module of this package (or a rule script through it)
+# imports mlflow.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
