@@ -15,7 +15,7 @@ rule setup_mlflow:
     benchmark:
         "benchmarks/setup_mlflow/setup_mlflow.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/modelling.yaml"
     resources:
         mem_mb=1000,
     params:
@@ -35,7 +35,7 @@ rule setup_study:
     benchmark:
         "benchmarks/setup_study/{model}.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/modelling.yaml"
     resources:
         mem_mb=1000,
     params:
@@ -54,7 +54,7 @@ rule tune_shard:
     benchmark:
         "benchmarks/tune_shard/{model}_shard_{shard}.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/modelling.yaml"
     threads: 1
     resources:
         # Measured peak on full-scale data: about 700 MB.
@@ -79,7 +79,7 @@ rule train_final:
     benchmark:
         "benchmarks/train_final/{model}.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/modelling.yaml"
     threads: 1
     resources:
         mem_mb=1500,
@@ -102,7 +102,7 @@ rule evaluate_baseline:
     benchmark:
         "benchmarks/evaluate_baseline/baseline.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/modelling.yaml"
     resources:
         mem_mb=1000,
     params:
@@ -122,7 +122,7 @@ rule compare_models:
     benchmark:
         "benchmarks/compare_models/comparison.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/modelling.yaml"
     resources:
         mem_mb=500,
     script:

@@ -15,7 +15,7 @@ rule ingest_raw:
     benchmark:
         f"benchmarks/ingest_raw/{RAW_VERSION}.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/data.yaml"
     params:
         parameters=raw_parameters(),
         contract=configured_contract(config, "ingest_raw"),
@@ -34,7 +34,7 @@ rule download_raw:
         f"benchmarks/download_raw/{RAW_VERSION}.tsv"
     localrule: True
     conda:
-        "../envs/drg.yaml"
+        "../envs/data.yaml"
     params:
         url=config["raw"]["url"],
     script:

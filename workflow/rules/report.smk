@@ -29,7 +29,7 @@ rule report_data_versions:
     benchmark:
         "benchmarks/report_data_versions/report_data_versions.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/modelling.yaml"
     script:
         "../../scripts/report_data_versions.py"
 
@@ -54,7 +54,7 @@ rule report_version_metadata:
         "benchmarks/report_version_metadata/report_version_metadata.tsv"
     localrule: True
     conda:
-        "../envs/drg.yaml"
+        "../envs/data.yaml"
     run:
         copy_files(input, output)
 
@@ -80,7 +80,7 @@ rule report_features:
     benchmark:
         "benchmarks/report_features/report_features.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/modelling.yaml"
     params:
         target=config["target"],
         rolling_window=config["lags"]["rolling_window"],
@@ -128,7 +128,7 @@ rule report_tuning:
     benchmark:
         "benchmarks/report_tuning/report_tuning.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/modelling.yaml"
     params:
         models=MODELS,
         tuning=MODELLING["tuning"],
@@ -188,7 +188,7 @@ rule report_models:
     benchmark:
         "benchmarks/report_models/report_models.tsv"
     conda:
-        "../envs/drg.yaml"
+        "../envs/modelling.yaml"
     params:
         models=MODELS,
         top=REPORT_TOP_FEATURES,

@@ -22,7 +22,7 @@ for transformation in CHAIN_TRANSFORMATIONS:
         wildcard_constraints:
             version=versions_made_by(transformation),
         conda:
-            "../envs/drg.yaml"
+            "../envs/data.yaml"
         params:
             transformation=transformation,
             parameters=transformation_parameters(transformation),

@@ -16,7 +16,7 @@ rule verify:
         "logs/verify/verify.log",
     localrule: True
     conda:
-        "../envs/drg.yaml"
+        "../envs/data.yaml"
     params:
         chain=verify_chain_files(),
         report=VERIFY_REPORT,
@@ -39,7 +39,7 @@ rule verify_build:
         "logs/verify/verify_build.log",
     localrule: True
     conda:
-        "../envs/drg.yaml"
+        "../envs/data.yaml"
     params:
         chain=verify_chain_files(),
     script:
