@@ -14,7 +14,7 @@ import yaml
 
 from drg_workflow.chain import configured_parameters
 from drg_workflow.config_validation import validate_config
-from drg_workflow.modelling.settings import ModellingSettings
+from drg_workflow.modelling.settings import ModellingSettings, ModelSettings
 from drg_workflow.synthetic import equivalent_rare_drg_threshold, generate_raw
 from drg_workflow.transformations import apply_transformation
 
@@ -79,5 +79,26 @@ def modelling_settings(config: dict[str, Any] | None = None) -> ModellingSetting
                     "random_state",
                 )
             },
+        }
+    )
+
+
+def model_settings(
+    model: str, space: dict, fixed: dict | None = None, config: dict | None = None, **tuning
+) -> ModelSettings:
+    """A model's settings as the rules pass them: the small config's, with this model."""
+    config = config or small_config()
+    modelling = config["modelling"]
+    return ModelSettings.from_params(
+        {
+            "target": config["target"],
+            "lags": {k: config["lags"][k] for k in ("columns", "rolling_window")},
+            **{k: modelling[k] for k in ("data_version", "include_same_year_features")},
+            **{k: modelling[k] for k in ("include_year", "split", "cv_folds", "random_state")},
+            "model": model,
+            "search_space": space,
+            "fixed_params": fixed or {},
+            "target_form": modelling["target_form"],
+            "tuning": {**modelling["tuning"], **tuning},
         }
     )

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from modelling_frames import modelling_frame, modelling_settings
+from modelling_frames import model_settings, modelling_frame, modelling_settings
 
 from drg_workflow.hashing import config_hash, file_sha256
 from drg_workflow.modelling.baseline import evaluate_baseline
@@ -23,6 +23,7 @@ from drg_workflow.modelling.final import (
     permutation_importances,
     predict_splits,
 )
+from drg_workflow.modelling.models import final_estimator
 from drg_workflow.modelling.settings import MlflowSettings
 from drg_workflow.modelling.tracking import (
     FinalRun,
@@ -54,12 +55,14 @@ def data():
 def test_fit_evaluate_importances(data, model):
     _, parts, features, xy = data
     best, fixed = PARAMS[model]
-    est = fit_final_model(model, best, *xy["train"], random_state=0, fixed_params=fixed)
-    again = fit_final_model(model, best, *xy["train"], random_state=0, fixed_params=fixed)
+    settings = model_settings(model, {}, fixed)
+    est = fit_final_model(settings, best, *xy["train"])
+    again = fit_final_model(settings, best, *xy["train"])
     X_val, y_val = xy["validation"]
     np.testing.assert_allclose(est.predict(X_val), again.predict(X_val))  # refit reproducible
     if model == "random_forest":
-        assert est.max_samples == 0.7 and est.n_estimators == 6
+        forest = final_estimator(est)
+        assert forest.max_samples == 0.7 and forest.n_estimators == 6
 
     metrics = evaluate_model(est, {k: xy[k] for k in ("validation", "test")})
     flat = flatten_metrics(metrics, cv_rmse=1.5)
@@ -111,7 +114,7 @@ def test_final_run_logged_and_loads_back(tmp_path, data, tracking, model):
 
     df, parts, features, xy = data
     best, fixed = PARAMS[model]
-    est = fit_final_model(model, best, *xy["train"], random_state=0, fixed_params=fixed)
+    est = fit_final_model(model_settings(model, {}, fixed), best, *xy["train"])
     X_val, y_val = xy["validation"]
     tracking_uri, experiment_id = tracking.tracking_uri, tracking.experiment_id
     data_file = tmp_path / "v13.parquet"

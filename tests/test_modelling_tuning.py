@@ -7,11 +7,11 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import optuna
 import pytest
-from modelling_frames import modelling_frame, modelling_settings, small_config
+from modelling_frames import model_settings, modelling_frame, modelling_settings
 from optuna.trial import TrialState
 
 from drg_workflow.modelling.data import prepare_modelling_data
-from drg_workflow.modelling.settings import MlflowSettings, ModelSettings
+from drg_workflow.modelling.settings import MlflowSettings
 from drg_workflow.modelling.tracking import (
     close_parent_run,
     create_parent_run,
@@ -34,24 +34,6 @@ SPACE = {
     "max_features": {"type": "categorical", "values": [1.0, 0.5]},
 }
 FIXED = {"n_jobs": 1}
-
-
-def model_settings(model: str, space: dict, fixed: dict | None = None, **tuning) -> ModelSettings:
-    """A model's settings as the rules pass them: the small config's, with this model."""
-    config = small_config()
-    modelling = config["modelling"]
-    return ModelSettings.from_params(
-        {
-            "target": config["target"],
-            "lags": {k: config["lags"][k] for k in ("columns", "rolling_window")},
-            **{k: modelling[k] for k in ("data_version", "include_same_year_features")},
-            **{k: modelling[k] for k in ("include_year", "split", "cv_folds", "random_state")},
-            "model": model,
-            "search_space": space,
-            "fixed_params": fixed or {},
-            "tuning": {**modelling["tuning"], **tuning},
-        }
-    )
 
 
 def setup_study(tmp_path, name: str, storage: str, model: str, replace: bool = False) -> dict:
@@ -84,8 +66,9 @@ def test_open_storage_kinds(tmp_path):
 def test_cross_validation_folds_in_time_order(train_xy):
     X, y, years = train_xy
     seen = []
+    model = model_settings("ridge", {})
     scores = cross_validate_by_year(
-        "ridge", {"alpha": 1.0}, X, y, years, 3, 0, on_fold=lambda i, s, ss: seen.append((i, s))
+        model, {"alpha": 1.0}, X, y, years, on_fold=lambda i, s, ss: seen.append((i, s))
     )
     assert [i for i, _ in seen] == [0, 1, 2] and [s for _, s in seen] == scores
 

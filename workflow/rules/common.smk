@@ -11,7 +11,7 @@ import yaml
 sys.path.insert(0, str(Path(workflow.basedir).parent / "scripts"))
 from drg_workflow.config_validation import ConfigError, validate_config
 from drg_workflow.run_lock import record_lock_holder, remove_stale_locks
-from drg_workflow.chain import configured_parameters
+from drg_workflow.chain import configured_parameters, forecast_chain
 
 #: The run holding this directory's Snakemake locks, recorded so that the locks a killed run
 #: leaves behind can be told from a live run's (see drg_workflow/run_lock.py).
@@ -120,9 +120,9 @@ def version_targets():
 
 
 def all_targets():
-    """Every version's CSV and metadata, the comparison of the tuned models and the report's
-    figures and tables."""
-    return [*version_targets(), COMPARISON, *report_targets()]
+    """Every version's CSV and metadata, the comparison of the tuned models, the next-year
+    forecast and the report's figures and tables."""
+    return [*version_targets(), COMPARISON, FORECAST, *report_targets()]
 
 
 # ---------------------------------------------------------------------------- modelling
@@ -190,6 +190,7 @@ def model_settings(wildcards):
         "model": model,
         "search_space": MODELLING["models"][model]["search_space"],
         "fixed_params": MODELLING["models"][model]["fixed_params"],
+        "target_form": MODELLING["target_form"],
         "tuning": {**tuning, "storage": tuning["storage"].format(model=model)},
     }
 
@@ -234,6 +235,46 @@ def baseline_inputs(wildcards):
 def comparison_metrics():
     """Every model's metrics and the baseline's."""
     return [*map(model_metrics, MODELS), BASELINE_METRICS]
+
+
+def final_run_documents():
+    """Every model's mlflow_run.json (its final run and logged model), in MODELS order."""
+    return [f"results/models/{model}/mlflow_run.json" for model in MODELS]
+
+
+# ----------------------------------------------------------------------------- forecast
+
+CHAMPION = "results/models/champion.json"
+FORECAST = "results/forecast/forecast.csv"
+FORECAST_METADATA = "results/forecast/forecast_metadata.json"
+#: The version the forecast's next-year lags are taken from, and the chain's steps from
+#: lag_columns to the modelling data (re-applied to next year's placeholder rows).
+FORECAST_BASE_VERSION, FORECAST_STEPS = forecast_chain(config)
+
+
+def model_predictions(model):
+    return f"results/models/{model}/predictions.csv"
+
+
+def forecast_inputs(wildcards):
+    """The champion, the base and modelling data, and every model's (and the baseline's)
+    held-out predictions: the champion's calibrate the interval."""
+    return {
+        "champion": CHAMPION,
+        "base_arrow": version_arrow(FORECAST_BASE_VERSION),
+        "base_metadata": version_metadata(FORECAST_BASE_VERSION),
+        **modelling_data(wildcards),
+        "predictions": [model_predictions(m) for m in [*MODELS, "baseline"]],
+    }
+
+
+def forecast_settings():
+    """What the forecast depends on besides its input files."""
+    return {
+        **shared_modelling_settings(),
+        "forecast": config["forecast"],
+        "steps": FORECAST_STEPS,
+    }
 
 
 # ------------------------------------------------------------------------------- verify

@@ -127,3 +127,25 @@ rule compare_models:
         mem_mb=500,
     script:
         "../../scripts/compare_models.py"
+
+
+rule register_champion:
+    input:
+        comparison=COMPARISON,
+        experiment=MLFLOW_EXPERIMENT,
+        runs=final_run_documents(),
+    output:
+        champion=CHAMPION,
+    log:
+        "logs/register_champion/champion.log",
+    benchmark:
+        "benchmarks/register_champion/champion.tsv"
+    conda:
+        "../envs/modelling.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        models=MODELS,
+        registered_model=MODELLING["mlflow"]["registered_model"],
+    script:
+        "../../scripts/register_champion.py"

@@ -24,6 +24,25 @@ def baseline_rule(features: FeatureSettings) -> str:
     return f"{features.target_lag}, else {features.target_rolling}"
 
 
+def persistence_values(frame: pd.DataFrame, lag: str, rolling: str) -> np.ndarray:
+    """Column ``lag``, falling back to column ``rolling`` where the lag is missing.
+
+    Raises:
+        ModellingDataError: a column is missing, or a row has neither value.
+    """
+    missing_columns = [c for c in (lag, rolling) if c not in frame.columns]
+    if missing_columns:
+        raise ModellingDataError(
+            f"persistence: the data has no column {' or '.join(missing_columns)}"
+        )
+    previous = frame[lag].astype(float)
+    values = previous.where(previous.notna(), frame[rolling].astype(float))
+    n_missing = int(values.isna().sum())
+    if n_missing:
+        raise ModellingDataError(f"persistence: {n_missing} rows have neither {lag} nor {rolling}")
+    return values.to_numpy()
+
+
 def baseline_predictions(df: pd.DataFrame, features: FeatureSettings) -> np.ndarray:
     """Predict the target's lag column, falling back to its rolling-mean column where the lag
     is missing.
@@ -32,21 +51,15 @@ def baseline_predictions(df: pd.DataFrame, features: FeatureSettings) -> np.ndar
     configured window then holds the mean of the earlier years that are present.
 
     Raises:
-        ModellingDataError: a row has neither value (rolling_columns should have dropped it).
+        ModellingDataError: a column is missing (the message names lags.rolling_window) or a
+            row has neither value (rolling_columns should have dropped it).
     """
-    lag, rolling = features.target_lag, features.target_rolling
-    missing_columns = [c for c in (lag, rolling) if c not in df.columns]
-    if missing_columns:
+    try:
+        return persistence_values(df, features.target_lag, features.target_rolling)
+    except ModellingDataError as error:
         raise ModellingDataError(
-            f"baseline: the modelling data has no column {' or '.join(missing_columns)} "
-            f"(lags.rolling_window is {features.rolling_window})"
-        )
-    previous = df[lag].astype(float)
-    pred = previous.where(previous.notna(), df[rolling].astype(float))
-    n_missing = int(pred.isna().sum())
-    if n_missing:
-        raise ModellingDataError(f"baseline: {n_missing} rows have neither {lag} nor {rolling}")
-    return pred.to_numpy()
+            f"baseline: {error} (lags.rolling_window is {features.rolling_window})"
+        ) from None
 
 
 def baseline_cv_scores(df: pd.DataFrame, n_folds: int, features: FeatureSettings) -> list[float]:

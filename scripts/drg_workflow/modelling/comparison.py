@@ -28,19 +28,28 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "n_trials_pruned",
     "best_params",
     "beats_baseline",
+    "champion",
     "warning",
 )
-_REQUIRED = COMPARISON_COLUMNS[:-2]
+_REQUIRED = COMPARISON_COLUMNS[:-3]
+#: The baseline row's warning when no model beats it (the forecast then uses persistence).
+NO_CHAMPION_WARNING = (
+    "no model beats the naive persistence baseline on validation RMSE: the forecast uses "
+    "persistence (last year's value) instead of a model"
+)
 
 
 def build_comparison(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per model plus ``baseline``, sorted by validation RMSE.
 
-    Each row needs every column of ``COMPARISON_COLUMNS`` except ``beats_baseline`` and
-    ``warning``, which are computed here: ``beats_baseline`` is ``val_rmse < baseline's val_rmse``
-    (validation, the split used to choose, not test), ``<NA>`` for the baseline row (nullable
-    boolean dtype); ``warning`` is the text of :func:`comparison_warnings` for a model that does
-    not beat the baseline, empty otherwise. ``best_params`` may be a dict; it becomes a JSON
+    Each row needs every column of ``COMPARISON_COLUMNS`` except ``beats_baseline``,
+    ``champion`` and ``warning``, which are computed here: ``beats_baseline`` is ``val_rmse <
+    baseline's val_rmse`` (validation, the split used to choose, not test), ``<NA>`` for the
+    baseline row (nullable boolean dtype); ``champion`` is true on the row whose model the
+    forecast uses: the model with the lowest validation RMSE among those that beat the baseline,
+    else the baseline itself; ``warning`` is the text of :func:`comparison_warnings` for a model
+    that does not beat the baseline (and :data:`NO_CHAMPION_WARNING` on the baseline row when no
+    model does), empty otherwise. ``best_params`` may be a dict; it becomes a JSON
     string with sorted keys.
 
     Raises:
@@ -67,8 +76,24 @@ def build_comparison(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     beats = (df["val_rmse"] < baseline_val).astype("boolean")
     beats[df["model"] == BASELINE_NAME] = pd.NA
     df["beats_baseline"] = beats
+    winners = df.loc[beats.fillna(False).astype(bool)]
+    champion = (
+        winners.sort_values("val_rmse", kind="stable")["model"].iloc[0]
+        if len(winners)
+        else BASELINE_NAME
+    )
+    df["champion"] = df["model"] == champion
     df["warning"] = [_warning(row, baseline_val) for _, row in df.iterrows()]
+    if champion == BASELINE_NAME:
+        df.loc[df["model"] == BASELINE_NAME, "warning"] = NO_CHAMPION_WARNING
     return df.sort_values("val_rmse", kind="stable", ignore_index=True)
+
+
+def champion_model(comparison: pd.DataFrame) -> str | None:
+    """The champion of :func:`build_comparison`'s table, or ``None`` when no model beats the
+    baseline (the forecast then uses persistence)."""
+    champion = str(comparison.loc[comparison["champion"].astype(bool), "model"].iloc[0])
+    return None if champion == BASELINE_NAME else champion
 
 
 def _warning(row: pd.Series, baseline_val_rmse: float) -> str:
@@ -84,7 +109,6 @@ def _warning(row: pd.Series, baseline_val_rmse: float) -> str:
 
 
 def comparison_warnings(comparison: pd.DataFrame) -> list[str]:
-    """A warning text for each model that does not beat the baseline on validation RMSE."""
-    baseline = comparison.loc[comparison["model"] == BASELINE_NAME].iloc[0]
-    texts = (_warning(row, float(baseline["val_rmse"])) for _, row in comparison.iterrows())
-    return [text for text in texts if text]
+    """The table's warnings: one per model that does not beat the baseline on validation RMSE,
+    and :data:`NO_CHAMPION_WARNING` when none does."""
+    return [text for text in comparison["warning"].astype("string").fillna("") if text]

@@ -12,27 +12,27 @@ from sklearn.inspection import permutation_importance
 
 from .data import KEY_COLUMNS
 from .metrics import regression_metrics
-from .models import build_model, final_estimator
+from .models import final_estimator, model_estimator
+from .settings import ModelSettings
 from .tuning import merge_params
 
 SPLIT_PREFIXES = {"validation": "val", "test": "test"}
 
 
 def fit_final_model(
-    model: str,
+    model: ModelSettings,
     best_params: Mapping[str, Any],
     X_train: pd.DataFrame,
     y_train: pd.Series | np.ndarray,
-    random_state: int,
-    fixed_params: Mapping[str, Any] | None = None,
 ) -> BaseEstimator:
-    """Fit ``model`` with ``fixed_params`` overlaid by ``best_params`` on the training split.
+    """Fit ``model`` with its fixed parameters overlaid by ``best_params`` on the training
+    split, learning the target in its target form (it predicts dollars).
 
-    Deterministic for a given ``random_state`` (unlike the parallel search that chose the
+    Deterministic for the model's ``random_state`` (unlike the parallel search that chose the
     parameters). Fitting on train only keeps the validation metrics an honest forecast of an
     unseen year, comparable with the baseline's.
     """
-    estimator = build_model(model, merge_params(fixed_params, best_params), random_state)
+    estimator = model_estimator(model, merge_params(model.fixed_params, best_params))
     return estimator.fit(X_train, np.asarray(y_train, dtype=float))
 
 

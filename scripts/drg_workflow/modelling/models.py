@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
 
+    from .settings import ModelSettings
+
 from drg_workflow.errors import DrgWorkflowError
 
 ModelBuilder = Callable[[dict[str, Any], int], "BaseEstimator"]
@@ -64,15 +66,20 @@ def _random_forest(params: dict[str, Any], random_state: int) -> BaseEstimator:
 
 
 def _ridge(params: dict[str, Any], random_state: int) -> BaseEstimator:
-    # Lag features are NaN where year t-1 is absent and Ridge cannot take NaN: impute (median,
-    # robust to the heavy-tailed money columns), then scale so one alpha fits all features.
+    # The money columns are heavy-tailed and a linear model of the target's (log) change needs
+    # them on a log scale: signed log first (0 stays 0, signs are kept). Lag features are NaN
+    # where year t-1 is absent and Ridge cannot take NaN: impute (median), then scale so one
+    # alpha fits all features.
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from .target_form import signed_log
 
     pipe = Pipeline(
         [
+            ("log_features", FunctionTransformer(signed_log, feature_names_out="one-to-one")),
             ("impute", SimpleImputer(strategy="median")),
             ("scale", StandardScaler()),
             ("ridge", Ridge(random_state=random_state)),
@@ -113,8 +120,23 @@ def build_model(model: str, params: Mapping[str, Any], random_state: int) -> Bas
     return MODEL_BUILDERS[model](dict(params), random_state)
 
 
+def model_estimator(model: ModelSettings, params: Mapping[str, Any]) -> BaseEstimator:
+    """The estimator tuning and the final fit use: ``model``'s regressor with ``params``,
+    learning the target in ``model.target_form`` and predicting dollars
+    (:class:`.target_form.TargetFormRegressor`)."""
+    from .target_form import wrap_target_form
+
+    regressor = build_model(model.name, params, model.modelling.random_state)
+    return wrap_target_form(regressor, model.target_form, model.modelling.features)
+
+
 def final_estimator(estimator: BaseEstimator) -> BaseEstimator:
-    """The regressor itself (the last step of a Pipeline, else the estimator)."""
+    """The regressor itself: unwrapped from its target form (the fitted one if fitted), then
+    the last step of a Pipeline."""
     from sklearn.pipeline import Pipeline
 
+    from .target_form import TargetFormRegressor
+
+    if isinstance(estimator, TargetFormRegressor):
+        estimator = getattr(estimator, "regressor_", estimator.regressor)
     return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator

@@ -124,6 +124,8 @@ class ModelSettings:
     name: str
     search_space: Mapping[str, Mapping[str, Any]]
     fixed_params: Mapping[str, Any]
+    #: How the model learns the target (``modelling.target_form``, see :mod:`.target_form`).
+    target_form: str
     modelling: ModellingSettings
     tuning: TuningSettings
 
@@ -134,6 +136,7 @@ class ModelSettings:
             name=params["model"],
             search_space=dict(params["search_space"]),
             fixed_params=dict(params["fixed_params"] or {}),
+            target_form=params["target_form"],
             modelling=ModellingSettings.from_params(params),
             tuning=TuningSettings.from_params(params["tuning"]),
         )

@@ -23,8 +23,9 @@ from drg_workflow.hashing import config_hash
 from drg_workflow.versions import read_arrow, read_json
 
 from .baseline import BASELINE_NAME, baseline_predictions, baseline_rule, evaluate_baseline
-from .comparison import build_comparison, comparison_warnings
+from .comparison import NO_CHAMPION_WARNING, build_comparison, comparison_warnings
 from .data import ModellingData, prepare_modelling_data
+from .forecast import ForecastError
 from .settings import (
     ImportanceSettings,
     MlflowSettings,
@@ -239,14 +240,7 @@ def _fit_and_evaluate(
     from .tuning import merge_params
 
     random_state = model.modelling.random_state
-    estimator = fit_final_model(
-        model.name,
-        results["best_params"],
-        data.X["train"],
-        data.y["train"],
-        random_state,
-        model.fixed_params,
-    )
+    estimator = fit_final_model(model, results["best_params"], data.X["train"], data.y["train"])
     held_out = {split: (data.X[split], data.y[split]) for split in HELD_OUT_SPLITS}
     return _FittedModel(
         estimator=estimator,
@@ -447,3 +441,152 @@ def compare_step(metrics_paths: Sequence[str | Path]) -> tuple[pd.DataFrame, lis
     warnings for models that do not beat the baseline on validation."""
     table = build_comparison([read_json(path) for path in metrics_paths])
     return table, comparison_warnings(table)
+
+
+# --------------------------------------------------------------------------- register_champion
+
+
+def register_champion_step(
+    comparison_path: str | Path,
+    mlflow_run_paths: Mapping[str, str | Path],
+    experiment_document: Mapping[str, Any],
+    registered_model: str,
+) -> dict[str, Any]:
+    """Register the comparison's champion (the model with the lowest validation RMSE among
+    those that beat the baseline) in MLflow's model registry under ``registered_model`` with
+    the alias ``champion``. With no champion, remove the alias (so an older champion is not
+    served) and record the fallback to persistence.
+
+    ``mlflow_run_paths`` maps each model to its ``mlflow_run.json``. Returns the document of
+    ``results/models/champion.json``.
+    """
+    from .comparison import champion_model
+    from .tracking import champion_uri, clear_champion, register_champion
+
+    comparison = pd.read_csv(comparison_path)
+    champion = champion_model(comparison)
+    tracking_uri = experiment_document["tracking_uri"]
+    baseline_val_rmse = float(
+        comparison.loc[comparison["model"] == BASELINE_NAME, "val_rmse"].iloc[0]
+    )
+    if champion is None:
+        return {
+            "champion": None,
+            "fallback": "persistence",
+            "tracking_uri": tracking_uri,
+            "registered_model": registered_model,
+            "alias_removed": clear_champion(tracking_uri, registered_model),
+            "baseline_val_rmse": baseline_val_rmse,
+        }
+    run = read_json(mlflow_run_paths[champion])
+    row = comparison.loc[comparison["model"] == champion].iloc[0]
+    version = register_champion(
+        tracking_uri,
+        registered_model,
+        run["model_uri"],
+        {"model": champion, "run_id": run["run_id"], "val_rmse": str(row["val_rmse"])},
+    )
+    return {
+        "champion": champion,
+        "fallback": None,
+        "tracking_uri": tracking_uri,
+        "registered_model": registered_model,
+        "version": version,
+        "model_uri": champion_uri(registered_model),
+        "run_id": run["run_id"],
+        "logged_model_uri": run["model_uri"],
+        "val_rmse": float(row["val_rmse"]),
+        "baseline_val_rmse": baseline_val_rmse,
+    }
+
+
+# --------------------------------------------------------------------------- forecast
+
+
+@dataclass
+class ForecastResult:
+    """The forecast table and what its metadata records besides rows, columns and sha256."""
+
+    table: pd.DataFrame
+    provenance: dict[str, Any]
+    warning: str | None
+
+
+def _forecast_predictions(
+    champion: Mapping[str, Any], features: pd.DataFrame, data: ModellingData
+) -> tuple[Any, str | None]:
+    """The champion's predictions for next year, loaded from the registry by its alias (the
+    version must be the one this build registered), or ``None`` without a champion."""
+    from .tracking import load_champion
+
+    if champion["champion"] is None:
+        return None, None
+    estimator, version = load_champion(champion["tracking_uri"], champion["registered_model"])
+    if version != champion["version"]:
+        raise ForecastError(
+            f"the alias champion of {champion['registered_model']!r} points at version "
+            f"{version}, but this build registered version {champion['version']}: another "
+            "build changed it; rerun with --forcerun register_champion"
+        )
+    return estimator.predict(features.loc[:, data.features]), version
+
+
+def forecast_step(
+    params: Mapping[str, Any],
+    champion: Mapping[str, Any],
+    base_arrow: str | Path,
+    modelling_arrow: str | Path,
+    calibration_predictions: pd.DataFrame,
+) -> ForecastResult:
+    """Forecast the target for the year after the data's last year.
+
+    ``params``: the shared modelling settings plus ``forecast`` (interval level and method)
+    and ``steps`` (the chain from lag_columns to the modelling data, see
+    :func:`drg_workflow.chain.forecast_chain`). ``champion``: ``champion.json`` plus the
+    tracking URI. ``calibration_predictions``: the champion's (or, without one, the baseline's)
+    predictions on the validation and test years: validation calibrates the interval, test
+    measures its coverage.
+    """
+    from .forecast import (
+        ChainStep,
+        ConformalInterval,
+        coverage_by_year,
+        forecast_table,
+        next_year_features,
+    )
+
+    settings = ModellingSettings.from_params(params)
+    base = read_arrow(base_arrow)
+    _, data = load_modelling_data(modelling_arrow, settings)
+    steps = [ChainStep(**step) for step in params["steps"]]
+    features = next_year_features(base, steps, settings.features.lag_columns)
+    persistence = baseline_predictions(features, settings.features)
+    prediction, version = _forecast_predictions(champion, features, data)
+    warning = None
+    if prediction is None:
+        warning = NO_CHAMPION_WARNING
+        prediction = persistence
+    calibration = calibration_predictions.loc[calibration_predictions["split"] == "validation"]
+    interval = ConformalInterval.calibrate(
+        calibration["y_true"],
+        calibration["y_pred"],
+        params["forecast"]["interval_method"],
+        params["forecast"]["interval_level"],
+    )
+    provenance = {
+        "forecast_year": int(features["year"].iloc[0]),
+        "target": settings.features.target,
+        "model": champion["champion"] or BASELINE_NAME,
+        "fallback": champion["fallback"],
+        "registered_model": champion["registered_model"],
+        "model_version": version,
+        "model_uri": champion.get("model_uri"),
+        "run_id": champion.get("run_id"),
+        "interval": {
+            **interval.to_json(),
+            "calibration": "validation residuals",
+            "test_coverage": coverage_by_year(calibration_predictions, interval, "test"),
+        },
+    }
+    table = forecast_table(features, prediction, persistence, interval)
+    return ForecastResult(table, provenance, warning)

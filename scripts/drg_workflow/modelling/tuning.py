@@ -32,7 +32,7 @@ from drg_workflow.errors import DrgWorkflowError
 from . import tracking
 from .data import fold_years, year_folds
 from .metrics import rmse
-from .models import build_model
+from .models import model_estimator
 from .search_space import suggest_params
 from .settings import ModelSettings
 from .sqlite import sqlite_file, sqlite_init_lock
@@ -107,22 +107,21 @@ def merge_params(
 
 
 def cross_validate_by_year(
-    model: str,
+    model: ModelSettings,
     params: Mapping[str, Any],
     X: pd.DataFrame,
     y: pd.Series | np.ndarray,
     years: np.ndarray | pd.Series,
-    n_folds: int,
-    random_state: int,
     on_fold: FoldCallback | None = None,
 ) -> list[float]:
-    """RMSE of ``model`` with ``params`` on each year fold (:func:`.data.year_folds`), in time
-    order. ``on_fold(fold_index, rmse, scores_so_far)`` runs after each fold and may raise
-    (e.g. ``optuna.TrialPruned``) to stop early."""
+    """RMSE (in dollars, whatever the target form) of ``model`` with ``params`` on each of its
+    ``cv_folds`` year folds (:func:`.data.year_folds`), in time order.
+    ``on_fold(fold_index, rmse, scores_so_far)`` runs after each fold and may raise (e.g.
+    ``optuna.TrialPruned``) to stop early."""
     y_arr = np.asarray(y, dtype=float)
     scores: list[float] = []
-    for i, (train_idx, val_idx) in enumerate(year_folds(years, n_folds)):
-        estimator = build_model(model, params, random_state)
+    for i, (train_idx, val_idx) in enumerate(year_folds(years, model.modelling.cv_folds)):
+        estimator = model_estimator(model, params)
         estimator.fit(X.iloc[train_idx], y_arr[train_idx])
         scores.append(rmse(y_arr[val_idx], estimator.predict(X.iloc[val_idx])))
         if on_fold is not None:
@@ -152,7 +151,6 @@ def make_objective(
     fold years in the same order, so the median pruner compares like with like, and the value at
     the last step equals the objective. ``record`` (if given) is reset and filled per trial.
     """
-    modelling = model.modelling
 
     def objective(trial: optuna.Trial) -> float:
         rec = record if record is not None else TrialRecord()
@@ -165,16 +163,7 @@ def make_objective(
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after fold {i}")
 
-        scores = cross_validate_by_year(
-            model.name,
-            rec.params,
-            X,
-            y,
-            years,
-            modelling.cv_folds,
-            modelling.random_state,
-            on_fold=on_fold,
-        )
+        scores = cross_validate_by_year(model, rec.params, X, y, years, on_fold=on_fold)
         return float(np.mean(scores))
 
     return objective

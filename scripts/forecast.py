@@ -1,0 +1,55 @@
+"""Rule forecast: next year's target for every (facility, DRG) of the last year, with an
+interval, from the champion loaded by its registry alias (or persistence without one)."""
+
+import sys
+
+import pandas as pd
+
+from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.steps import forecast_step
+from drg_workflow.modelling.tracking import route_library_logs
+from drg_workflow.versions import read_json, write_version
+
+with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    route_library_logs(log)
+    champion = read_json(snakemake.input.champion)
+    model = champion["champion"] or "baseline"
+    predictions = {path.split("/")[-2]: path for path in snakemake.input.predictions}
+    base = read_json(snakemake.input.base_metadata)
+    modelling = read_json(snakemake.input.metadata)
+    result = forecast_step(
+        snakemake.params.settings,
+        champion,
+        snakemake.input.base_arrow,
+        snakemake.input.arrow,
+        pd.read_csv(predictions[model]),
+    )
+    document = write_version(
+        result.table,
+        snakemake.output.csv,
+        snakemake.output.metadata,
+        version="forecast",
+        transformation="forecast",
+        parameters=snakemake.params.settings["forecast"],
+        input_version=base["version"],
+        input_sha256=base["sha256"],
+        extra={
+            "modelling_data": {"version": modelling["version"], "sha256": modelling["sha256"]},
+            **result.provenance,
+        },
+    )
+    interval = result.provenance["interval"]
+    log.info(
+        "forecast of %s for %d: %d rows by %s; %.0f%% interval (%s) covers %.1f%% of the test "
+        "years' rows",
+        result.provenance["target"],
+        result.provenance["forecast_year"],
+        document["rows"],
+        model,
+        100 * interval["level"],
+        interval["method"],
+        100 * interval["test_coverage"]["all"],
+    )
+    if result.warning:
+        log.warning(result.warning)
+        print(f"WARNING: {result.warning}", file=sys.stderr)
