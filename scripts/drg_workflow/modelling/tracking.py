@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
 
 _log = logging.getLogger(__name__)
+#: The drg_workflow package, logged with every model (see :func:`_log_model`).
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 TRIAL_STAGE = "trial"
 TUNING_STAGE = "tuning"
@@ -324,8 +326,9 @@ def _log_artifacts(run: FinalRun, params: Mapping[str, Any]) -> None:
 
 def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
     """The model as ``name="model"``: skops with the model's own trusted types (so it loads
-    back with ``mlflow.sklearn.load_model``), signature inferred from a few example rows, and a
-    pinned scikit-learn requirement so MLflow skips its slow requirement inference."""
+    back with ``mlflow.sklearn.load_model``), signature inferred from a few example rows, a
+    pinned scikit-learn requirement so MLflow skips its slow requirement inference, and the
+    drg_workflow package as its code."""
     import mlflow.sklearn
     import sklearn
     import skops
@@ -344,6 +347,9 @@ def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
         signature=infer_signature(example, estimator.predict(example)),
         input_example=example,
         pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"],
+        # The model is a drg_workflow.modelling.target_form.TargetFormRegressor: the package
+        # travels with it, so `mlflow.sklearn.load_model` works where the workflow is not.
+        code_paths=[str(_PACKAGE_DIR)],
     )
 
 
@@ -411,3 +417,64 @@ def log_final_run(
     if model is None:
         return {**ids, "model_uri": None, "model_id": None}
     return {**ids, "model_uri": model.model_uri, "model_id": str(model.model_id)}
+
+
+# --------------------------------------------------------------------------- model registry
+
+#: The registry alias of the model the forecast uses.
+CHAMPION_ALIAS = "champion"
+
+
+def register_champion(
+    tracking_uri: str, registered_model: str, model_uri: str, tags: Mapping[str, str]
+) -> str:
+    """Register ``model_uri`` (a final run's logged model) as a new version of
+    ``registered_model``, point the alias ``champion`` at it, and return the version."""
+    import mlflow
+
+    client = tracking_client(tracking_uri)
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        version = mlflow.register_model(model_uri, registered_model, tags=dict(tags)).version
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    client.set_registered_model_alias(registered_model, CHAMPION_ALIAS, str(version))
+    return str(version)
+
+
+def clear_champion(tracking_uri: str, registered_model: str) -> bool:
+    """Remove the alias ``champion`` of ``registered_model`` (when no model beats the
+    baseline, an older champion must not be served); return whether there was one."""
+    from mlflow.exceptions import MlflowException
+
+    client = tracking_client(tracking_uri)
+    try:
+        client.get_model_version_by_alias(registered_model, CHAMPION_ALIAS)
+    except MlflowException:
+        return False
+    client.delete_registered_model_alias(registered_model, CHAMPION_ALIAS)
+    return True
+
+
+def champion_uri(registered_model: str) -> str:
+    """``models:/<name>@champion``: how any MLflow client loads the champion."""
+    return f"models:/{registered_model}@{CHAMPION_ALIAS}"
+
+
+def load_champion(tracking_uri: str, registered_model: str) -> tuple[BaseEstimator, str]:
+    """The estimator the alias ``champion`` points at, loaded by alias the way a user's own
+    serving code would (``models:/<name>@champion``), and its version."""
+    import mlflow
+    import mlflow.sklearn
+
+    version = tracking_client(tracking_uri).get_model_version_by_alias(
+        registered_model, CHAMPION_ALIAS
+    )
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        estimator = mlflow.sklearn.load_model(champion_uri(registered_model))
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    return estimator, str(version.version)
