@@ -20,6 +20,7 @@ from conftest import snakemake_command, write_config
 from modelling_frames import modelling_settings
 from optuna.trial import TrialState
 
+from drg_workflow.hashing import file_sha256
 from drg_workflow.modelling.baseline import evaluate_baseline
 from drg_workflow.modelling.comparison import COMPARISON_COLUMNS
 from drg_workflow.modelling.data import prepare_modelling_data
@@ -210,6 +211,85 @@ def test_comparison_has_every_model_and_the_baseline(model_run: Path):
         assert isinstance(row["warning"], str) != (row["val_rmse"] < baseline_val)
 
 
+def test_the_champion_is_registered_and_loads_back_by_its_alias(model_run: Path, mlflow_client):
+    import mlflow
+
+    table = pd.read_csv(model_run / "results/models/comparison.csv")
+    champion = read_json(model_run / "results/models/champion.json")
+    winners = table[table["beats_baseline"].astype("string") == "True"]
+    assert champion["champion"] == winners.sort_values("val_rmse")["model"].iloc[0]
+    assert table.loc[table["champion"], "model"].tolist() == [champion["champion"]]
+    name = "drg-workflow-forecaster"
+    assert champion["registered_model"] == name
+    version = mlflow_client.get_model_version_by_alias(name, "champion")
+    assert version.version == champion["version"] and version.run_id == champion["run_id"]
+    run = read_json(model_run / f"results/models/{champion['champion']}/mlflow_run.json")
+    assert run["run_id"] == champion["run_id"]
+
+    data = prepare_modelling_data(v13(model_run), SETTINGS)
+    mlflow.set_tracking_uri(f"sqlite:///{model_run / 'results/mlflow/mlflow.db'}")
+    try:
+        by_alias = mlflow.sklearn.load_model(f"models:/{name}@champion")
+        from_run = mlflow.sklearn.load_model(run["model_uri"])
+    finally:
+        mlflow.set_tracking_uri(None)
+    np.testing.assert_array_equal(
+        by_alias.predict(data.X["test"]), from_run.predict(data.X["test"])
+    )
+    assert by_alias.target_form == "relative"  # the schema default, learnt inside the model
+
+
+def test_the_best_model_beats_persistence_on_validation_and_test(model_run: Path):
+    """Not the default data: another generator seed and scale, a tiny budget."""
+    table = pd.read_csv(model_run / "results/models/comparison.csv").set_index("model")
+    best = table.loc[table["champion"]].iloc[0]
+    assert best.name != "baseline"
+    for metric in ("val_rmse", "val_mae", "test_rmse", "test_mae"):
+        assert best[metric] < table.loc["baseline", metric], metric
+
+
+def test_the_forecast_covers_every_facility_and_drg_of_the_last_year(model_run: Path):
+    forecast = pd.read_csv(model_run / "results/forecast/forecast.csv")
+    metadata = read_json(model_run / "results/forecast/forecast_metadata.json")
+    v10 = read_arrow(model_run / "results/v10/v10.arrow")
+    last_year = int(v10["year"].max())
+    keys = ["facility_id", "apr_drg_code"]
+    last = v10.loc[v10["year"] == last_year, keys]
+    assert (forecast["year"] == last_year + 1).all()
+    assert sorted(map(tuple, forecast[keys].to_numpy())) == sorted(map(tuple, last.to_numpy()))
+    values = forecast[["persistence", "prediction", "interval_lower", "interval_upper"]]
+    assert np.isfinite(values.to_numpy()).all()
+    assert (forecast["interval_lower"] <= forecast["prediction"]).all()
+    assert (forecast["prediction"] <= forecast["interval_upper"]).all()
+    # Persistence is last year's target.
+    target = v10.loc[v10["year"] == last_year, [*keys, "w_total_median_profit"]]
+    merged = forecast.merge(target, on=keys)
+    np.testing.assert_allclose(merged["persistence"], merged["w_total_median_profit"])
+    assert not np.allclose(forecast["prediction"], forecast["persistence"])  # a model's
+
+    champion = read_json(model_run / "results/models/champion.json")
+    assert metadata["rows"] == len(forecast) and metadata["forecast_year"] == last_year + 1
+    assert metadata["sha256"] == file_sha256(model_run / "results/forecast/forecast.csv")
+    assert metadata["model"] == champion["champion"] and metadata["fallback"] is None
+    assert metadata["run_id"] == champion["run_id"]
+    assert metadata["model_version"] == champion["version"]
+    v13_metadata = read_json(model_run / "results/v13/v13_metadata.json")
+    assert metadata["modelling_data"] == {"version": "v13", "sha256": v13_metadata["sha256"]}
+    interval = metadata["interval"]
+    assert interval["method"] == "signed_log" and interval["level"] == 0.8
+    assert set(interval["test_coverage"]) == {"2016", "2017", "all"}
+    # The coverage recorded is the coverage of the champion's test predictions.
+    predictions = pd.read_csv(model_run / f"results/models/{champion['champion']}/predictions.csv")
+    test = predictions[predictions["split"] == "test"]
+    q = interval["quantile"]
+    log_pred = np.sign(test["y_pred"]) * np.log1p(np.abs(test["y_pred"]))
+    log_true = np.sign(test["y_true"]) * np.log1p(np.abs(test["y_true"]))
+    assert interval["test_coverage"]["all"] == pytest.approx(
+        np.mean(np.abs(log_true - log_pred) <= q)
+    )
+    assert 0.6 <= interval["test_coverage"]["all"] <= 0.95
+
+
 def test_baseline_rule_equals_the_package(model_run: Path):
     data = prepare_modelling_data(v13(model_run), SETTINGS)
     expected = evaluate_baseline(data.frames, SETTINGS.cv_folds, SETTINGS.features)
@@ -357,7 +437,7 @@ def test_tracking_uri_comes_from_the_environment_when_not_configured(model_run: 
 # ------------------------------------------------------------------------- the report
 
 #: Categories of `snakemake --report` (workflow/rules/report.smk).
-REPORT_CATEGORIES = ("Data versions", "Features", "Tuning", "Models")
+REPORT_CATEGORIES = ("Data versions", "Features", "Tuning", "Models", "Forecast")
 #: Headless Chromium flags that keep it off the network and out of the user's profile.
 CHROMIUM_FLAGS = (
     "--headless",
@@ -395,8 +475,9 @@ def test_report_holds_every_category_figure_table_and_data_version(
     items = sorted(p for p in report_dir.rglob("*") if p.suffix in {".png", ".html", ".json"})
     pngs = [p for p in items if p.suffix == ".png"]
     # Per model: history, importances, predicted vs actual, residuals, feature importances;
-    # and rows along the chain, target by year, lag features, trials per shard.
-    assert len(pngs) == 5 * len(MODELS) + 4
+    # and rows along the chain, target by year, lag features, trials per shard, the forecast's
+    # changes and its interval coverage.
+    assert len(pngs) == 5 * len(MODELS) + 6
     for path in items:
         assert _embedded(html, path), path
     # The comparison table is embedded with every model, the baseline and the warnings.
@@ -408,7 +489,9 @@ def test_report_holds_every_category_figure_table_and_data_version(
         assert warning.replace("'", "&#x27;") in comparison
     # Every data version: in the lineage table, and its metadata attached with its sha256.
     lineage = (report_dir / "data_versions/lineage.html").read_text()
-    for meta_path in sorted(model_run.glob("results/*/*_metadata.json")):
+    versions = sorted(model_run.glob("results/v*/v*_metadata.json"))
+    assert len(versions) == 16  # v0..v13, v5_1, v5_2
+    for meta_path in versions:
         meta = read_json(meta_path)
         version = meta["version"]
         assert f'<td class="text">{version}</td>' in lineage
@@ -416,6 +499,10 @@ def test_report_holds_every_category_figure_table_and_data_version(
         assert f'"version": "{version}"' in html
         assert f'"sha256": "{meta["sha256"][:12]}"' in html
         assert _embedded(html, meta_path)  # the attached copy holds the same bytes
+    # The forecast's figures, captioned with the registry alias they came from.
+    for figure in ("forecast_changes", "interval_coverage"):
+        assert _embedded(html, report_dir / f"forecast/{figure}.png")
+    assert "models:/drg-workflow-forecaster@champion" in html
     # The default target's verify result joins the data versions.
     verify = model_run / "results/verify.json"
     assert read_json(verify)["passed"] and _embedded(html, verify)

@@ -226,6 +226,34 @@ def test_residuals_by_year_has_one_box_per_year_and_split():
     assert labels == ["2015\nvalidation", "2016\ntest", "2017\ntest"]
 
 
+def test_forecast_changes_counts_every_row_and_marks_the_median():
+    forecast = pd.DataFrame(
+        {
+            "persistence": [100.0, 200.0, -50.0, 400.0, 10.0],
+            "prediction": [110.0, 180.0, -45.0, 2000.0, 10.0],
+        }
+    )
+    figure = figures.forecast_changes(forecast, "ridge", 2018, DATA)
+    _check(figure, "facility x DRG rows", DATA)
+    ax = figure.axes[0]
+    # +10%, -10%, +10% (a smaller loss), +400% (clipped into the last bin), 0%.
+    assert sum(patch.get_height() for patch in ax.patches) == 5
+    assert ax.patches[-1].get_height() == 1
+    assert ax.get_legend().get_texts()[0].get_text() == "median +10.0%"
+
+
+def test_interval_coverage_has_a_bar_per_test_year_and_the_nominal_line():
+    coverage = {"2016": 0.79, "2017": 0.75, "all": 0.77}
+    figure = figures.interval_coverage(coverage, 0.8, "signed_log", DATA)
+    _check(figure, "actual values inside the interval (%)", DATA)
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2016", "2017", "all"]
+    assert [round(p.get_height(), 6) for p in ax.patches] == [79.0, 75.0, 77.0]
+    assert ax.lines[0].get_ydata()[0] == 80.0
+    texts = {t.get_text() for t in ax.texts}
+    assert {"79.0%", "75.0%", "77.0%"} <= texts
+
+
 def test_feature_importances_with_and_without_impurity():
     permutation = pd.DataFrame(
         {"feature": list("abcd"), "importance_mean": [4.0, 3.0, 2.0, 1.0], "importance_std": 0.1}

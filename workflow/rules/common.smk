@@ -352,6 +352,8 @@ def report_targets():
         f"{REPORT}/tuning/trials_per_shard.png",
         f"{REPORT}/models/comparison.html",
         *per_model,
+        f"{REPORT}/forecast/forecast_changes.png",
+        f"{REPORT}/forecast/interval_coverage.png",
     ]
 
 

@@ -194,3 +194,32 @@ rule report_models:
         top=REPORT_TOP_FEATURES,
     script:
         "../../scripts/report_models.py"
+
+
+rule report_forecast:
+    input:
+        forecast=FORECAST,
+        forecast_metadata=FORECAST_METADATA,
+        # The data the forecast's model learnt from (the figures' labels name it).
+        metadata=version_metadata(MODELLING_VERSION),
+    output:
+        changes=report(
+            f"{REPORT}/forecast/forecast_changes.png",
+            caption="../report/forecast_changes.rst",
+            category="Forecast",
+            labels=report_labels("forecast changes over last year", "champion"),
+        ),
+        coverage=report(
+            f"{REPORT}/forecast/interval_coverage.png",
+            caption="../report/interval_coverage.rst",
+            category="Forecast",
+            labels=report_labels("interval coverage on the test years", "champion"),
+        ),
+    log:
+        "logs/report_forecast/report_forecast.log",
+    benchmark:
+        "benchmarks/report_forecast/report_forecast.tsv"
+    conda:
+        "../envs/modelling.yaml"
+    script:
+        "../../scripts/report_forecast.py"

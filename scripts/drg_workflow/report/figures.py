@@ -422,3 +422,45 @@ def feature_importances(
     figure.suptitle(f"{model}: top {len(shown)} feature importances")
     _footer(figure, f"data {data}")
     return figure
+
+
+def forecast_changes(forecast: pd.DataFrame, model: str, year: int, data: str) -> Figure:
+    """The distribution of the forecast's change over last year: (prediction - persistence) /
+    |persistence| per (facility, DRG), in percent, clipped to +-100% (rows beyond are counted
+    in the end bins), with the median marked."""
+    persistence = forecast["persistence"].to_numpy(dtype=float)
+    change = (forecast["prediction"].to_numpy(dtype=float) - persistence) / np.abs(persistence)
+    change = 100 * change[np.isfinite(change)]
+    median = float(np.median(change)) if change.size else 0.0
+    figure = _figure()
+    ax = figure.add_subplot()
+    ax.hist(np.clip(change, -100, 100), bins=80, range=(-100, 100), color="#1565c0", alpha=0.8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.axvline(median, color="#c62828", linestyle="--", label=f"median {median:+.1f}%")
+    ax.set_xlabel(f"forecast change over {year - 1} (% of last year's value, clipped at +-100%)")
+    ax.set_ylabel("facility x DRG rows")
+    ax.set_title(f"Forecast for {year} by {model}: change over last year")
+    ax.legend(loc="upper right")
+    _footer(figure, f"data {data}; {len(forecast)} rows, one per (facility, DRG) of {year - 1}")
+    return figure
+
+
+def interval_coverage(
+    coverage: Mapping[str, float], level: float, method: str, data: str
+) -> Figure:
+    """The prediction interval's coverage on each test year and on all of them, against its
+    nominal level."""
+    names = list(coverage)
+    values = [100 * float(coverage[name]) for name in names]
+    figure = _figure(max(5.0, 1.2 * len(names) + 2.5), 4.2)
+    ax = figure.add_subplot()
+    bars = ax.bar(names, values, color=["#c62828" if n != "all" else "#6d4c41" for n in names])
+    ax.bar_label(bars, labels=[f"{v:.1f}%" for v in values], label_type="center", color="white")
+    ax.axhline(100 * level, color="black", linestyle="--", label=f"nominal {100 * level:.0f}%")
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("test year")
+    ax.set_ylabel("actual values inside the interval (%)")
+    ax.set_title(f"Coverage of the {100 * level:.0f}% prediction interval on the test years")
+    ax.legend(loc="lower right")
+    _footer(figure, f"data {data}; split-conformal interval ({method}), calibrated on validation")
+    return figure

@@ -1,0 +1,392 @@
+"""Target forms, conformal intervals, next-year features, the champion and the persistence
+fallback of the forecast (the package's functions; the workflow's own run is in
+test_models_workflow.py)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+from modelling_frames import model_settings, modelling_frame, small_config
+
+from drg_workflow.chain import configured_parameters, forecast_chain
+from drg_workflow.modelling.baseline import baseline_predictions, evaluate_baseline
+from drg_workflow.modelling.comparison import (
+    NO_CHAMPION_WARNING,
+    build_comparison,
+    champion_model,
+    comparison_warnings,
+)
+from drg_workflow.modelling.data import ModellingDataError, prepare_modelling_data
+from drg_workflow.modelling.final import evaluate_model, fit_final_model, flatten_metrics
+from drg_workflow.modelling.forecast import (
+    ChainStep,
+    ConformalInterval,
+    ForecastError,
+    coverage_by_year,
+    forecast_table,
+    next_year_features,
+)
+from drg_workflow.modelling.models import build_model, final_estimator
+from drg_workflow.modelling.settings import MlflowSettings
+from drg_workflow.modelling.target_form import (
+    TARGET_FORMS,
+    TargetFormRegressor,
+    from_target_form,
+    signed_log,
+    to_target_form,
+)
+from drg_workflow.synthetic import generate_raw
+from drg_workflow.transformations import apply_transformation
+from drg_workflow.versions import write_arrow
+
+CONFIG = small_config()
+TARGET = CONFIG["target"]
+LAG, ROLLING = f"{TARGET}_lag1", f"{TARGET}_rolling2"
+
+
+# --------------------------------------------------------------------------- target forms
+
+
+def test_every_target_form_round_trips_zero_negative_and_huge_values():
+    frame = pd.DataFrame(
+        {
+            "y": [0.0, -1.0, 1.0, -2.5e7, 3.2e8, 0.5, -0.25, 12_345.678],
+            "reference": [5.0, -3.0, 0.0, 1.0e6, -4.0e5, 0.0, 2.0, 12_000.0],
+        }
+    )
+    for form in TARGET_FORMS:
+        z = to_target_form(frame["y"], form, frame["reference"].to_numpy())
+        back = from_target_form(z, form, frame["reference"].to_numpy())
+        np.testing.assert_allclose(back, frame["y"], rtol=1e-12, atol=1e-12, err_msg=form)
+    # log and relative are the signed log, 0 stays 0 and signs are kept.
+    log = to_target_form(frame["y"], "log")
+    assert log[0] == 0.0 and (np.sign(log) == np.sign(frame["y"])).all()
+    relative = to_target_form(frame["y"], "relative", frame["reference"].to_numpy())
+    np.testing.assert_allclose(relative, signed_log(frame["y"]) - signed_log(frame["reference"]))
+    with pytest.raises(ModellingDataError, match="unknown target form 'sqrt'"):
+        to_target_form(frame["y"], "sqrt")
+
+
+def growth_frame(
+    n: int = 600, seed: int = 0, losses: bool = True
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Last year's value (heavy-tailed, some lags missing: the rolling mean stands in) and a
+    target that grows 10% on it: a model of the change learns one number per sign."""
+    rng = np.random.default_rng(seed)
+    last = rng.lognormal(12, 2, n)
+    if losses:
+        last *= rng.choice([1, -1], n, p=[0.8, 0.2])
+    frame = pd.DataFrame({LAG: last, ROLLING: last * 0.97, "noise": rng.normal(size=n)})
+    frame.loc[frame.index[::10], LAG] = np.nan
+    reference = frame[LAG].fillna(frame[ROLLING]).to_numpy()
+    return frame, 1.1 * reference
+
+
+def relative_errors(model: TargetFormRegressor, X: pd.DataFrame, y: np.ndarray) -> np.ndarray:
+    return np.abs(model.fit(X, y).predict(X) / y - 1)
+
+
+def test_a_relative_model_learns_the_change_and_predicts_dollars():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    def trees(form: str) -> TargetFormRegressor:
+        return TargetFormRegressor(
+            HistGradientBoostingRegressor(max_iter=100, learning_rate=0.3), form, (LAG, ROLLING)
+        )
+
+    # Profits and losses: predictions are 1.1 x persistence, in dollars, over eight orders of
+    # magnitude and both signs; in raw dollars the same trees cannot follow the heavy tail.
+    X, y = growth_frame()
+    relative, raw = relative_errors(trees("relative"), X, y), relative_errors(trees("raw"), X, y)
+    assert np.median(relative) < 1e-3 and np.max(relative) < 0.05
+    assert np.median(raw) > 0.05 and np.max(raw) > 100
+    fitted = trees("relative").fit(X, y)
+    assert final_estimator(fitted) is fitted.regressor_
+    # The workflow's ridge (log features) learns the same change of profits.
+    X, y = growth_frame(losses=False)
+    ridge = TargetFormRegressor(
+        build_model("ridge", {"alpha": 1e-6}, 0), "relative", (LAG, ROLLING)
+    )
+    assert np.max(relative_errors(ridge, X, y)) < 0.01
+
+
+def test_the_configured_model_learns_in_its_form_and_its_metrics_are_dollars():
+    data = prepare_modelling_data(modelling_frame(seed=5), model_settings("ridge", {}).modelling)
+    predictions = {}
+    for form in ("raw", "relative"):
+        config = small_config(modelling={"target_form": form})
+        model = model_settings("ridge", {}, config=config)
+        fitted = fit_final_model(model, {"alpha": 1.0}, data.X["train"], data.y["train"])
+        assert isinstance(fitted, TargetFormRegressor) and fitted.target_form == form
+        predictions[form] = fitted.predict(data.X["validation"])
+        metrics = evaluate_model(
+            fitted, {"validation": (data.X["validation"], data.y["validation"])}
+        )
+        # Dollars: the RMSE is of the order of the target's spread, not of a log ratio.
+        assert metrics["validation"]["rmse"] > 0.01 * data.y["validation"].std()
+    assert not np.allclose(predictions["raw"], predictions["relative"])
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+@pytest.mark.parametrize("method", ["signed_log", "absolute"])
+def test_conformal_coverage_lands_near_the_nominal_level(method):
+    rng = np.random.default_rng(1)
+    prediction = rng.lognormal(12, 1.5, 8000)
+    noise = rng.normal(0, 0.3, 8000) if method == "signed_log" else rng.normal(0, 5e4, 8000)
+    truth = prediction * np.exp(noise) if method == "signed_log" else prediction + noise
+    calibration, test = slice(0, 4000), slice(4000, None)
+    interval = ConformalInterval.calibrate(truth[calibration], prediction[calibration], method, 0.8)
+    assert interval.n_calibration == 4000
+    assert 0.78 <= interval.coverage(truth[test], prediction[test]) <= 0.82
+    lower, upper = interval.bounds(prediction[test])
+    assert (lower <= prediction[test]).all() and (prediction[test] <= upper).all()
+
+
+def test_conformal_coverage_on_generated_data_near_the_nominal_level():
+    """The real generator and chain: calibrate a ridge model's interval on one year, measure it
+    on the next years (not exchangeable: coverage drifts a little, but stays near 80%)."""
+    data = prepare_modelling_data(modelling_frame(seed=8), model_settings("ridge", {}).modelling)
+    model = fit_final_model(
+        model_settings("ridge", {}), {"alpha": 1.0}, data.X["train"], data.y["train"]
+    )
+    interval = ConformalInterval.calibrate(
+        data.y["validation"], model.predict(data.X["validation"]), "signed_log", 0.8
+    )
+    coverage = interval.coverage(data.y["test"], model.predict(data.X["test"]))
+    assert 0.7 <= coverage <= 0.9
+
+
+def test_too_few_calibration_rows_give_an_infinite_interval():
+    interval = ConformalInterval.calibrate([1.0, 2.0, 3.0], [1.5, 2.5, 2.0], "absolute", 0.8)
+    assert interval.quantile == np.inf  # ceil(4 * 0.8) = 4 > 3 rows
+    interval = ConformalInterval.calibrate(np.arange(9.0), np.arange(9.0) + 1, "absolute", 0.8)
+    assert interval.quantile == 1.0
+    with pytest.raises(ForecastError, match="unknown interval method"):
+        ConformalInterval.calibrate([1.0], [1.0], "quantile", 0.8)
+
+
+def test_coverage_by_year_reports_each_test_year_and_all():
+    predictions = pd.DataFrame(
+        {
+            "year": [2016, 2016, 2017, 2017, 2015],
+            "split": ["test"] * 4 + ["validation"],
+            "y_true": [1.0, 5.0, 2.0, 2.5, 9.0],
+            "y_pred": [1.0, 1.0, 2.0, 2.0, 1.0],
+        }
+    )
+    interval = ConformalInterval("absolute", 0.8, 1.0, 10)
+    assert coverage_by_year(predictions, interval, "test") == {
+        "2016": 0.5,
+        "2017": 1.0,
+        "all": 0.75,
+    }
+
+
+# --------------------------------------------------------------------------- next year
+
+
+def chain_frames(config: dict) -> dict[str, pd.DataFrame]:
+    frames = {"v0": generate_raw(**{**config["raw"]["synthetic"], "seed": 3})}
+    for step in config["chain"]:
+        frames[step["version"]] = apply_transformation(
+            step["transformation"],
+            frames[step["input"]],
+            configured_parameters(config, step["transformation"]),
+        )
+    return frames
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    return chain_frames(CONFIG)
+
+
+def test_next_year_features_come_from_the_chains_own_lag_steps(frames):
+    base_version, steps = forecast_chain(CONFIG)
+    assert base_version == "v10" and [s["version"] for s in steps] == ["v11", "v12", "v13"]
+    base = frames[base_version]
+    features = next_year_features(base, [ChainStep(**s) for s in steps], CONFIG["lags"]["columns"])
+    last = base.loc[base["year"] == base["year"].max()]
+    # One row per (facility, DRG) of the last year, for the year after it.
+    assert len(features) == len(last)
+    assert set(features["year"]) == {int(base["year"].max()) + 1}
+    keys = ["facility_id", "apr_drg_code"]
+    assert not features.duplicated(keys).any()
+    lag_list = CONFIG["lags"]["columns"]
+    last_values = last[[*keys, *lag_list]].rename(columns={c: f"{c}_last" for c in lag_list})
+    merged = features.merge(last_values, on=keys)
+    assert len(merged) == len(last)
+    # The modelling data's columns, with lag1 = the last year's values.
+    assert list(features.columns) == list(frames["v13"].columns)
+    for column in lag_list:
+        np.testing.assert_allclose(merged[f"{column}_lag1"], merged[f"{column}_last"])
+    # Rolling means over the window (last year and the one before, where present), the same as
+    # the chain's rolling_columns computes for the last year's own rows from the year before.
+    previous = base.loc[base["year"] == base["year"].max() - 1, [*keys, TARGET]]
+    both = merged.merge(previous, on=keys, how="left", suffixes=("", "_before"))
+    expected = both[[f"{TARGET}_last", f"{TARGET}_before"]].mean(axis=1)
+    np.testing.assert_allclose(both[ROLLING], expected)
+    assert features[TARGET].isna().all()  # unknown: that is what is forecast
+
+
+def test_forecast_chain_needs_the_lag_step():
+    config = copy.deepcopy(CONFIG)
+    config["modelling"]["data_version"] = "v9"
+    with pytest.raises(ValueError, match="'v9' is not made through lag_columns"):
+        forecast_chain(config)
+
+
+def test_forecast_table_holds_the_interval_around_each_prediction(frames):
+    base_version, steps = forecast_chain(CONFIG)
+    features = next_year_features(
+        frames[base_version], [ChainStep(**s) for s in steps], CONFIG["lags"]["columns"]
+    )
+    settings = model_settings("ridge", {}).modelling
+    persistence = baseline_predictions(features, settings.features)
+    interval = ConformalInterval("signed_log", 0.8, 0.5, 100)
+    table = forecast_table(features, persistence * 1.05, persistence, interval)
+    assert list(table.columns) == [
+        "year",
+        "facility_id",
+        "apr_drg_code",
+        "persistence",
+        "prediction",
+        "interval_lower",
+        "interval_upper",
+    ]
+    values = table[["persistence", "prediction", "interval_lower", "interval_upper"]]
+    assert np.isfinite(values.to_numpy()).all()
+    assert (table["interval_lower"] <= table["prediction"]).all()
+    assert (table["prediction"] <= table["interval_upper"]).all()
+    broken = persistence.copy()
+    broken[3] = np.nan
+    with pytest.raises(ForecastError, match="1 forecast rows are not finite"):
+        forecast_table(features, broken, persistence, interval)
+
+
+# --------------------------------------------------------------------------- champion
+
+
+def comparison_row(model: str, val_rmse: float) -> dict:
+    return {
+        "model": model,
+        "cv_rmse": val_rmse,
+        "val_rmse": val_rmse,
+        "val_mae": val_rmse,
+        "val_r2": 0.5,
+        "test_rmse": val_rmse,
+        "test_mae": val_rmse,
+        "test_r2": 0.5,
+        "n_trials_complete": 3,
+        "n_trials_pruned": 0,
+        "best_params": {},
+    }
+
+
+def test_the_champion_is_the_best_model_that_beats_the_baseline():
+    rows = [comparison_row(m, v) for m, v in (("a", 9.0), ("b", 7.0), ("c", 12.0))]
+    table = build_comparison([*rows, comparison_row("baseline", 10.0)])
+    assert champion_model(table) == "b"
+    assert dict(zip(table["model"], table["champion"], strict=True)) == {
+        "b": True,
+        "a": False,
+        "baseline": False,
+        "c": False,
+    }
+    assert NO_CHAMPION_WARNING not in comparison_warnings(table)
+
+
+@pytest.fixture()
+def constant_target_data(frames):
+    """Modelling data where the target never changes: persistence is exact, no model can beat
+    it."""
+    frame = frames["v13"].copy()
+    frame[[TARGET, LAG, ROLLING]] = 250_000.0
+    return frame
+
+
+def test_with_a_constant_target_no_model_wins_and_the_forecast_falls_back_to_persistence(
+    tmp_path, frames, constant_target_data
+):
+    from drg_workflow.modelling.steps import forecast_step, register_champion_step
+    from drg_workflow.modelling.tracking import ensure_experiment
+
+    settings = model_settings("hist_gradient_boosting", {})
+    data = prepare_modelling_data(constant_target_data, settings.modelling)
+    baseline = evaluate_baseline(
+        data.frames, settings.modelling.cv_folds, settings.modelling.features
+    )
+    rows = [baseline]
+    for model, params in (("ridge", {"alpha": 1.0}), ("hist_gradient_boosting", {"max_iter": 10})):
+        fitted = fit_final_model(
+            model_settings(model, {}), params, data.X["train"], data.y["train"]
+        )
+        held_out = {s: (data.X[s], data.y[s]) for s in ("validation", "test")}
+        rows.append(
+            {**comparison_row(model, 0), **flatten_metrics(evaluate_model(fitted, held_out), 1.0)}
+        )
+    table = build_comparison(rows)
+    assert champion_model(table) is None
+    assert NO_CHAMPION_WARNING in comparison_warnings(table)
+    comparison_path = tmp_path / "comparison.csv"
+    table.to_csv(comparison_path, index=False)
+
+    experiment = ensure_experiment(
+        MlflowSettings(f"sqlite:///{tmp_path / 'mlflow.db'}", "drg-test", str(tmp_path / "art"))
+    )
+    champion = register_champion_step(comparison_path, {}, experiment.to_json(), "drg-test-model")
+    assert champion["champion"] is None and champion["fallback"] == "persistence"
+
+    base_version, steps = forecast_chain(CONFIG)
+    base = frames[base_version].copy()
+    base[TARGET] = 250_000.0
+    paths = {name: tmp_path / f"{name}.arrow" for name in ("base", "v13")}
+    import pyarrow as pa
+
+    write_arrow(pa.Table.from_pandas(base, preserve_index=False), paths["base"])
+    write_arrow(pa.Table.from_pandas(constant_target_data, preserve_index=False), paths["v13"])
+    calibration = pd.DataFrame(
+        {
+            "year": [2015, 2015, 2016],
+            "split": ["validation", "validation", "test"],
+            "y_true": [250_000.0] * 3,
+            "y_pred": [250_000.0] * 3,
+        }
+    )
+    params = {
+        **forecast_params(),
+        "forecast": CONFIG["forecast"],
+        "steps": steps,
+    }
+    result = forecast_step(params, champion, paths["base"], paths["v13"], calibration)
+    assert result.warning == NO_CHAMPION_WARNING
+    assert (
+        result.provenance["model"] == "baseline" and result.provenance["fallback"] == "persistence"
+    )
+    np.testing.assert_array_equal(result.table["prediction"], result.table["persistence"])
+    assert (result.table["prediction"] == 250_000.0).all()
+
+
+def forecast_params() -> dict:
+    """The shared modelling settings as the rules pass them (common.smk)."""
+    modelling = CONFIG["modelling"]
+    return {
+        "target": TARGET,
+        "lags": {k: CONFIG["lags"][k] for k in ("columns", "rolling_window")},
+        **{
+            k: modelling[k]
+            for k in (
+                "data_version",
+                "include_same_year_features",
+                "include_year",
+                "split",
+                "cv_folds",
+                "random_state",
+            )
+        },
+    }
