@@ -5,6 +5,9 @@
 # spread over cluster nodes); train_final refits the best parameters once all shards are done.
 # The naive persistence baseline is evaluated like a model, and compare_models puts everything
 # in one table. The wildcard constraints of {model} and {shard} are in common.smk.
+# setup_mlflow, setup_study, compare_models and register_champion are bookkeeping (a few MLflow
+# and Optuna calls, no model fits): local rules, so on a cluster they run in the Snakemake
+# process's host instead of waiting in the queue (README.md, "Running on a cluster").
 
 
 rule setup_mlflow:
@@ -14,6 +17,7 @@ rule setup_mlflow:
         "logs/setup_mlflow/setup_mlflow.log",
     benchmark:
         "benchmarks/setup_mlflow/setup_mlflow.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     resources:
@@ -34,6 +38,7 @@ rule setup_study:
         "logs/setup_study/{model}.log",
     benchmark:
         "benchmarks/setup_study/{model}.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     resources:
@@ -121,6 +126,7 @@ rule compare_models:
         "logs/compare_models/comparison.log",
     benchmark:
         "benchmarks/compare_models/comparison.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     resources:
@@ -140,6 +146,7 @@ rule register_champion:
         "logs/register_champion/champion.log",
     benchmark:
         "benchmarks/register_champion/champion.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     resources:
