@@ -4,6 +4,7 @@
 # costs seconds to start). Each output is marked for the report with a caption
 # (workflow/report/*.rst), a category and labels; the labels' data version and sha256 are read
 # from the inputs when the report is made.
+# All are local rules: cheap, so on a cluster they run where Snakemake runs instead of queueing.
 
 
 rule report_data_versions:
@@ -28,6 +29,7 @@ rule report_data_versions:
         "logs/report_data_versions/report_data_versions.log",
     benchmark:
         "benchmarks/report_data_versions/report_data_versions.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     script:
@@ -79,6 +81,7 @@ rule report_features:
         "logs/report_features/report_features.log",
     benchmark:
         "benchmarks/report_features/report_features.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     params:
@@ -127,6 +130,7 @@ rule report_tuning:
         "logs/report_tuning/report_tuning.log",
     benchmark:
         "benchmarks/report_tuning/report_tuning.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     params:
@@ -187,6 +191,7 @@ rule report_models:
         "logs/report_models/report_models.log",
     benchmark:
         "benchmarks/report_models/report_models.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     params:
@@ -219,6 +224,7 @@ rule report_forecast:
         "logs/report_forecast/report_forecast.log",
     benchmark:
         "benchmarks/report_forecast/report_forecast.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     script:
