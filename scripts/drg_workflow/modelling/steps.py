@@ -281,6 +281,7 @@ def _metrics_document(
         "best_params": results["best_params"],
         "best_trial_number": results["best_trial_number"],
         "fixed_params": dict(model.fixed_params),
+        "target_form": model.target_form,
         "features": data.features,
         "rows": {split: len(data.y[split]) for split in ("train", *HELD_OUT_SPLITS)},
         "study_name": setup["study_name"],
