@@ -57,30 +57,31 @@ def modelling_frame(seed: int = 7, config: dict[str, Any] | None = None) -> pd.D
     return _frame(seed, yaml.safe_dump(config)).copy()
 
 
-def modelling_settings(config: dict[str, Any] | None = None) -> ModellingSettings:
-    """The typed shared modelling settings of ``config`` (as the rules build them)."""
+def shared_params(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The shared modelling settings of ``config`` as the rules pass them (``common.smk``'s
+    ``shared_modelling_settings``)."""
     config = config or small_config()
     modelling = config["modelling"]
-    return ModellingSettings.from_params(
-        {
-            "target": config["target"],
-            "lags": {
-                "columns": config["lags"]["columns"],
-                "rolling_window": config["lags"]["rolling_window"],
-            },
-            **{
-                k: modelling[k]
-                for k in (
-                    "data_version",
-                    "include_same_year_features",
-                    "include_year",
-                    "split",
-                    "cv_folds",
-                    "random_state",
-                )
-            },
-        }
-    )
+    return {
+        "target": config["target"],
+        "lags": {k: config["lags"][k] for k in ("columns", "rolling_window")},
+        **{
+            k: modelling[k]
+            for k in (
+                "data_version",
+                "include_same_year_features",
+                "include_year",
+                "split",
+                "cv_folds",
+                "random_state",
+            )
+        },
+    }
+
+
+def modelling_settings(config: dict[str, Any] | None = None) -> ModellingSettings:
+    """The typed shared modelling settings of ``config`` (as the rules build them)."""
+    return ModellingSettings.from_params(shared_params(config))
 
 
 def model_settings(
@@ -91,10 +92,7 @@ def model_settings(
     modelling = config["modelling"]
     return ModelSettings.from_params(
         {
-            "target": config["target"],
-            "lags": {k: config["lags"][k] for k in ("columns", "rolling_window")},
-            **{k: modelling[k] for k in ("data_version", "include_same_year_features")},
-            **{k: modelling[k] for k in ("include_year", "split", "cv_folds", "random_state")},
+            **shared_params(config),
             "model": model,
             "search_space": space,
             "fixed_params": fixed or {},

@@ -9,7 +9,7 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
-from modelling_frames import model_settings, modelling_frame, small_config
+from modelling_frames import model_settings, modelling_frame, shared_params, small_config
 
 from drg_workflow.chain import configured_parameters, forecast_chain
 from drg_workflow.modelling.baseline import baseline_predictions, evaluate_baseline
@@ -359,7 +359,7 @@ def test_with_a_constant_target_no_model_wins_and_the_forecast_falls_back_to_per
         }
     )
     params = {
-        **forecast_params(),
+        **shared_params(CONFIG),
         "forecast": CONFIG["forecast"],
         "steps": steps,
     }
@@ -370,23 +370,3 @@ def test_with_a_constant_target_no_model_wins_and_the_forecast_falls_back_to_per
     )
     np.testing.assert_array_equal(result.table["prediction"], result.table["persistence"])
     assert (result.table["prediction"] == 250_000.0).all()
-
-
-def forecast_params() -> dict:
-    """The shared modelling settings as the rules pass them (common.smk)."""
-    modelling = CONFIG["modelling"]
-    return {
-        "target": TARGET,
-        "lags": {k: CONFIG["lags"][k] for k in ("columns", "rolling_window")},
-        **{
-            k: modelling[k]
-            for k in (
-                "data_version",
-                "include_same_year_features",
-                "include_year",
-                "split",
-                "cv_folds",
-                "random_state",
-            )
-        },
-    }
