@@ -278,10 +278,12 @@ def test_comparison_page_highlights_models_that_lose_to_the_baseline():
             "n_trials_pruned": [1, 0, 1],
             "best_params": ['{"depth": 3}', "{}", '{"alpha": 1.0}'],
             "beats_baseline": [True, None, False],
+            "champion": [True, False, False],
             "warning": ["", None, "model 'ridge' does not beat the naive persistence baseline"],
         }
     )
     page = tables.comparison_page(comparison, DATA)
+    assert page.count('<td class="text">champion</td>') == 1
     assert '<div class="warning">WARNING: model &#x27;ridge&#x27; does not beat' in page
     assert page.count('<tr class="warn">') == 1 and page.count('<tr class="baseline">') == 1
     assert DATA in page

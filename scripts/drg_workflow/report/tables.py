@@ -212,6 +212,10 @@ def comparison_page(comparison: pd.DataFrame, data: str) -> str:
             **{column: comparison[column].astype(float) for column in METRIC_COLUMNS},
             "trials complete / pruned": trials,
             "beats baseline": beats.map({"True": "yes", "False": "NO"}).fillna("").to_list(),
+            # The model the forecast uses (the baseline when no model beats it).
+            "champion": [
+                "champion" if str(flag) == "True" else "" for flag in comparison["champion"]
+            ],
             "best parameters": [
                 short_parameters(text)
                 for text in comparison["best_params"].astype("string").fillna("")
