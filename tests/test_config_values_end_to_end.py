@@ -2,9 +2,14 @@
 settings the modelling reads, so that a valid config can never crash after the expensive part.
 
 Two small real Snakemake runs cover every value: a rolling window of 1 with row lags, 2 volume
-bins and no rare-DRG threshold (ridge alone); a rolling window of 3 with the same-year features
-and the year as features (all three models). The tuning budget is tiny (1 shard x 2 trials per
-model)."""
+bins and no rare-DRG threshold, the log target form and absolute intervals (ridge alone); a
+rolling window of 3 with the same-year features and the year as features and the raw target
+form (all three models). The tuning budget is tiny (1 shard x 2 trials per model); both end
+with the forecast.
+
+A third run is the default configuration on other generated data (another seed, another
+scale) with a small budget: the best model must beat naive persistence on validation and test,
+so the default target form and models are not fitted to the default data alone."""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import SMALL_CONFIG, snakemake_command, write_config
+from modelling_frames import small_config
 
+from drg_workflow.synthetic import equivalent_rare_drg_threshold
 from drg_workflow.versions import read_arrow, read_json
 
 pytestmark = pytest.mark.workflow
@@ -50,7 +57,12 @@ RUNS = {
             "drop_rare_drgs": {"threshold": 0},
         },
         # These values change the data and the baseline; one model (the quickest) is enough.
-        "modelling": {**TINY_MODELLING, "models": {"ridge": TINY_MODELLING["models"]["ridge"]}},
+        "modelling": {
+            **TINY_MODELLING,
+            "models": {"ridge": TINY_MODELLING["models"]["ridge"]},
+            "target_form": "log",
+        },
+        "forecast": {"interval_method": "absolute"},
     },
     "window3-same-year-features-and-year": {
         "lags": {"rolling_window": 3},
@@ -59,9 +71,21 @@ RUNS = {
             **TINY_MODELLING,
             "include_same_year_features": True,
             "include_year": True,
+            "target_form": "raw",
         },
     },
+    # The default models, search spaces and target form, on other data: 4 trials per model.
+    "seed-2027-scale-0.05-default-models": {
+        "raw": {"source": "synthetic", "synthetic": {"seed": 2027, "scale": 0.05}},
+        "transformations": {
+            "drop_rare_drgs": {"threshold": int(equivalent_rare_drg_threshold(0.05))}
+        },
+        "modelling": {"tuning": {"n_shards": 1, "trials_per_shard": 4, "tpe_n_startup_trials": 4}},
+    },
 }
+DEFAULTS = "seed-2027-scale-0.05-default-models"
+#: The schema's defaults of the modelling settings (models and search spaces among them).
+MODELLING_DEFAULTS = small_config()["modelling"]
 
 
 def run_default_target(workdir: Path, config: dict) -> subprocess.CompletedProcess:
@@ -86,14 +110,15 @@ def finished_run(request, tmp_path_factory) -> tuple[Path, dict]:
 def test_comparison_has_every_model_and_the_baseline_with_finite_metrics(finished_run):
     workdir, config = finished_run
     table = pd.read_csv(workdir / "results/models/comparison.csv")
-    assert sorted(table["model"]) == sorted([*config["modelling"]["models"], "baseline"])
+    models = config["modelling"].get("models", MODELLING_DEFAULTS["models"])
+    assert sorted(table["model"]) == sorted([*models, "baseline"])
     for column in METRICS:
         assert all(math.isfinite(value) for value in table[column]), column
 
 
 def test_baseline_predicts_the_lag_else_the_configured_rolling_mean(finished_run):
     workdir, config = finished_run
-    window = config["lags"]["rolling_window"]
+    window = config.get("lags", {}).get("rolling_window", 2)
     lag, rolling = f"{TARGET}_lag1", f"{TARGET}_rolling{window}"
     data = read_arrow(workdir / "results/v13/v13.arrow")
     predictions = pd.read_csv(workdir / "results/models/baseline/predictions.csv")
@@ -107,11 +132,38 @@ def test_baseline_predicts_the_lag_else_the_configured_rolling_mean(finished_run
 def test_models_use_the_configured_features(finished_run):
     workdir, config = finished_run
     modelling = config["modelling"]
-    for model in modelling["models"]:
+    for model in modelling.get("models", MODELLING_DEFAULTS["models"]):
         features = read_json(workdir / f"results/models/{model}/metrics.json")["features"]
         assert ("year" in features) == modelling.get("include_year", False)
         assert ("yearly_discharge_bin" in features) == modelling.get(
             "include_same_year_features", False
         )
-        window = config["lags"]["rolling_window"]
+        window = config.get("lags", {}).get("rolling_window", 2)
         assert f"{TARGET}_rolling{window}" in features
+
+
+def test_models_learn_in_the_configured_form_and_the_forecast_follows(finished_run):
+    workdir, config = finished_run
+    form = config["modelling"].get("target_form", "relative")
+    method = config.get("forecast", {}).get("interval_method", "signed_log")
+    for model in config["modelling"].get("models", MODELLING_DEFAULTS["models"]):
+        settings = read_json(workdir / f"results/models/{model}/metrics.json")
+        assert settings["target_form"] == form
+    forecast = pd.read_csv(workdir / "results/forecast/forecast.csv")
+    metadata = read_json(workdir / "results/forecast/forecast_metadata.json")
+    assert metadata["interval"]["method"] == method and len(forecast) == metadata["rows"] > 0
+    values = forecast[["persistence", "prediction", "interval_lower", "interval_upper"]]
+    assert np.isfinite(values.to_numpy()).all()
+    assert (forecast["interval_lower"] <= forecast["prediction"]).all()
+    assert (forecast["prediction"] <= forecast["interval_upper"]).all()
+
+
+def test_on_other_data_the_best_model_beats_persistence_on_validation_and_test(finished_run):
+    workdir, config = finished_run
+    if config is not RUNS[DEFAULTS]:
+        pytest.skip("checked on the default configuration's run only")
+    table = pd.read_csv(workdir / "results/models/comparison.csv").set_index("model")
+    best = table.loc[table["champion"]].iloc[0]
+    assert best.name != "baseline", "no model beats the baseline"
+    for metric in ("val_rmse", "val_mae", "test_rmse", "test_mae"):
+        assert best[metric] < table.loc["baseline", metric], (best.name, metric)
