@@ -164,6 +164,8 @@ MODELLING_RULES = (
     "train_final",
     "evaluate_baseline",
     "compare_models",
+    "register_champion",
+    "forecast",
 )
 
 
@@ -185,13 +187,13 @@ def trial_span(summaries: list[dict]) -> float:
 def benchmark_tuning(workdir: Path, config: dict, cores: int) -> None:
     """The configured modelling run, then the 1 vs n shard speed-up for one trial budget."""
     tuning = config["modelling"]["tuning"]
-    seconds = run_snakemake(workdir, cores, "results/models/comparison.csv")
+    seconds = run_snakemake(workdir, cores, "results/forecast/forecast.csv")
     shards = shard_summaries(workdir)
     trials = sum(s["n_trials_run"] for s in shards)
     span = trial_span(shards)
     print(
         f"\nmodelling (setup, {tuning['n_shards']} shards x {tuning['trials_per_shard']} trials "
-        f"per model, finals, baseline, comparison), --cores {cores}"
+        f"per model, finals, baseline, comparison, champion, forecast), --cores {cores}"
     )
     print(f"modelling (wall):          {seconds:7.1f} s")
     print(f"trials:                    {trials:7d} in {span:.1f} s of tuning")
@@ -209,6 +211,13 @@ def benchmark_tuning(workdir: Path, config: dict, cores: int) -> None:
             print(f"{rule:<28} {job:<28} {secs:8.2f} {rss:11.0f}")
     comparison = workdir / "results/models/comparison.csv"
     print(f"\n{comparison.name}:\n{comparison.read_text()}")
+    forecast = json.loads((workdir / "results/forecast/forecast_metadata.json").read_text())
+    coverage = forecast["interval"]["test_coverage"]
+    print(
+        f"forecast of {forecast['forecast_year']} by {forecast['model']}: {forecast['rows']} rows; "
+        f"{forecast['interval']['method']} interval coverage on the test years: "
+        + ", ".join(f"{year} {100 * value:.1f}%" for year, value in coverage.items())
+    )
 
 
 def benchmark_speedup(workdir: Path, config: dict, cores: int, model: str, budget: int) -> None:
