@@ -1,0 +1,280 @@
+"""The workflow on a real one-node SLURM cluster, tracked by a real MLflow server.
+
+``tests/cluster/slurm_up.sh`` installs (Debian packages), configures and starts munged,
+slurmctld and slurmd on this machine; an ``mlflow server`` (sqlite backend, artifacts in a
+temporary folder) listens on 127.0.0.1. The small configuration's default target then runs
+through ``--profile profiles/slurm`` with ``MLFLOW_TRACKING_URI`` pointing at the server, the way
+a cluster user runs it (README.md, "Running on a cluster"). The tests check that the jobs went
+through SLURM (one SLURM job per tuning shard), that the server holds every trial run, the
+final runs and their models, that the data versions are byte-identical to a local run, and that
+a rule failing on SLURM fails the run and shows the rule's log. Skipped, saying why, only where
+SLURM cannot be installed at all (no apt-get, no root).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SMALL_CONFIG, snakemake_command, write_config
+from servers import start_server
+
+from drg_workflow.synthetic import equivalent_rare_drg_threshold
+
+pytestmark = pytest.mark.workflow
+
+SLURM_UP = ROOT / "tests" / "cluster" / "slurm_up.sh"
+SLURM_DOWN = ROOT / "tests" / "cluster" / "slurm_down.sh"
+PROFILE = ROOT / "profiles" / "slurm"
+#: Where slurm_up.sh records the daemons it started (its default).
+STARTED = Path(os.environ.get("DRG_SLURM_STATE", "/run/drg-slurm")) / "started"
+
+MODELS = ("ridge", "random_forest")
+N_SHARDS, TRIALS_PER_SHARD = 2, 2
+SCALE = 0.02
+#: Small data, two tiny models, 2 shards x 2 trials each; artifacts go to the server's own store.
+CONFIG: dict = {
+    "raw": {"source": "synthetic", "synthetic": {"seed": 7, "scale": SCALE}},
+    "transformations": {"drop_rare_drgs": {"threshold": int(equivalent_rare_drg_threshold(SCALE))}},
+    "modelling": {
+        "tuning": {"n_shards": N_SHARDS, "trials_per_shard": TRIALS_PER_SHARD},
+        "importance": {"n_repeats": 2},
+        "mlflow": {"artifact_location": "mlflow-artifacts:/drg-workflow"},
+        "models": {
+            "ridge": {
+                "search_space": {
+                    "alpha": {"type": "float", "low": 1.0e-3, "high": 1.0e3, "log": True}
+                }
+            },
+            "random_forest": {
+                "search_space": {
+                    "n_estimators": {"type": "int", "low": 5, "high": 10},
+                    "max_depth": {"type": "int", "low": 2, "high": 4},
+                },
+                "fixed_params": {"n_jobs": 1},
+            },
+        },
+    },
+}
+#: "Job 12 has been submitted with SLURM jobid 34 (log: <workdir>/.snakemake/slurm_logs/
+#: rule_tune_shard/ridge_0/34.log)."
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """The test's environment for Snakemake (and, through sbatch, for every SLURM job)."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return {**env, "MLFLOW_DISABLE_TELEMETRY": "true", **extra}
+
+
+def snakemake(workdir: Path, *args: str, env: dict[str, str], **popen) -> subprocess.Popen:
+    """Start Snakemake on the workflow in ``workdir``; output and errors go to one pipe."""
+    return subprocess.Popen(
+        snakemake_command(workdir, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        **popen,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        pytest.fail(f"Snakemake did not finish within {timeout:.0f} s:\n{output[-5000:]}")
+    return process.returncode, output
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """The one-node cluster of slurm_up.sh; stopped again if this test started it."""
+    before = STARTED.read_text() if STARTED.exists() else ""
+    up = subprocess.run(["bash", str(SLURM_UP)], capture_output=True, text=True, timeout=600)
+    if up.returncode == 2:
+        pytest.skip(f"SLURM cannot be installed here: {up.stderr.strip()}")
+    assert up.returncode == 0, f"slurm_up.sh failed:\n{up.stdout}\n{up.stderr}"
+    started_now = (STARTED.read_text() if STARTED.exists() else "") != before
+    yield up.stdout
+    if started_now:
+        subprocess.run(["bash", str(SLURM_DOWN)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def cluster_run(slurm_cluster, tmp_path_factory):
+    """Everything the tests look at, from runs that overlap (most of a SLURM run is waiting):
+
+    - ``local``: the data versions built locally (while the MLflow server starts);
+    - ``slurm``: the default target through profiles/slurm, tracked by the MLflow server;
+    - ``failed``: ingest_raw on a raw CSV without the cost columns, through SLURM (alongside).
+    """
+    base = tmp_path_factory.mktemp("slurm")
+    slurm_dir, local_dir, failing_dir = base / "slurm", base / "local", base / "failing"
+    server_dir = base / "mlflow-server"
+    for folder in (slurm_dir, local_dir, failing_dir, server_dir):
+        folder.mkdir()
+    profile = ("--profile", str(PROFILE))
+
+    # A rule that fails on SLURM: the raw CSV lacks columns the schema requires.
+    bad_raw = failing_dir / "bad.csv"
+    bad_raw.write_text("Year,Facility Id,Discharges\n2010,1,5\n")
+    write_config(failing_dir, {**SMALL_CONFIG, "raw": {"source": "file", "path": str(bad_raw)}})
+    write_config(local_dir, CONFIG)
+    local = snakemake(local_dir, "features", env=environment())
+    failing = slurm = None
+
+    server = start_server(
+        "mlflow",
+        lambda port: [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{server_dir / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(server_dir / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        server_dir,
+        ready_path="/health",
+        deadline=120,
+    )
+    try:
+        write_config(slurm_dir, CONFIG)
+        started = time.monotonic()
+        slurm = snakemake(slurm_dir, *profile, env=environment(MLFLOW_TRACKING_URI=server.url))
+        failing = snakemake(failing_dir, "results/v0/v0.csv", *profile, env=environment())
+        results = {"failed": finish(failing), "local": finish(local)}
+        results["slurm"] = finish(slurm, timeout=900)
+        seconds = time.monotonic() - started
+        yield {
+            **results,
+            "failing_dir": failing_dir,
+            "local_dir": local_dir,
+            "slurm_dir": slurm_dir,
+            "slurm_seconds": seconds,
+            "server": server,
+            "server_dir": server_dir,
+        }
+    finally:
+        server.stop()
+        for process in (failing, local, slurm):
+            if process is not None and process.poll() is None:
+                process.kill()
+
+
+def submissions(output: str) -> list[tuple[str, str, str]]:
+    """(SLURM job id, rule or ``group:<name>``, wildcards) of every job Snakemake submitted,
+    from its log path: slurm_logs/rule_<rule>[/<wildcards>]/<id>.log or slurm_logs/group_..."""
+    jobs = []
+    for job_id, log in SUBMITTED.findall(output):
+        parts = log.split("/slurm_logs/", 1)[1].split("/")
+        assert parts[-1] == f"{job_id}.log", log
+        kind, wildcards = parts[0], "/".join(parts[1:-1])
+        name = kind.removeprefix("rule_") if kind.startswith("rule_") else "group:" + kind[6:]
+        jobs.append((job_id, name, wildcards))
+    return jobs
+
+
+def test_default_target_runs_through_slurm(cluster_run):
+    code, output = cluster_run["slurm"]
+    assert code == 0, output[-8000:]
+    print(f"default target through SLURM: {cluster_run['slurm_seconds']:.0f} s")
+    submitted = submissions(output)
+    rules = {rule for _, rule, _ in submitted}
+    # The data chain is one group job; the model fits and the forecast are SLURM jobs of their
+    # own; the bookkeeping and report rules are local rules (run by Snakemake itself).
+    assert any(rule.startswith("group:chain") for rule in rules), rules
+    assert {"tune_shard", "train_final", "evaluate_baseline", "forecast"} <= rules, rules
+    assert not rules & {"setup_mlflow", "setup_study", "compare_models", "report_models"}, rules
+    # Each job's id is a real SLURM job that ran to completion (squeue still lists finished jobs
+    # for SLURM's MinJobAge; sacct needs an accounting daemon this cluster does not have).
+    ids = [job_id for job_id, _, _ in submitted]
+    assert len(set(ids)) == len(ids), "one SLURM job per Snakemake job"
+    listed = subprocess.run(
+        ["squeue", "-h", "--states=all", "-j", ",".join(ids), "-o", "%i %T"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    states = dict(line.split() for line in listed.stdout.splitlines())
+    recent = [job_id for job_id, rule, _ in submitted if rule in ("tune_shard", "train_final")]
+    assert {states.get(job_id) for job_id in recent} == {"COMPLETED"}, (states, recent)
+
+
+def test_tuning_shards_are_separate_slurm_jobs(cluster_run):
+    _code, output = cluster_run["slurm"]
+    shards = {
+        wildcards: job_id for job_id, rule, wildcards in submissions(output) if rule == "tune_shard"
+    }
+    expected = {f"{model}_{shard}" for model in MODELS for shard in range(N_SHARDS)}
+    assert set(shards) == expected, shards
+    assert len(set(shards.values())) == len(expected), shards
+
+
+def test_server_holds_every_trial_and_the_final_models(cluster_run):
+    from mlflow import MlflowClient
+
+    assert cluster_run["slurm"][0] == 0
+    client = MlflowClient(tracking_uri=cluster_run["server"].url)
+    experiment = client.get_experiment_by_name("drg-workflow")
+    assert experiment is not None
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    trials = [run for run in runs if run.data.tags.get("stage") == "trial"]
+    finals = [run for run in runs if run.data.tags.get("stage") == "final"]
+    assert len(trials) == len(MODELS) * N_SHARDS * TRIALS_PER_SHARD, len(trials)
+    assert {(run.data.tags["model"], run.info.status) for run in trials} == {
+        (model, "FINISHED") for model in MODELS
+    }
+    assert sorted(run.data.tags["model"] for run in finals) == sorted(MODELS)
+    # Each final model is a logged model of its run, its files in the server's artifact folder.
+    models = client.search_logged_models([experiment.experiment_id])
+    final_ids = {run.info.run_id for run in finals}
+    assert final_ids <= {model.source_run_id for model in models}
+    stored = cluster_run["server_dir"] / "artifacts"
+    assert len(list(stored.rglob("MLmodel"))) >= len(MODELS)
+
+
+def test_data_versions_are_byte_identical_to_a_local_run(cluster_run):
+    code, output = cluster_run["local"]
+    assert code == 0, output[-5000:]
+    on_slurm = cluster_run["slurm_dir"] / "results"
+    local = cluster_run["local_dir"] / "results"
+    files = sorted(
+        path.relative_to(local)
+        for path in local.glob("v*/*")
+        if path.suffix in (".csv", ".json", ".arrow")
+    )
+    assert len(files) == 3 * 16, files
+    differing = [str(f) for f in files if (on_slurm / f).read_bytes() != (local / f).read_bytes()]
+    assert differing == []
+
+
+def test_a_rule_failing_on_slurm_fails_the_run_and_shows_its_log(cluster_run):
+    code, output = cluster_run["failed"]
+    assert code != 0, output[-5000:]
+    # ingest_raw ran as a SLURM job (the data chain's group, here of one job) and failed there.
+    assert re.search(r"submitted with SLURM jobid \d+ \(log: \S+/group_chain_ingest_raw/", output)
+    assert "Error in group chain" in output, output[-5000:]
+    # show-failed-logs: the rule's own log, with the message naming the missing columns, is
+    # printed (from inside the SLURM job's log).
+    log = (cluster_run["failing_dir"] / "logs" / "ingest_raw" / "v0.log").read_text()
+    message = next(line for line in log.splitlines() if "required column(s)" in line)
+    assert "'Mean Cost'" in message
+    assert "logs/ingest_raw/v0.log" in output
+    assert message in output, (message, output[-5000:])
