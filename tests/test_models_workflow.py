@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -237,6 +239,39 @@ def test_the_champion_is_registered_and_loads_back_by_its_alias(model_run: Path,
         by_alias.predict(data.X["test"]), from_run.predict(data.X["test"])
     )
     assert by_alias.target_form == "relative"  # the schema default, learnt inside the model
+
+
+def test_the_champion_loads_by_alias_where_the_workflow_is_not(model_run: Path, tmp_path: Path):
+    """A user's own Python, without this repository on its path: the model brings its code."""
+    champion = read_json(model_run / "results/models/champion.json")["champion"]
+    features = read_json(model_run / f"results/models/{champion}/metrics.json")["features"]
+    script = f"""
+import json, sys, mlflow, pyarrow.ipc as ipc
+mlflow.set_tracking_uri("sqlite:///{model_run}/results/mlflow/mlflow.db")
+model = mlflow.sklearn.load_model("models:/drg-workflow-forecaster@champion")
+rows = ipc.open_file("{model_run}/results/v13/v13.arrow").read_all().to_pandas()
+print(sys.modules["drg_workflow"].__file__)
+print(json.dumps(model.predict(rows[{features!r}].head(5)).tolist()))
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    module_file, predicted = result.stdout.strip().splitlines()[-2:]
+    assert "/artifacts/code/drg_workflow/" in module_file  # not this repository's copy
+    saved = pd.read_csv(model_run / f"results/models/{champion}/predictions.csv")
+    rows = v13(model_run).head(5)
+    expected = read_json(model_run / f"results/models/{champion}/mlflow_run.json")["model_uri"]
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{model_run / 'results/mlflow/mlflow.db'}")
+    try:
+        from_run = mlflow.sklearn.load_model(expected).predict(rows[features])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert not saved.empty
+    np.testing.assert_allclose(json.loads(predicted), from_run, rtol=1e-12)
 
 
 def test_the_forecast_covers_every_facility_and_drg_of_the_last_year(model_run: Path):
