@@ -134,6 +134,10 @@ def cluster_run(slurm_cluster, tmp_path_factory):
     server = start_server(
         "mlflow",
         lambda port: [
+            # No background job runner: its worker processes would outlive the server's PID
+            # (`env` execs Python, so the PID stopped at the end is the server's).
+            "env",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
             sys.executable,
             "-m",
             "mlflow",
