@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -528,7 +529,7 @@ def test_report_holds_every_category_figure_table_and_data_version(
     # The forecast's figures, captioned with the registry alias they came from.
     for figure in ("forecast_changes", "interval_coverage"):
         assert _embedded(html, report_dir / f"forecast/{figure}.png")
-    assert "models:/drg-workflow-forecaster@champion" in html
+    assert "models:/drg-workflow-forecaster@champion" in unescape(html)  # docutils writes &#64;
     # The default target's verify result joins the data versions.
     verify = model_run / "results/verify.json"
     assert read_json(verify)["passed"] and _embedded(html, verify)
