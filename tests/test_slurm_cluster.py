@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,26 +73,43 @@ def environment(**extra: str) -> dict[str, str]:
     return {**env, "MLFLOW_DISABLE_TELEMETRY": "true", **extra}
 
 
-def snakemake(workdir: Path, *args: str, env: dict[str, str], **popen) -> subprocess.Popen:
-    """Start Snakemake on the workflow in ``workdir``; output and errors go to one pipe."""
-    return subprocess.Popen(
-        snakemake_command(workdir, *args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        **popen,
-    )
+@dataclass
+class Run:
+    """A Snakemake run started by :func:`snakemake`; its output and errors go to ``output``
+    (a file, not a pipe: runs going on together would block on full pipes)."""
+
+    process: subprocess.Popen
+    output: Path
+
+    def finish(self, timeout: float = 600) -> tuple[int, str]:
+        """Wait for the run: (exit code, output)."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            text = self.output.read_text(errors="replace")
+            pytest.fail(f"Snakemake did not finish within {timeout:.0f} s:\n{text[-5000:]}")
+        return self.process.returncode, self.output.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGTERM (Snakemake cancels its SLURM jobs), then SIGKILL if it has not exited."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
-def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        pytest.fail(f"Snakemake did not finish within {timeout:.0f} s:\n{output[-5000:]}")
-    return process.returncode, output
+def snakemake(workdir: Path, *args: str, env: dict[str, str]) -> Run:
+    """Start Snakemake on the workflow in ``workdir`` (output in ``workdir/snakemake.out``)."""
+    output = workdir / "snakemake.out"
+    with open(output, "w") as sink:
+        process = subprocess.Popen(
+            snakemake_command(workdir, *args), stdout=sink, stderr=subprocess.STDOUT, env=env
+        )
+    return Run(process, output)
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +128,12 @@ def slurm_cluster():
 
 @pytest.fixture(scope="module")
 def cluster_run(slurm_cluster, tmp_path_factory):
-    """Everything the tests look at, from runs that overlap (most of a SLURM run is waiting):
+    """Everything the tests look at, from three runs started together once the MLflow server
+    answers (most of a SLURM run is waiting):
 
-    - ``local``: the data versions built locally (while the MLflow server starts);
     - ``slurm``: the default target through profiles/slurm, tracked by the MLflow server;
-    - ``failed``: ingest_raw on a raw CSV without the cost columns, through SLURM (alongside).
+    - ``local``: the data versions built locally;
+    - ``failed``: ingest_raw on a raw CSV without the cost columns, through SLURM.
     """
     base = tmp_path_factory.mktemp("slurm")
     slurm_dir, local_dir, failing_dir = base / "slurm", base / "local", base / "failing"
@@ -128,8 +147,8 @@ def cluster_run(slurm_cluster, tmp_path_factory):
     bad_raw.write_text("Year,Facility Id,Discharges\n2010,1,5\n")
     write_config(failing_dir, {**SMALL_CONFIG, "raw": {"source": "file", "path": str(bad_raw)}})
     write_config(local_dir, CONFIG)
-    local = snakemake(local_dir, "features", env=environment())
-    failing = slurm = None
+    write_config(slurm_dir, CONFIG)
+    failing = local = slurm = None
 
     server = start_server(
         "mlflow",
@@ -158,12 +177,12 @@ def cluster_run(slurm_cluster, tmp_path_factory):
         deadline=120,
     )
     try:
-        write_config(slurm_dir, CONFIG)
         started = time.monotonic()
         slurm = snakemake(slurm_dir, *profile, env=environment(MLFLOW_TRACKING_URI=server.url))
+        local = snakemake(local_dir, "features", env=environment())
         failing = snakemake(failing_dir, "results/v0/v0.csv", *profile, env=environment())
-        results = {"failed": finish(failing), "local": finish(local)}
-        results["slurm"] = finish(slurm, timeout=900)
+        results = {"failed": failing.finish(), "local": local.finish()}
+        results["slurm"] = slurm.finish(timeout=900)
         seconds = time.monotonic() - started
         yield {
             **results,
@@ -176,9 +195,9 @@ def cluster_run(slurm_cluster, tmp_path_factory):
         }
     finally:
         server.stop()
-        for process in (failing, local, slurm):
-            if process is not None and process.poll() is None:
-                process.kill()
+        for run in (failing, local, slurm):
+            if run is not None:
+                run.stop()
 
 
 def submissions(output: str) -> list[tuple[str, str, str]]:

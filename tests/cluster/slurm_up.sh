@@ -80,8 +80,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-# Finished jobs stay visible to squeue this long (Snakemake polls with squeue).
-MinJobAge=300
+# Finished jobs stay visible to squeue this long (Snakemake polls with squeue; the test looks
+# its jobs up after the run).
+MinJobAge=3600
 ReturnToService=2
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
@@ -95,6 +96,7 @@ EOF
 )
   if [ ! -e "$CONF" ] || [ "$conf" != "$(cat "$CONF")" ]; then
     printf '%s\n' "$conf" | $sudo tee "$CONF" >/dev/null
+    reconfigure=yes
   fi
 fi
 
@@ -134,6 +136,10 @@ start munged /run/munge/munged.pid \
   $sudo runuser -u munge -- munged --pid-file=/run/munge/munged.pid
 start slurmctld "$STATE/slurmctld.pid" $sudo slurmctld
 start slurmd "$STATE/slurmd.pid" $sudo slurmd
+# Daemons that were already running read a config this script has just changed.
+if [ "${reconfigure:-}" = yes ]; then
+  timeout 30 $sudo scontrol reconfigure || say "scontrol reconfigure failed"
+fi
 
 # ------------------------------------------------------------------------------- wait
 # While slurmctld is not answering, each sinfo blocks ~10 s: a deadline, not a count.
