@@ -216,6 +216,20 @@ def test_chain_is_edited_in_config(tmp_path: Path):
     assert not (tmp_path / "results/v10").exists()
 
 
+def test_a_forecast_from_data_without_lags_stops_naming_the_key(tmp_path: Path):
+    """The versions of such a chain build; the forecast stops before any job."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["modelling"] = {"data_version": "v9"}
+    write_config(tmp_path, config)
+    versions = run(tmp_path, "-n", "results/v9/v9.csv")
+    assert versions.returncode == 0, versions.stderr[-3000:]
+    forecast = run(tmp_path, "-n", "results/forecast/forecast.csv")
+    assert forecast.returncode != 0
+    assert "config key modelling.data_version 'v9' is not made through lag_columns" in (
+        forecast.stdout + forecast.stderr
+    )
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [

@@ -120,7 +120,6 @@ def check_modelling(config: Mapping[str, Any]) -> None:
     Whether the estimators accept the parameter names and values is checked by each model's
     ``setup_study`` job: importing scikit-learn here would cost every Snakefile parse a second.
     """
-    from drg_workflow.chain import forecast_chain
     from drg_workflow.modelling.models import ModelConfigError
     from drg_workflow.modelling.search_space import check_model_structure
 
@@ -157,7 +156,3 @@ def check_modelling(config: Mapping[str, Any]) -> None:
             check_model_structure(model, model_config)
         except ModelConfigError as error:
             raise ConfigError(f"config key {error}") from None
-    try:
-        forecast_chain(config)
-    except ValueError as error:
-        raise ConfigError(f"config key {error}") from None

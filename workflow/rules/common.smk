@@ -247,9 +247,15 @@ def final_run_documents():
 CHAMPION = "results/models/champion.json"
 FORECAST = "results/forecast/forecast.csv"
 FORECAST_METADATA = "results/forecast/forecast_metadata.json"
-#: The version the forecast's next-year lags are taken from, and the chain's steps from
-#: lag_columns to the modelling data (re-applied to next year's placeholder rows).
-FORECAST_BASE_VERSION, FORECAST_STEPS = forecast_chain(config)
+try:
+    #: The version the forecast's next-year lags are taken from, and the chain's steps from
+    #: lag_columns to the modelling data (re-applied to next year's placeholder rows).
+    FORECAST_BASE_VERSION, FORECAST_STEPS = forecast_chain(config)
+    FORECAST_CHAIN_ERROR = None
+except ValueError as error:
+    # Only the forecast needs it: a chain without lags still builds its versions.
+    FORECAST_BASE_VERSION, FORECAST_STEPS = None, []
+    FORECAST_CHAIN_ERROR = f"config key {error}"
 
 
 def model_predictions(model):
@@ -259,6 +265,8 @@ def model_predictions(model):
 def forecast_inputs(wildcards):
     """The champion, the base and modelling data, and every model's (and the baseline's)
     held-out predictions: the champion's calibrate the interval."""
+    if FORECAST_CHAIN_ERROR:
+        raise WorkflowError(FORECAST_CHAIN_ERROR)
     return {
         "champion": CHAMPION,
         "base_arrow": version_arrow(FORECAST_BASE_VERSION),
