@@ -11,7 +11,24 @@ say() { echo "slurm_down: $*" >&2; }
 sudo=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then sudo="sudo -n"; fi
 
-[ -s "$STATE/started" ] || { say "no daemons recorded in $STATE/started: nothing to stop"; exit 0; }
+# With no controller, SLURM clients still read the config and wait about 9 s for a controller
+# that is gone: that is every `snakemake` start on this machine, since the SLURM executor plugin
+# runs `scontrol show config` when it loads. So once no slurmctld runs, the config this setup
+# wrote goes (clients then fail at once); slurm_up.sh writes it again.
+CONF=/etc/slurm/slurm.conf
+MARK="# written by drg-workflow tests/cluster/slurm_up.sh"
+forget_config() {
+  if ! pgrep -x slurmctld >/dev/null && [ -e "$CONF" ] && grep -qF "$MARK" "$CONF"; then
+    $sudo rm -f "$CONF"
+    say "removed $CONF (slurm_up.sh wrote it; it writes it again)"
+  fi
+}
+
+[ -s "$STATE/started" ] || {
+  say "no daemons recorded in $STATE/started: nothing to stop"
+  forget_config
+  exit 0
+}
 
 stop() {  # stop NAME: SIGTERM the PID in its recorded PID file, if it is still that daemon
   local name=$1 pidfile pid
@@ -36,3 +53,4 @@ stop() {  # stop NAME: SIGTERM the PID in its recorded PID file, if it is still 
 stop slurmd
 stop slurmctld
 stop munged
+forget_config
