@@ -14,7 +14,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log)
     champion = read_json(snakemake.input.champion)
     model = champion["champion"] or "baseline"
-    predictions = {path.split("/")[-2]: path for path in snakemake.input.predictions}
+    predictions = dict(zip(snakemake.params.models, snakemake.input.predictions, strict=True))
     base = read_json(snakemake.input.base_metadata)
     modelling = read_json(snakemake.input.metadata)
     result = forecast_step(

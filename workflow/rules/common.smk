@@ -272,6 +272,7 @@ def forecast_inputs(wildcards):
         "base_arrow": version_arrow(FORECAST_BASE_VERSION),
         "base_metadata": version_metadata(FORECAST_BASE_VERSION),
         **modelling_data(wildcards),
+        # In the order of the rule's params.models.
         "predictions": [model_predictions(m) for m in [*MODELS, "baseline"]],
     }
 

@@ -25,7 +25,6 @@ from drg_workflow.versions import read_arrow, read_json
 from .baseline import BASELINE_NAME, baseline_predictions, baseline_rule, evaluate_baseline
 from .comparison import NO_CHAMPION_WARNING, build_comparison, comparison_warnings
 from .data import ModellingData, prepare_modelling_data
-from .forecast import ForecastError
 from .settings import (
     ImportanceSettings,
     MlflowSettings,
@@ -518,6 +517,7 @@ def _forecast_predictions(
 ) -> tuple[Any, str | None]:
     """The champion's predictions for next year, loaded from the registry by its alias (the
     version must be the one this build registered), or ``None`` without a champion."""
+    from .forecast import ForecastError
     from .tracking import load_champion
 
     if champion["champion"] is None:
