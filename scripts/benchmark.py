@@ -101,13 +101,14 @@ def benchmark_contracts(workdir: Path, config: dict, cores: int) -> None:
     from drg_workflow.contract_settings import configured_contract
     from drg_workflow.contracts import check_contract
     from drg_workflow.hashing import file_sha256
+    from drg_workflow.names import RAW_TRANSFORMATION, RAW_VERSION
     from drg_workflow.verify import VersionFiles, verify_chain
     from drg_workflow.versions import read_arrow, read_json
 
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     settings = validate_config(json.loads(json.dumps(config)), schema)
     steps = {
-        "v0": ("ingest_raw", None),
+        RAW_VERSION: (RAW_TRANSFORMATION, None),
         **{s["version"]: (s["transformation"], s["input"]) for s in settings["chain"]},
     }
     results = workdir / "results"

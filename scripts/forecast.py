@@ -8,13 +8,13 @@ import pandas as pd
 from drg_workflow.errors import logged_rule
 from drg_workflow.modelling.steps import forecast_step
 from drg_workflow.modelling.tracking import route_library_logs
+from drg_workflow.names import BASELINE_NAME
 from drg_workflow.versions import read_json, write_version
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log)
     champion = read_json(snakemake.input.champion)
-    model = champion["champion"] or "baseline"
-    predictions = dict(zip(snakemake.params.models, snakemake.input.predictions, strict=True))
+    model = champion["champion"] or BASELINE_NAME
     base = read_json(snakemake.input.base_metadata)
     modelling = read_json(snakemake.input.metadata)
     result = forecast_step(
@@ -22,7 +22,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         champion,
         snakemake.input.base_arrow,
         snakemake.input.arrow,
-        pd.read_csv(predictions[model]),
+        pd.read_csv(snakemake.input[f"predictions_{model}"]),
     )
     document = write_version(
         result.table,

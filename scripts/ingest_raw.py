@@ -9,7 +9,6 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         output_csv=snakemake.output.csv,
         output_metadata=snakemake.output.metadata,
         output_arrow=snakemake.output.arrow,
-        version=snakemake.wildcards.get("version", "v0"),
         raw_path=snakemake.input.get("raw"),
         contract=snakemake.params.contract,
     )

@@ -19,9 +19,9 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         for files in snakemake.params.chain
     ]
     report = verify_chain(chain)
-    # verify_build declares the report as its output; verify (no output, so it always runs)
-    # names it in a param.
-    write_json(report, snakemake.output[0] if snakemake.output else snakemake.params.report)
+    # verify_build declares the report as its output; verify (no output, so that it always
+    # runs) writes it beside its log.
+    write_json(report, snakemake.output[0] if snakemake.output else snakemake.log.report)
     for line in report_lines(report):
         print(line, flush=True)
         log.info(line)

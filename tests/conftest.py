@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,22 +14,56 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
+#: The small test configurations (.test/config-<name>/config.yaml), as the catalogue keeps them.
+TEST_CONFIGS = ROOT / ".test"
 
-#: A small, fast configuration: a few thousand synthetic rows, thresholds scaled to match.
-SMALL_CONFIG: dict = {
-    "raw": {"source": "synthetic", "synthetic": {"seed": 7, "scale": 0.01}},
-    "transformations": {"drop_rare_drgs": {"threshold": 500}},
-}
+
+def load_test_config(name: str) -> dict:
+    """A fresh copy of ``.test/config-<name>/config.yaml`` (raw file paths relative to .test)."""
+    return yaml.safe_load((TEST_CONFIGS / f"config-{name}" / "config.yaml").read_text())
+
+
+#: The small end-to-end configuration (.test/config-basic): a few thousand synthetic rows,
+#: thresholds scaled to match, three tiny models. Copy it before changing it.
+SMALL_CONFIG: dict = load_test_config("basic")
+
+
+#: A user's own Snakefile using this checkout as a Snakemake module (what snakedeploy writes,
+#: with a local path instead of github(...); docs/deploying-as-a-module.md).
+MODULE_SNAKEFILE = """\
+configfile: "config/config.yaml"
+
+
+module drg_workflow:
+    snakefile:
+        "{snakefile}"
+    config:
+        config
+
+
+use rule * from drg_workflow
+"""
+
+
+def deploy_as_module(workdir: Path, config: dict) -> None:
+    """Make ``workdir`` a user's directory that uses this workflow as a module: its own
+    ``config/config.yaml``, ``workflow/Snakefile`` and a copy of the workflow profile."""
+    write_config(workdir, config)
+    (workdir / "workflow").mkdir(parents=True, exist_ok=True)
+    (workdir / "workflow" / "Snakefile").write_text(MODULE_SNAKEFILE.format(snakefile=SNAKEFILE))
+    shutil.copytree(ROOT / "workflow" / "profiles", workdir / "workflow" / "profiles")
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
-    """The command line running the repository's workflow with ``workdir`` as working dir."""
+    """The command line running the workflow with ``workdir`` as working dir: the repository's
+    Snakefile, or the user's own where ``workdir`` uses it as a module (deploy_as_module)."""
+    own = workdir / "workflow" / "Snakefile"
     return [
         sys.executable,
         "-m",
         "snakemake",
         "--snakefile",
-        str(SNAKEFILE),
+        str(own if own.exists() else SNAKEFILE),
         "--directory",
         str(workdir),
         "--cores",
@@ -64,3 +99,15 @@ def run_workflow() -> Callable[..., subprocess.CompletedProcess]:
         )
 
     return run
+
+
+def group_job_rules(dry_run_output: str, group: str) -> set[str]:
+    """The rules of the group job ``group`` in a dry run's output (a cluster profile's plan)."""
+    rules: set[str] = set()
+    inside = False
+    for line in dry_run_output.splitlines():
+        if line.startswith("["):  # a job or group job (the group's jobs are indented)
+            inside = f"Group job {group} " in line
+        elif inside and line.startswith("    rule "):
+            rules.add(line.removeprefix("    rule ").rstrip(":"))
+    return rules

@@ -21,6 +21,15 @@ from drg_workflow.transformations import apply_transformation
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
 SCALE = 0.01
+#: drop_rare_drgs' threshold for full-scale data: its default in the config.
+FULL_SCALE_RARE_DRG_THRESHOLD = validate_config({}, copy.deepcopy(SCHEMA))["transformations"][
+    "drop_rare_drgs"
+]["threshold"]
+
+
+def rare_drg_threshold(scale: float) -> int:
+    """The default drop_rare_drgs threshold scaled to synthetic data of ``scale``."""
+    return int(equivalent_rare_drg_threshold(scale, FULL_SCALE_RARE_DRG_THRESHOLD))
 
 
 def small_config(**overrides: Any) -> dict[str, Any]:
@@ -28,9 +37,7 @@ def small_config(**overrides: Any) -> dict[str, Any]:
     level keys, merged one level deep)."""
     config: dict[str, Any] = {
         "raw": {"source": "synthetic", "synthetic": {"seed": 7, "scale": SCALE}},
-        "transformations": {
-            "drop_rare_drgs": {"threshold": int(equivalent_rare_drg_threshold(SCALE))}
-        },
+        "transformations": {"drop_rare_drgs": {"threshold": rare_drg_threshold(SCALE)}},
     }
     for key, value in overrides.items():
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value

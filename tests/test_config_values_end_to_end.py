@@ -22,9 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import SMALL_CONFIG, snakemake_command, write_config
-from modelling_frames import small_config
+from modelling_frames import rare_drg_threshold, small_config
 
-from drg_workflow.synthetic import equivalent_rare_drg_threshold
 from drg_workflow.versions import read_arrow, read_json
 
 pytestmark = pytest.mark.workflow
@@ -77,9 +76,7 @@ RUNS = {
     # The default models, search spaces and target form, on other data: 4 trials per model.
     "seed-2027-scale-0.05-default-models": {
         "raw": {"source": "synthetic", "synthetic": {"seed": 2027, "scale": 0.05}},
-        "transformations": {
-            "drop_rare_drgs": {"threshold": int(equivalent_rare_drg_threshold(0.05))}
-        },
+        "transformations": {"drop_rare_drgs": {"threshold": rare_drg_threshold(0.05)}},
         "modelling": {"tuning": {"n_shards": 1, "trials_per_shard": 4, "tpe_n_startup_trials": 4}},
     },
 }

@@ -19,7 +19,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from conftest import snakemake_command, write_config
+from conftest import SMALL_CONFIG, deploy_as_module, snakemake_command, write_config
 from modelling_frames import modelling_settings
 from optuna.trial import TrialState
 
@@ -28,44 +28,15 @@ from drg_workflow.modelling.baseline import evaluate_baseline
 from drg_workflow.modelling.comparison import COMPARISON_COLUMNS
 from drg_workflow.modelling.data import prepare_modelling_data
 from drg_workflow.modelling.tuning import open_storage
-from drg_workflow.synthetic import equivalent_rare_drg_threshold
 from drg_workflow.versions import read_arrow, read_json
 
 pytestmark = pytest.mark.workflow
 
-MODELS = ("random_forest", "ridge", "hist_gradient_boosting")
-N_SHARDS, TRIALS_PER_SHARD = 2, 3
-SCALE = 0.02
-
-#: Small data, tiny models, 2 shards x 3 trials per model.
-CONFIG: dict = {
-    "raw": {"source": "synthetic", "synthetic": {"seed": 7, "scale": SCALE}},
-    "transformations": {"drop_rare_drgs": {"threshold": int(equivalent_rare_drg_threshold(SCALE))}},
-    "modelling": {
-        "tuning": {"n_shards": N_SHARDS, "trials_per_shard": TRIALS_PER_SHARD},
-        "importance": {"n_repeats": 2},
-        "models": {
-            "random_forest": {
-                "search_space": {
-                    "n_estimators": {"type": "int", "low": 5, "high": 20},
-                    "max_depth": {"type": "int", "low": 2, "high": 6},
-                },
-                "fixed_params": {"n_jobs": 1},
-            },
-            "ridge": {
-                "search_space": {
-                    "alpha": {"type": "float", "low": 1.0e-3, "high": 1.0e3, "log": True}
-                }
-            },
-            "hist_gradient_boosting": {
-                "search_space": {
-                    "max_iter": {"type": "int", "low": 10, "high": 40},
-                    "learning_rate": {"type": "categorical", "values": [0.05, 0.1, 0.2]},
-                }
-            },
-        },
-    },
-}
+#: Small data, tiny models, 2 shards x 3 trials per model (.test/config-basic).
+CONFIG: dict = SMALL_CONFIG
+MODELS = tuple(CONFIG["modelling"]["models"])
+N_SHARDS = CONFIG["modelling"]["tuning"]["n_shards"]
+TRIALS_PER_SHARD = CONFIG["modelling"]["tuning"]["trials_per_shard"]
 TRACKING_URI = "sqlite:///results/mlflow/mlflow.db"
 #: The default features, split and folds (the config above changes none of them).
 SETTINGS = modelling_settings()
@@ -85,7 +56,9 @@ def model_run(tmp_path_factory) -> Path:
     """Features, then the two random-forest shards alone (the only jobs ready once its study
     exists, so they run concurrently on the 2 cores), then the rest of the default target."""
     workdir = tmp_path_factory.mktemp("models")
-    write_config(workdir, CONFIG)
+    # Deployed the way other projects use the workflow: a Snakemake module in their own
+    # directory (every test of this run goes through it).
+    deploy_as_module(workdir, CONFIG)
     shards = [f"results/tuning/random_forest/shard_{i}.json" for i in range(N_SHARDS)]
     first = run(workdir, *shards)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -103,6 +76,23 @@ def mlflow_client(model_run: Path):
 
 def v13(workdir: Path) -> pd.DataFrame:
     return read_arrow(workdir / "results/v13/v13.arrow")
+
+
+def test_deployed_as_a_module_everything_lands_in_the_users_directory(model_run: Path):
+    """The default target, run from the user's directory through the module, writes there."""
+    for path in (
+        "results/v13/v13.csv",
+        "results/models/comparison.csv",
+        "results/forecast/forecast.csv",
+        "results/verify.json",
+        "results/report/models/comparison.html",
+        "logs/train_final/ridge.log",
+        "benchmarks/tune_shard/ridge_shard_0.tsv",
+    ):
+        assert (model_run / path).is_file(), path
+    verify = run(model_run, "verify")
+    assert verify.returncode == 0, verify.stderr[-3000:]
+    assert read_json(model_run / "logs/verify/verify.json")["passed"]
 
 
 def test_study_holds_exactly_every_trial_of_the_concurrent_shards(model_run: Path):

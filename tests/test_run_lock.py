@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SMALL_CONFIG, snakemake_command, write_config
 
 from drg_workflow.run_lock import record_lock_holder, remove_stale_locks
 
@@ -55,3 +56,25 @@ def test_locks_of_an_unknown_or_remote_holder_stay(locked, record):
         holder.write_text(json.dumps(record))
     assert remove_stale_locks(lock_dir, holder) is None
     assert len(list(lock_dir.iterdir())) == 2
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(
+    "args",
+    [("-n",), ("--lint",), ("--report", "report.html"), ("--nolock", "-n"), ("--list-rules",)],
+)
+def test_only_a_run_that_takes_the_locks_removes_stale_ones(tmp_path: Path, args: tuple):
+    """Dry runs, --lint, --report and the like change nothing, stale locks included; the kill
+    and resume of a real run is tests/test_workflow.py's."""
+    write_config(tmp_path, SMALL_CONFIG)
+    lock_dir = tmp_path / ".snakemake" / "locks"
+    lock_dir.mkdir(parents=True)
+    (lock_dir / "0.input.lock").write_text("results/v1/v1.csv\n")
+    holder = tmp_path / ".snakemake" / "drg-workflow" / "lock-holder.json"
+    holder.parent.mkdir(parents=True)
+    holder.write_text(json.dumps({"host": socket.gethostname(), "pid": finished_process_id()}))
+    command = snakemake_command(tmp_path, *args)
+    command.remove("--nolock")  # the helper's own: the run decides about the locks itself
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert "Removed the locks left by a killed run" not in result.stderr
+    assert (lock_dir / "0.input.lock").exists() and holder.exists()

@@ -13,6 +13,7 @@ SLURM cannot be installed at all (no apt-get, no root).
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
@@ -25,8 +26,6 @@ import pytest
 from conftest import ROOT, SMALL_CONFIG, snakemake_command, write_config
 from servers import start_server
 
-from drg_workflow.synthetic import equivalent_rare_drg_threshold
-
 pytestmark = pytest.mark.workflow
 
 SLURM_UP = ROOT / "tests" / "cluster" / "slurm_up.sh"
@@ -37,31 +36,20 @@ STARTED = Path(os.environ.get("DRG_SLURM_STATE", "/run/drg-slurm")) / "started"
 
 MODELS = ("ridge", "random_forest")
 N_SHARDS, TRIALS_PER_SHARD = 2, 2
-SCALE = 0.02
-#: Small data, two tiny models, 2 shards x 2 trials each; artifacts go to the server's own store.
-CONFIG: dict = {
-    "raw": {"source": "synthetic", "synthetic": {"seed": 7, "scale": SCALE}},
-    "transformations": {"drop_rare_drgs": {"threshold": int(equivalent_rare_drg_threshold(SCALE))}},
-    "modelling": {
-        "tuning": {"n_shards": N_SHARDS, "trials_per_shard": TRIALS_PER_SHARD},
-        "importance": {"n_repeats": 2},
-        "mlflow": {"artifact_location": "mlflow-artifacts:/drg-workflow"},
-        "models": {
-            "ridge": {
-                "search_space": {
-                    "alpha": {"type": "float", "low": 1.0e-3, "high": 1.0e3, "log": True}
-                }
-            },
-            "random_forest": {
-                "search_space": {
-                    "n_estimators": {"type": "int", "low": 5, "high": 10},
-                    "max_depth": {"type": "int", "low": 2, "high": 4},
-                },
-                "fixed_params": {"n_jobs": 1},
-            },
-        },
-    },
-}
+
+
+def cluster_config() -> dict:
+    """.test/config-basic with two of its tiny models, 2 shards x 2 trials each, and the
+    artifacts in the server's own store (the nodes share no artifact path)."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    modelling = config["modelling"]
+    modelling["models"] = {model: modelling["models"][model] for model in MODELS}
+    modelling["tuning"] = {"n_shards": N_SHARDS, "trials_per_shard": TRIALS_PER_SHARD}
+    modelling["mlflow"] = {"artifact_location": "mlflow-artifacts:/drg-workflow"}
+    return config
+
+
+CONFIG = cluster_config()
 #: "Job 12 has been submitted with SLURM jobid 34 (log: <workdir>/.snakemake/slurm_logs/
 #: rule_tune_shard/ridge_0/34.log)."
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")

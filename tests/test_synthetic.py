@@ -323,7 +323,7 @@ def test_some_pairs_skip_a_year(small: pd.DataFrame) -> None:
 
 def test_rare_drgs_under_a_scaled_threshold(small: pd.DataFrame) -> None:
     """Some, not all, DRG codes fall under the threshold scaled like DRG totals."""
-    threshold = equivalent_rare_drg_threshold(SMALL_SCALE)
+    threshold = equivalent_rare_drg_threshold(SMALL_SCALE, 5000)
     assert threshold == pytest.approx(5000 * 15 / 210)
     totals = small.groupby("APR DRG Code")["Discharges"].sum()
     rare_share = (totals <= threshold).mean()

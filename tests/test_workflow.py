@@ -87,7 +87,10 @@ def test_every_version_and_its_metadata(small_run: Path):
             "version": step["input"],
             "sha256": metadata[step["input"]]["sha256"],
         }
-    assert metadata["v7"]["transformation"]["parameters"] == {"threshold": 500}
+    assert (
+        metadata["v7"]["transformation"]["parameters"]
+        == SMALL_CONFIG["transformations"]["drop_rare_drgs"]
+    )
     assert metadata["v12"]["transformation"]["parameters"]["window"] == 2
     assert metadata["v0"]["transformation"]["parameters"]["source"] == "synthetic"
     # The rare-DRG threshold bites, and agg_severities collapses severities.
@@ -118,7 +121,7 @@ def test_snakemake_outputs_equal_the_package_functions(small_run: Path):
     frames["v0"] = load("v0")
     lags = config["lags"]
     parameters = {
-        "drop_rare_drgs": {"threshold": 500},
+        "drop_rare_drgs": SMALL_CONFIG["transformations"]["drop_rare_drgs"],
         "yearly_discharge_bin": {"bins": 5},
         "lag_columns": {"columns": lags["columns"], "by": "year"},
         "rolling_columns": {"columns": lags["columns"], "window": 2, "by": "year"},

@@ -11,6 +11,7 @@ import pandas as pd
 
 from drg_workflow.contracts import check_contract
 from drg_workflow.hashing import file_sha256
+from drg_workflow.names import RAW_TRANSFORMATION, RAW_VERSION
 from drg_workflow.synthetic import generate_raw
 from drg_workflow.versions import write_version
 
@@ -69,7 +70,7 @@ def ingest_raw(
     output_csv: str | os.PathLike,
     output_metadata: str | os.PathLike,
     output_arrow: str | os.PathLike,
-    version: str = "v0",
+    version: str = RAW_VERSION,
     raw_path: str | os.PathLike | None = None,
     contract: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def ingest_raw(
     :func:`drg_workflow.contracts.check_contract`); the passed checks go in the metadata.
     """
     frame, extra = load_raw(parameters, raw_path)
-    checks = check_contract(frame, version, "ingest_raw", contract or {})
+    checks = check_contract(frame, version, RAW_TRANSFORMATION, contract or {})
     extra = {**extra, "contracts": checks}
     return write_version(
         frame,
@@ -87,7 +88,7 @@ def ingest_raw(
         output_metadata,
         output_arrow,
         version=version,
-        transformation="ingest_raw",
+        transformation=RAW_TRANSFORMATION,
         parameters=parameters,
         extra=extra,
     )

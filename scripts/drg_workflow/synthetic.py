@@ -132,7 +132,7 @@ def sizes_for_scale(scale: float) -> tuple[int, int]:
     )
 
 
-def equivalent_rare_drg_threshold(scale: float, threshold: float = 5000.0) -> float:
+def equivalent_rare_drg_threshold(scale: float, threshold: float) -> float:
     """Translate a full-scale ``drop_rare_drgs`` threshold to the frame generated at ``scale``.
 
     A DRG's total discharges are a sum over facilities of a scale-independent volume, so they are

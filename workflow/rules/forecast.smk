@@ -21,7 +21,5 @@ rule forecast:
         mem_mb=2000,
     params:
         settings=forecast_settings(),
-        # The order of input.predictions: every model's, then the baseline's.
-        models=[*MODELS, "baseline"],
     script:
         "../../scripts/forecast.py"

@@ -4,7 +4,7 @@
 # run; n_shards tune_shard jobs run the trials of that study in parallel (on one machine or
 # spread over cluster nodes); train_final refits the best parameters once all shards are done.
 # The naive persistence baseline is evaluated like a model, and compare_models puts everything
-# in one table. The wildcard constraints of {model} and {shard} are in common.smk.
+# in one table. The wildcard constraints of {model} and {shard} are in common/modelling.smk.
 # setup_mlflow, setup_study, compare_models and register_champion are bookkeeping (a few MLflow
 # and Optuna calls, no model fits): local rules, so on a cluster they run in the Snakemake
 # process's host instead of waiting in the queue (README.md, "Running on a cluster").
@@ -30,10 +30,10 @@ rule setup_mlflow:
 
 rule setup_study:
     input:
-        metadata=version_metadata(MODELLING_VERSION),
+        metadata=MODELLING_FILES["metadata"],
         experiment=MLFLOW_EXPERIMENT,
     output:
-        setup="results/tuning/{model}/setup.json",
+        setup=TUNING_SETUP,
     log:
         "logs/setup_study/{model}.log",
     benchmark:
@@ -53,7 +53,7 @@ rule tune_shard:
     input:
         unpack(shard_inputs),
     output:
-        summary="results/tuning/{model}/shard_{shard}.json",
+        summary=TUNING_SHARD,
     log:
         "logs/tune_shard/{model}_shard_{shard}.log",
     benchmark:
@@ -74,11 +74,11 @@ rule train_final:
     input:
         unpack(final_inputs),
     output:
-        metrics="results/models/{model}/metrics.json",
-        predictions="results/models/{model}/predictions.csv",
-        permutation_importance="results/models/{model}/permutation_importance.csv",
-        impurity_importance="results/models/{model}/impurity_importance.csv",
-        mlflow_run="results/models/{model}/mlflow_run.json",
+        metrics=MODEL_METRICS,
+        predictions=MODEL_PREDICTIONS,
+        permutation_importance=MODEL_PERMUTATION_IMPORTANCE,
+        impurity_importance=MODEL_IMPURITY_IMPORTANCE,
+        mlflow_run=MODEL_MLFLOW_RUN,
     log:
         "logs/train_final/{model}.log",
     benchmark:
@@ -91,7 +91,7 @@ rule train_final:
     params:
         settings=model_settings,
         importance=MODELLING["importance"],
-        data_source=version_csv(MODELLING_VERSION),
+        data_source=MODELLING_FILES["csv"],
     script:
         "../../scripts/train_final.py"
 
@@ -100,8 +100,8 @@ rule evaluate_baseline:
     input:
         unpack(baseline_inputs),
     output:
-        metrics=BASELINE_METRICS,
-        predictions="results/models/baseline/predictions.csv",
+        metrics=MODEL_METRICS.format(model=BASELINE_NAME),
+        predictions=MODEL_PREDICTIONS.format(model=BASELINE_NAME),
     log:
         "logs/evaluate_baseline/baseline.log",
     benchmark:
@@ -112,14 +112,14 @@ rule evaluate_baseline:
         mem_mb=1000,
     params:
         settings=shared_modelling_settings(),
-        data_source=version_csv(MODELLING_VERSION),
+        data_source=MODELLING_FILES["csv"],
     script:
         "../../scripts/evaluate_baseline.py"
 
 
 rule compare_models:
     input:
-        metrics=comparison_metrics(),
+        metrics=expand(MODEL_METRICS, model=[*MODELS, BASELINE_NAME]),
     output:
         comparison=COMPARISON,
     log:
@@ -139,7 +139,7 @@ rule register_champion:
     input:
         comparison=COMPARISON,
         experiment=MLFLOW_EXPERIMENT,
-        runs=final_run_documents(),
+        runs=expand(MODEL_MLFLOW_RUN, model=MODELS),
     output:
         champion=CHAMPION,
     log:

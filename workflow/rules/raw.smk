@@ -1,24 +1,23 @@
 # v0: the raw data in the real schema, generated or read and validated.
 # Each version's data contract (config `contracts`) is checked by the rule's script.
-from drg_workflow.contract_settings import configured_contract
 
 
 rule ingest_raw:
     input:
         unpack(raw_input_files),
     output:
-        csv=version_csv(RAW_VERSION),
-        metadata=version_metadata(RAW_VERSION),
-        arrow=version_arrow(RAW_VERSION),
+        **version_files(RAW_VERSION),
     log:
         f"logs/ingest_raw/{RAW_VERSION}.log",
     benchmark:
         f"benchmarks/ingest_raw/{RAW_VERSION}.tsv"
+    group:
+        CHAIN_GROUP
     conda:
         "../envs/data.yaml"
     params:
         parameters=raw_parameters(),
-        contract=configured_contract(config, "ingest_raw"),
+        contract=transformation_contract(RAW_TRANSFORMATION),
     script:
         "../../scripts/ingest_raw.py"
 

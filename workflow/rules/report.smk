@@ -9,7 +9,7 @@
 
 rule report_data_versions:
     input:
-        metadata=[version_metadata(v) for v in VERSIONS],
+        metadata=expand(VERSION_METADATA, version=VERSIONS),
     output:
         lineage=report(
             f"{REPORT}/data_versions/lineage.html",
@@ -38,17 +38,17 @@ rule report_data_versions:
 
 rule report_version_metadata:
     input:
-        [version_metadata(v) for v in VERSIONS],
+        expand(VERSION_METADATA, version=VERSIONS),
     output:
         [
             report(
-                path,
+                REPORT_METADATA_COPY.format(version=version),
                 caption="../report/version_metadata.rst",
                 category="Data versions",
                 subcategory="Metadata of each version",
                 labels=version_report_labels(version),
             )
-            for version, path in report_metadata_copies().items()
+            for version in VERSIONS
         ],
     log:
         "logs/report_version_metadata/report_version_metadata.log",
@@ -94,9 +94,9 @@ rule report_features:
 
 rule report_tuning:
     input:
-        setups=[setup_json(model) for model in MODELS],
-        shards=tuning_shard_summaries(),
-        metadata=version_metadata(MODELLING_VERSION),
+        setups=expand(TUNING_SETUP, model=MODELS),
+        shards=[shard for model in MODELS for shard in tuning_shards(model)],
+        metadata=MODELLING_FILES["metadata"],
     output:
         history=[
             report(
@@ -142,13 +142,11 @@ rule report_tuning:
 
 rule report_models:
     input:
-        predictions=[f"results/models/{model}/predictions.csv" for model in MODELS],
-        permutation=[
-            f"results/models/{model}/permutation_importance.csv" for model in MODELS
-        ],
-        impurity=[f"results/models/{model}/impurity_importance.csv" for model in MODELS],
+        predictions=expand(MODEL_PREDICTIONS, model=MODELS),
+        permutation=expand(MODEL_PERMUTATION_IMPORTANCE, model=MODELS),
+        impurity=expand(MODEL_IMPURITY_IMPORTANCE, model=MODELS),
         comparison=COMPARISON,
-        metadata=version_metadata(MODELLING_VERSION),
+        metadata=MODELLING_FILES["metadata"],
     output:
         table=report(
             f"{REPORT}/models/comparison.html",
@@ -206,7 +204,7 @@ rule report_forecast:
         forecast=FORECAST,
         forecast_metadata=FORECAST_METADATA,
         # The data the forecast's model learnt from (the figures' labels name it).
-        metadata=version_metadata(MODELLING_VERSION),
+        metadata=MODELLING_FILES["metadata"],
     output:
         changes=report(
             f"{REPORT}/forecast/forecast_changes.png",

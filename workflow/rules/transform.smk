@@ -1,8 +1,8 @@
 # One rule per transformation of the chain (config `chain`). The rules differ only in name,
 # parameters and the versions they make, so they are declared in one loop; all share the
 # adapter scripts/transform_version.py (read, transform, write, metadata).
-# Each version's data contract (config `contracts`) is checked by the rule's script.
-from drg_workflow.contract_settings import configured_contract
+# Each version's data contract (config `contracts`) is checked by the rule's script. All are
+# in the chain's group, so a cluster runs the sequential chain as one job.
 
 for transformation in CHAIN_TRANSFORMATIONS:
 
@@ -12,20 +12,22 @@ for transformation in CHAIN_TRANSFORMATIONS:
         input:
             unpack(input_version_files),
         output:
-            csv="results/{version}/{version}.csv",
-            metadata="results/{version}/{version}_metadata.json",
-            arrow="results/{version}/{version}.arrow",
+            csv=VERSION_CSV,
+            metadata=VERSION_METADATA,
+            arrow=VERSION_ARROW,
         log:
             f"logs/{transformation}/{{version}}.log",
         benchmark:
             f"benchmarks/{transformation}/{{version}}.tsv"
         wildcard_constraints:
             version=versions_made_by(transformation),
+        group:
+            CHAIN_GROUP
         conda:
             "../envs/data.yaml"
         params:
             transformation=transformation,
             parameters=transformation_parameters(transformation),
-            contract=configured_contract(config, transformation),
+            contract=transformation_contract(transformation),
         script:
             "../../scripts/transform_version.py"

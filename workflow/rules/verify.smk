@@ -1,6 +1,7 @@
 # Proving the chain on disk (scripts/drg_workflow/verify.py): every version's CSV and Arrow copy
 # against its metadata, and every version's recorded input sha256 against that input's current
-# metadata. Results in results/verify.json, one line per version on the console.
+# metadata. One line per version on the console; the report in logs/verify/verify.json
+# (`snakemake verify`) or results/verify.json (the default target's verify_build).
 #
 # `snakemake --cores 2 verify` runs rule verify, which has no input and no output: Snakemake
 # runs a rule without output every time it is asked for, so it checks the files as they are on
@@ -13,13 +14,13 @@
 
 rule verify:
     log:
-        "logs/verify/verify.log",
+        log="logs/verify/verify.log",
+        report="logs/verify/verify.json",
     localrule: True
     conda:
         "../envs/data.yaml"
     params:
         chain=verify_chain_files(),
-        report=VERIFY_REPORT,
     script:
         "../../scripts/verify_versions.py"
 

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import ModellingDataError, year_folds
-from .metrics import regression_metrics, rmse
-from .settings import FeatureSettings
+from drg_workflow.names import BASELINE_NAME, HELD_OUT_SPLITS
 
-BASELINE_NAME = "baseline"
+from .data import ModellingDataError, year_folds
+from .metrics import flatten_metrics, regression_metrics, rmse
+from .settings import FeatureSettings
 
 
 def baseline_rule(features: FeatureSettings) -> str:
@@ -86,9 +86,12 @@ def evaluate_baseline(
     target = features.target
     row: dict[str, Any] = {"model": BASELINE_NAME}
     row["cv_rmse"] = float(np.mean(baseline_cv_scores(splits["train"], n_folds, features)))
-    for split, prefix in (("validation", "val"), ("test", "test")):
-        frame = splits[split]
-        m = regression_metrics(frame[target], baseline_predictions(frame, features))
-        row.update({f"{prefix}_{k}": v for k, v in m.items()})
+    held_out = {
+        split: regression_metrics(
+            splits[split][target], baseline_predictions(splits[split], features)
+        )
+        for split in HELD_OUT_SPLITS
+    }
+    row.update(flatten_metrics(held_out))
     row.update(n_trials_complete=0, n_trials_pruned=0, best_params={})
     return row

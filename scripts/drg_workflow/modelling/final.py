@@ -11,12 +11,12 @@ from sklearn.base import BaseEstimator
 from sklearn.inspection import permutation_importance
 
 from .data import KEY_COLUMNS
-from .metrics import regression_metrics
+from .metrics import flatten_metrics, regression_metrics
 from .models import final_estimator, model_estimator
 from .settings import ModelSettings
 from .tuning import merge_params
 
-SPLIT_PREFIXES = {"validation": "val", "test": "test"}
+__all__ = ["flatten_metrics"]  # re-exported: where the final fit's metrics come from
 
 
 def fit_final_model(
@@ -41,21 +41,6 @@ def evaluate_model(
 ) -> dict[str, dict[str, float]]:
     """Metrics per split: ``{"validation": {"rmse":..., "mae":..., "r2":...}, "test": {...}}``."""
     return {split: regression_metrics(y, estimator.predict(X)) for split, (X, y) in data.items()}
-
-
-def flatten_metrics(
-    by_split: Mapping[str, Mapping[str, float]], cv_rmse: float | None = None
-) -> dict[str, float]:
-    """``{"validation": {"rmse": 1}}`` -> ``{"val_rmse": 1}`` (plus ``cv_rmse`` if given), the
-    names used in MLflow and in the comparison table."""
-    flat = {
-        f"{SPLIT_PREFIXES.get(split, split)}_{name}": float(value)
-        for split, metrics in by_split.items()
-        for name, value in metrics.items()
-    }
-    if cv_rmse is not None:
-        flat["cv_rmse"] = float(cv_rmse)
-    return flat
 
 
 def predictions_frame(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
+#: How a split's metrics are prefixed in MLflow and in the comparison (val_rmse, test_mae).
+SPLIT_PREFIXES = {"validation": "val", "test": "test"}
 
 
 def regression_metrics(
@@ -43,3 +48,18 @@ def _checked(
     if not (np.isfinite(t).all() and np.isfinite(p).all()):
         raise ValueError("y_true / y_pred contain NaN or infinite values")
     return t, p
+
+
+def flatten_metrics(
+    by_split: Mapping[str, Mapping[str, float]], cv_rmse: float | None = None
+) -> dict[str, float]:
+    """``{"validation": {"rmse": 1}}`` -> ``{"val_rmse": 1}`` (plus ``cv_rmse`` if given), the
+    names used in MLflow and in the comparison table."""
+    flat = {
+        f"{SPLIT_PREFIXES.get(split, split)}_{name}": float(value)
+        for split, metrics in by_split.items()
+        for name, value in metrics.items()
+    }
+    if cv_rmse is not None:
+        flat["cv_rmse"] = float(cv_rmse)
+    return flat

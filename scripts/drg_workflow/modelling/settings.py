@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drg_workflow.columns import lag_column, rolling_column
-
-SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
+from drg_workflow.names import SPLIT_NAMES
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from drg_workflow.files import atomic_output
 from drg_workflow.hashing import config_hash
+from drg_workflow.names import HELD_OUT_SPLITS
 from drg_workflow.versions import read_arrow, read_json
 
 from .baseline import BASELINE_NAME, baseline_predictions, baseline_rule, evaluate_baseline
@@ -31,8 +32,6 @@ from .settings import (
     ModellingSettings,
     ModelSettings,
 )
-
-HELD_OUT_SPLITS: tuple[str, ...] = ("validation", "test")
 
 
 def metrics_summary(metrics: Mapping[str, Any]) -> str:

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from drg_workflow.names import BASELINE_NAME
+
 from .settings import MlflowSettings
 from .sqlite import sqlite_file, sqlite_init_lock
 
@@ -41,7 +43,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 TRIAL_STAGE = "trial"
 TUNING_STAGE = "tuning"
 FINAL_STAGE = "final"
-BASELINE_STAGE = "baseline"
+BASELINE_STAGE = BASELINE_NAME
 #: Optuna trial state -> status of its MLflow run.
 _RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from drg_workflow.modelling.comparison import METRIC_COLUMNS
+from drg_workflow.names import BASELINE_NAME
 
 #: Hex digits of a sha256 shown in tables, labels and footers.
 SHORT_SHA = 12
@@ -194,11 +195,11 @@ def comparison_page(comparison: pd.DataFrame, data: str) -> str:
     warnings = [w for w in comparison["warning"].astype("string").fillna("") if w]
     beats = comparison["beats_baseline"].astype("string").fillna("")
     classes = [
-        "baseline" if model == "baseline" else ("warn" if b != "True" else "")
+        "baseline" if model == BASELINE_NAME else ("warn" if b != "True" else "")
         for model, b in zip(comparison["model"], beats, strict=True)
     ]
     trials = [
-        "" if model == "baseline" else f"{int(done)} / {int(pruned)}"
+        "" if model == BASELINE_NAME else f"{int(done)} / {int(pruned)}"
         for model, done, pruned in zip(
             comparison["model"],
             comparison["n_trials_complete"],

@@ -1,0 +1,15 @@
+"""Names that the workflow, its rules and the package share: one definition each.
+
+Only the standard library, so the Snakefile can import it at parse time.
+"""
+
+#: The raw data version, made by rule ``ingest_raw`` from the configured raw source.
+RAW_VERSION = "v0"
+#: The rule (and the transformation name recorded in v0's metadata) that makes ``RAW_VERSION``.
+RAW_TRANSFORMATION = "ingest_raw"
+#: The naive persistence baseline, evaluated and compared like a model.
+BASELINE_NAME = "baseline"
+#: The year splits of the modelling data, in time order.
+SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
+#: The splits the models are scored on (never fitted on).
+HELD_OUT_SPLITS: tuple[str, ...] = ("validation", "test")

@@ -1,0 +1,93 @@
+"""The small configurations under .test/ (what the tests and the catalogue's CI run) are valid,
+and their rare-DRG thresholds are the default one scaled to their data."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import ROOT, TEST_CONFIGS, load_test_config
+from modelling_frames import SCHEMA, rare_drg_threshold
+
+from drg_workflow.config_validation import validate_config
+from drg_workflow.versions import read_arrow, read_json
+
+NAMES = sorted(
+    path.parent.name.removeprefix("config-") for path in TEST_CONFIGS.glob("*/config.yaml")
+)
+#: The synthetic scale each raw file under .test/resources was made at (its README).
+RAW_FILE_SCALES = {"resources/raw.csv": 0.01, "resources/raw-gap.csv": 0.01}
+
+
+def test_the_catalogue_configs_are_there():
+    assert {"basic", "file", "gap"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_config_is_valid_and_its_threshold_fits_its_data(name: str):
+    config = validate_config(load_test_config(name), copy.deepcopy(SCHEMA))
+    raw = config["raw"]
+    if raw["source"] == "file":
+        assert (TEST_CONFIGS / raw["path"]).is_file()
+        scale = RAW_FILE_SCALES[raw["path"]]
+    else:
+        scale = raw["synthetic"]["scale"]
+    threshold = config["transformations"]["drop_rare_drgs"]["threshold"]
+    assert threshold == rare_drg_threshold(scale)
+
+
+def run_catalogue_style(tmp_path, name: str, *targets: str) -> tuple[object, object]:
+    """``snakemake --cores 2 --directory .test --configfile .test/config-<name>/config.yaml``
+    on a copy of .test (the repository's own stays clean)."""
+    test_dir = tmp_path / ".test"
+    shutil.copytree(TEST_CONFIGS, test_dir)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *targets,
+            "--cores",
+            "2",
+            "--snakefile",
+            str(ROOT / "workflow" / "Snakefile"),
+            "--directory",
+            str(test_dir),
+            "--configfile",
+            str(test_dir / f"config-{name}" / "config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    return result, test_dir
+
+
+@pytest.mark.workflow
+def test_config_file_builds_and_proves_every_version(tmp_path):
+    result, test_dir = run_catalogue_style(tmp_path, "file", "features", "verify")
+    assert result.returncode == 0, result.stderr[-3000:]
+    v0 = read_json(test_dir / "results/v0/v0_metadata.json")
+    assert v0["transformation"]["parameters"]["source"] == "file"
+    assert v0["rows"] == len(pd.read_csv(test_dir / "resources/raw.csv"))
+    assert read_json(test_dir / "logs/verify/verify.json")["passed"]
+
+
+@pytest.mark.workflow
+def test_config_gap_runs_end_to_end_and_forecasts_the_year_after_the_last(tmp_path):
+    """A raw file with 2009-2017 and 2021: the default target runs; lags across the gap stay
+    missing; the forecast is for 2022."""
+    result, test_dir = run_catalogue_style(tmp_path, "gap")
+    assert result.returncode == 0, result.stderr[-3000:]
+    v13 = read_arrow(test_dir / "results/v13/v13.arrow")
+    assert sorted(v13["year"].unique())[-2:] == [2017, 2021]
+    assert v13.loc[v13["year"] == 2021, "sum_discharges_lag1"].isna().all()
+    forecast = pd.read_csv(test_dir / "results/forecast/forecast.csv")
+    assert set(forecast["year"]) == {2022}
+    assert read_json(test_dir / "results/verify.json")["passed"]

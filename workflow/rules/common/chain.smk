@@ -1,0 +1,117 @@
+# The version chain (config `chain`): which versions exist, what each is made from, and the
+# input functions of the rules that make them (raw.smk, transform.smk).
+from drg_workflow.chain import configured_parameters
+from drg_workflow.contract_settings import configured_contract
+from drg_workflow.names import RAW_TRANSFORMATION, RAW_VERSION
+
+#: version -> its chain entry ({version, transformation, input}).
+CHAIN = {step["version"]: step for step in config["chain"]}
+#: Every version the workflow can build, v0 first.
+VERSIONS = [RAW_VERSION, *CHAIN]
+#: Transformations used by the chain, in first-use order: one rule each.
+CHAIN_TRANSFORMATIONS = list(
+    dict.fromkeys(step["transformation"] for step in CHAIN.values())
+)
+#: The SLURM group job that runs the whole sequential chain v0 -> last version (profiles/slurm):
+#: one queue wait instead of one per version. Locally, groups change nothing.
+CHAIN_GROUP = "chain"
+
+
+wildcard_constraints:
+    version="|".join(VERSIONS),
+
+
+def transformation_of(version):
+    """The transformation (and rule) that makes a version."""
+    return CHAIN[version]["transformation"] if version in CHAIN else RAW_TRANSFORMATION
+
+
+def versions_made_by(transformation):
+    """Regex matching the versions a transformation makes (used as its rule's constraint)."""
+    return "|".join(
+        v for v, step in CHAIN.items() if step["transformation"] == transformation
+    )
+
+
+def input_version_files(wildcards):
+    """The data (Arrow copy) and metadata of the version the requested one is made from."""
+    source = version_files(CHAIN[wildcards.version]["input"])
+    return {"arrow": source["arrow"], "metadata": source["metadata"]}
+
+
+def transformation_parameters(transformation):
+    """Keyword parameters of a transformation, from the config."""
+    return configured_parameters(config, transformation)
+
+
+def transformation_contract(transformation):
+    """The data contract the version a transformation makes must meet (config `contracts`)."""
+    return configured_contract(config, transformation)
+
+
+def raw_input_files(wildcards):
+    """The raw CSV that v0 is read from (nothing for the synthetic generator).
+
+    file: a local path, kept local even with --default-storage-provider; url: the CSV that
+    download_raw fetched; s3: the object itself, through snakemake-storage-plugin-s3 (endpoint
+    and credentials from its --storage-s3-* flags or SNAKEMAKE_STORAGE_S3_* variables).
+    """
+    raw = config["raw"]
+    if raw["source"] == "file":
+        return {"raw": local(raw["path"])}
+    if raw["source"] == "url":
+        return {"raw": RAW_DOWNLOAD}
+    if raw["source"] == "s3":
+        return {"raw": storage.s3(raw["s3"])}
+    return {}
+
+
+def raw_parameters():
+    """Settings of the configured raw source, as recorded in the v0 metadata."""
+    raw = config["raw"]
+    if raw["source"] == "synthetic":
+        return {"source": "synthetic", **raw["synthetic"]}
+    # The URL / URI is recorded (the schema refuses credentials in it); a new one reruns v0.
+    where = (
+        {raw["source"]: raw[raw["source"]]} if raw["source"] in ("url", "s3") else {}
+    )
+    return {
+        "source": raw["source"],
+        **where,
+        "on_bad_rows": raw["on_bad_rows"],
+        "plausible_years": raw["plausible_years"],
+    }
+
+
+def version_targets():
+    """Every version's CSV and metadata."""
+    return [
+        version_files(version)[kind]
+        for version in VERSIONS
+        for kind in ("csv", "metadata")
+    ]
+
+
+def verify_chain_files():
+    """Every version of the chain and its files, in build order (the verify script's params)."""
+    return [
+        {
+            "version": version,
+            "transformation": transformation_of(version),
+            "input_version": CHAIN[version]["input"] if version in CHAIN else None,
+            **version_files(version),
+        }
+        for version in VERSIONS
+    ]
+
+
+def verified_build_inputs(wildcards):
+    """What the default target's check runs after: every version's files (named
+    `<version>_csv`, `_arrow`, `_metadata`, so the script reads them where the job has them,
+    e.g. local copies of a default storage) and the comparison."""
+    files = {
+        f"{version}_{kind}": path
+        for version in VERSIONS
+        for kind, path in version_files(version).items()
+    }
+    return {**files, "comparison": COMPARISON}

@@ -1,0 +1,143 @@
+# Modelling and forecast settings (config `modelling`, `forecast`) and the input functions of
+# models.smk and forecast.smk.
+import os
+
+from drg_workflow.chain import forecast_chain
+from drg_workflow.names import BASELINE_NAME
+
+#: Models tuned, trained and compared (the keys of modelling.models), in config order.
+MODELS = list(MODELLING["models"])
+#: The data version the models learn from (modelling.data_version).
+MODELLING_VERSION = MODELLING["data_version"]
+#: Its files by kind (csv, metadata, arrow).
+MODELLING_FILES = version_files(MODELLING_VERSION)
+
+
+# Declared here, before any rule: global constraints added after rules exist are re-applied to
+# those rules, which in Snakemake 9.27 breaks outputs in a default storage (S3).
+wildcard_constraints:
+    model="|".join(MODELS),
+    shard=r"\d+",
+
+
+def tracking_uri():
+    """modelling.mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else the local sqlite store."""
+    return (
+        MODELLING["mlflow"]["tracking_uri"]
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or DEFAULT_TRACKING_URI
+    )
+
+
+def mlflow_settings():
+    """modelling.mlflow with the tracking URI resolved: setup_mlflow's params, so a new store,
+    experiment name or artifact location re-runs it (and so every job that logs to MLflow).
+    """
+    return {**MODELLING["mlflow"], "tracking_uri": tracking_uri()}
+
+
+def shared_modelling_settings():
+    """Settings every modelling rule shares (target, lag list and window, data, features,
+    split, folds, seed)."""
+    return {
+        "target": config["target"],
+        "lags": {
+            "columns": config["lags"]["columns"],
+            "rolling_window": config["lags"]["rolling_window"],
+        },
+        "data_version": MODELLING_VERSION,
+        "include_same_year_features": MODELLING["include_same_year_features"],
+        "include_year": MODELLING["include_year"],
+        "split": MODELLING["split"],
+        "cv_folds": MODELLING["cv_folds"],
+        "random_state": MODELLING["random_state"],
+    }
+
+
+def model_settings(wildcards):
+    """Everything a model's setup, shards and final fit depend on: passed as a param, so any
+    change re-runs them (and setup_study starts a new study)."""
+    model = wildcards.model
+    tuning = MODELLING["tuning"]
+    return {
+        **shared_modelling_settings(),
+        "model": model,
+        "search_space": MODELLING["models"][model]["search_space"],
+        "fixed_params": MODELLING["models"][model]["fixed_params"],
+        "target_form": MODELLING["target_form"],
+        "tuning": {**tuning, "storage": tuning["storage"].format(model=model)},
+    }
+
+
+def modelling_data(wildcards):
+    """The modelling data version: its Arrow copy (read) and metadata (sha256, version)."""
+    return {
+        "arrow": MODELLING_FILES["arrow"],
+        "metadata": MODELLING_FILES["metadata"],
+    }
+
+
+def shard_inputs(wildcards):
+    """A shard needs the data and its model's study (setup.json)."""
+    return {
+        **modelling_data(wildcards),
+        "setup": TUNING_SETUP.format(model=wildcards.model),
+    }
+
+
+def tuning_shards(model):
+    """Every tuning shard's summary of one model."""
+    return expand(
+        TUNING_SHARD, model=model, shard=range(MODELLING["tuning"]["n_shards"])
+    )
+
+
+def final_inputs(wildcards):
+    """The final fit waits for every shard of its model."""
+    return {**shard_inputs(wildcards), "shards": tuning_shards(wildcards.model)}
+
+
+def baseline_inputs(wildcards):
+    """The baseline needs the data and the MLflow experiment, and nothing of any model."""
+    return {**modelling_data(wildcards), "experiment": MLFLOW_EXPERIMENT}
+
+
+# ----------------------------------------------------------------------------- forecast
+
+try:
+    #: The version the forecast's next-year lags are taken from, and the chain's steps from
+    #: lag_columns to the modelling data (re-applied to next year's placeholder rows).
+    FORECAST_BASE_VERSION, FORECAST_STEPS = forecast_chain(config)
+    FORECAST_CHAIN_ERROR = None
+except ValueError as error:
+    # Only the forecast needs it: a chain without lags still builds its versions.
+    FORECAST_BASE_VERSION, FORECAST_STEPS = None, []
+    FORECAST_CHAIN_ERROR = f"config key {error}"
+
+
+def forecast_inputs(wildcards):
+    """The champion, the base and modelling data, and every model's (and the baseline's)
+    held-out predictions, named `predictions_<model>`: the champion's calibrate the interval.
+    """
+    if FORECAST_CHAIN_ERROR:
+        raise WorkflowError(FORECAST_CHAIN_ERROR)
+    base = version_files(FORECAST_BASE_VERSION)
+    return {
+        "champion": CHAMPION,
+        "base_arrow": base["arrow"],
+        "base_metadata": base["metadata"],
+        **modelling_data(wildcards),
+        **{
+            f"predictions_{model}": MODEL_PREDICTIONS.format(model=model)
+            for model in [*MODELS, BASELINE_NAME]
+        },
+    }
+
+
+def forecast_settings():
+    """What the forecast depends on besides its input files."""
+    return {
+        **shared_modelling_settings(),
+        "forecast": config["forecast"],
+        "steps": FORECAST_STEPS,
+    }

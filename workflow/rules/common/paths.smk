@@ -1,0 +1,49 @@
+# Every output path of the workflow, defined once: the rules' `output:` use these templates, the
+# input functions fill them in, and rule all takes its targets from the rules' outputs.
+# All are relative to the working directory (with a default storage provider, inside it).
+
+#: A data version, its metadata and its Arrow copy (the same data, read by the next rule far
+#: faster than the CSV).
+VERSION_CSV = "results/{version}/{version}.csv"
+VERSION_METADATA = "results/{version}/{version}_metadata.json"
+VERSION_ARROW = "results/{version}/{version}.arrow"
+#: Where download_raw puts the CSV of raw.source url (in the default storage, if any).
+RAW_DOWNLOAD = "resources/raw/download.csv"
+
+#: Written by setup_mlflow: the experiment every run goes to (its id, URI, artifact location).
+MLFLOW_EXPERIMENT = "results/mlflow/experiment.json"
+#: The local MLflow store used when no tracking URI is configured.
+DEFAULT_TRACKING_URI = "sqlite:///results/mlflow/mlflow.db"
+#: A model's Optuna study (setup_study) and its tuning shards' summaries (tune_shard).
+TUNING_SETUP = "results/tuning/{model}/setup.json"
+TUNING_SHARD = "results/tuning/{model}/shard_{shard}.json"
+#: A model's (or the baseline's) results: train_final / evaluate_baseline.
+MODEL_METRICS = "results/models/{model}/metrics.json"
+MODEL_PREDICTIONS = "results/models/{model}/predictions.csv"
+MODEL_PERMUTATION_IMPORTANCE = "results/models/{model}/permutation_importance.csv"
+MODEL_IMPURITY_IMPORTANCE = "results/models/{model}/impurity_importance.csv"
+MODEL_MLFLOW_RUN = "results/models/{model}/mlflow_run.json"
+COMPARISON = "results/models/comparison.csv"
+CHAMPION = "results/models/champion.json"
+
+FORECAST = "results/forecast/forecast.csv"
+FORECAST_METADATA = "results/forecast/forecast_metadata.json"
+
+#: The default target's proof of the chain on disk (verify_build); `snakemake verify` writes
+#: its own report beside its log.
+VERIFY_REPORT = "results/verify.json"
+
+#: Figures and tables of `snakemake --report` (rules in report.smk).
+REPORT = "results/report"
+#: One figure per model: {kind} is the report category's folder, {name} the figure.
+REPORT_MODEL_FIGURE = "results/report/{kind}/{model}_{name}.png"
+REPORT_METADATA_COPY = "results/report/data_versions/metadata/{version}_metadata.json"
+
+
+def version_files(version):
+    """The CSV, metadata and Arrow copy of one version, by kind."""
+    return {
+        "csv": VERSION_CSV.format(version=version),
+        "metadata": VERSION_METADATA.format(version=version),
+        "arrow": VERSION_ARROW.format(version=version),
+    }

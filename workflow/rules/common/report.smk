@@ -1,0 +1,55 @@
+# Labels of the report's items (report.smk): read from the inputs' metadata when the report is
+# made, so every figure names the data version and sha256 it was drawn from.
+import json
+import shutil
+
+#: Permutation importances drawn per model; lag features drawn against the target.
+REPORT_TOP_FEATURES = 15
+REPORT_LAG_FEATURES = 4
+
+
+def report_model_figures(kind, name):
+    """(model, path) of one figure per model, in MODELS order."""
+    return [
+        (model, REPORT_MODEL_FIGURE.format(kind=kind, model=model, name=name))
+        for model in MODELS
+    ]
+
+
+def report_labels(figure, model="all models"):
+    """Labels of a report item: its figure name, its model and, read when the report is made,
+    the data version and short sha256 it was made from (the rule's input.metadata).
+    """
+
+    def labels(wildcards, input):
+        metadata = json.loads(Path(input.metadata).read_text())
+        return {
+            "model": model,
+            "figure": figure,
+            "data": f"{metadata['version']}, sha256 {metadata['sha256'][:12]}",
+        }
+
+    return labels
+
+
+def version_report_labels(version):
+    """Labels of a version's metadata in the report (version, transformation, rows, short
+    sha256), read from the version's metadata when the report is made."""
+
+    def labels(wildcards, input):
+        (path,) = [f for f in input if f.endswith(f"{version}_metadata.json")]
+        metadata = json.loads(Path(path).read_text())
+        return {
+            "version": version,
+            "transformation": metadata["transformation"]["name"],
+            "rows": metadata["rows"],
+            "sha256": metadata["sha256"][:12],
+        }
+
+    return labels
+
+
+def copy_files(sources, copies):
+    """Copy each source file to its copy, byte for byte."""
+    for source, copy in zip(sources, copies, strict=True):
+        shutil.copyfile(source, copy)
