@@ -285,6 +285,11 @@ def test_bad_contracts_are_refused(contracts, message):
 
 
 def test_every_transformation_has_a_contract():
-    from drg_workflow.transformations import TRANSFORMATIONS
+    from drg_workflow.registry import registered_transformations
 
-    assert sorted(DEFAULTS["contracts"]) == sorted([*TRANSFORMATIONS, "ingest_raw"])
+    assert sorted(DEFAULTS["contracts"]) == sorted([*registered_transformations(), "ingest_raw"])
+
+
+def test_a_contract_field_the_checks_do_not_know_is_refused():
+    with pytest.raises(ValueError, match="unknown field"):
+        check_contract(pd.DataFrame({"a": [1]}), "v1", "x", {"unique_rows": True})

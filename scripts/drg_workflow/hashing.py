@@ -1,7 +1,7 @@
 """Content hashes: of data files (version metadata, MLflow ``data_sha256`` tags) and of
-configuration (MLflow ``config_hash`` tags, study names, the config-check cache).
+configuration (MLflow ``config_hash`` tags, study names).
 
-Only the standard library, so the Snakefile can use it without paying for pandas at parse time.
+Only the standard library: hashing needs nothing more, and any script can import it cheaply.
 """
 
 from __future__ import annotations

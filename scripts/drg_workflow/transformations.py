@@ -6,8 +6,12 @@ config's ``chain``; docs/data-versions.md describes each transformation in the d
 (columns, formulas, parameters and their config keys, row counts) and the corrections to the
 original pipeline. The docstrings here repeat the essentials.
 
-Every transformation is registered in :data:`TRANSFORMATIONS` under the name the config's chain
-uses. All of them are vectorised: group-wise work is done with sorted numpy arrays and
+Every transformation is registered by the :func:`~drg_workflow.registry.register` decorator on
+its function, under the function's name (the name the config's chain uses), with its parameters
+(their schema, default and description, or the shared setting they come from) and the default
+contract of the versions it makes: the config schema is generated from these entries, so adding
+a transformation is writing its decorated function here and putting it in the chain. All of them
+are vectorised: group-wise work is done with sorted numpy arrays and
 ``reduceat``/``cumsum`` rather than ``groupby().apply`` of Python functions, which is what made
 the original pipeline take 47 minutes.
 """
@@ -23,9 +27,12 @@ import pandas as pd
 
 from drg_workflow.columns import lag_column, rolling_column
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.registry import ConfigValue, Parameter, register, registered_transformations
 
 #: Keys of one row once ``agg_severities`` has run.
 GROUP_KEYS: list[str] = ["year", "facility_id", "apr_drg_code"]
+#: Keys of one row before ``agg_severities``: one row per severity of a (year, facility, DRG).
+SEVERITY_ROW_KEYS: list[str] = [*GROUP_KEYS, "apr_severity_of_illness_code"]
 #: Keys of one (facility, DRG) time series, the unit that lags are taken within.
 SERIES_KEYS: list[str] = ["facility_id", "apr_drg_code"]
 #: Severity of illness codes whose discharge shares become ``severity_k_portion``.
@@ -49,6 +56,10 @@ WEIGHTED_MEDIAN_COLUMNS: list[str] = [
 
 LagMode = Literal["year", "row"]
 
+#: The lag list and lag mode, shared by the lag steps and the modelling (config ``lags``).
+LAG_LIST = ConfigValue("lags.columns")
+LAG_MODE = ConfigValue("lags.by")
+
 
 class TransformationError(DrgWorkflowError):
     """A transformation cannot run on its input (e.g. a column it needs is missing)."""
@@ -63,6 +74,29 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], transformation
         )
 
 
+# --- default contracts shared by several transformations ------------------------------------
+
+
+def _severity_rows_contract(finite: Sequence[str], added: Sequence[str] = ()) -> dict[str, object]:
+    """The default contract of a version still at one row per severity that keeps every row of
+    its input: keys, discharges present and >= 1, the ``finite`` money columns, and the
+    ``added`` columns present."""
+    return {
+        "keys": SEVERITY_ROW_KEYS,
+        "required_columns": ["discharges", *added],
+        "not_null": ["discharges"],
+        "ranges": {"discharges": {"min": 1}},
+        "finite": list(finite),
+        "rows_vs_input": "same",
+    }
+
+
+#: From ``agg_severities`` on, a row is one (year, facility, DRG), never two.
+ONE_ROW_PER_GROUP: dict[str, object] = {"keys": GROUP_KEYS, "unique_keys": True}
+#: The money columns of the raw file (sanitized names).
+MONEY_COLUMNS: list[str] = ["mean_charge", "median_charge", "mean_cost", "median_cost"]
+
+
 # --- column housekeeping ---------------------------------------------------------------------
 
 
@@ -71,8 +105,10 @@ def sanitize_name(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
 
 
+@register(contract=_severity_rows_contract(finite=MONEY_COLUMNS))
 def sanitize_column_names(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rename every column by :func:`sanitize_name`.
+    """Rename every column by :func:`sanitize_name`: lower case, every run of characters other
+    than letters and digits one ``_``.
 
     ``"APR Severity Of Illness Code"`` -> ``apr_severity_of_illness_code`` and so on; fails if
     two columns would get the same name.
@@ -87,6 +123,7 @@ def sanitize_column_names(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.set_axis(names, axis=1)
 
 
+@register(contract=_severity_rows_contract(finite=MONEY_COLUMNS))
 def drop_description_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Drop every column whose name ends with ``description``."""
     return frame.drop(columns=[c for c in frame.columns if str(c).endswith("description")])
@@ -102,6 +139,7 @@ def _with_column(
     return frame.assign(**{name: op(frame[left], frame[right])})
 
 
+@register(contract=_severity_rows_contract(finite=["median_profit"], added=["median_profit"]))
 def median_profit(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``median_profit = median_charge - median_cost``."""
     return _with_column(
@@ -109,6 +147,7 @@ def median_profit(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+@register(contract=_severity_rows_contract(finite=["mean_profit"], added=["mean_profit"]))
 def mean_profit(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``mean_profit = mean_charge - mean_cost``."""
     return _with_column(
@@ -116,6 +155,9 @@ def mean_profit(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+@register(
+    contract=_severity_rows_contract(finite=["total_mean_profit"], added=["total_mean_profit"])
+)
 def total_mean_profit(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``total_mean_profit = mean_profit * discharges``."""
     return _with_column(
@@ -123,6 +165,9 @@ def total_mean_profit(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+@register(
+    contract=_severity_rows_contract(finite=["total_median_profit"], added=["total_median_profit"])
+)
 def total_median_profit(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``total_median_profit = median_profit * discharges``."""
     return _with_column(
@@ -135,6 +180,9 @@ def total_median_profit(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+@register(
+    contract=_severity_rows_contract(finite=["total_median_cost"], added=["total_median_cost"])
+)
 def total_median_cost(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``total_median_cost = median_cost * discharges``."""
     return _with_column(
@@ -142,6 +190,7 @@ def total_median_cost(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+@register(contract=_severity_rows_contract(finite=["total_mean_cost"], added=["total_mean_cost"]))
 def total_mean_cost(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``total_mean_cost = mean_cost * discharges``."""
     return _with_column(
@@ -152,6 +201,25 @@ def total_mean_cost(frame: pd.DataFrame) -> pd.DataFrame:
 # --- rare DRGs -------------------------------------------------------------------------------
 
 
+@register(
+    parameters={
+        "threshold": Parameter(
+            schema={"type": "integer", "minimum": 0},
+            default=5000,
+            description=(
+                "Keep a DRG only if its total discharges over the whole file are strictly greater."
+            ),
+        )
+    },
+    contract={
+        "keys": SEVERITY_ROW_KEYS,
+        "required_columns": ["discharges"],
+        "not_null": ["discharges"],
+        "ranges": {"discharges": {"min": 1}},
+        # A filter: never more rows than its input.
+        "rows_vs_input": "at_most",
+    },
+)
 def drop_rare_drgs(frame: pd.DataFrame, threshold: int) -> pd.DataFrame:
     """Keep the rows whose DRG has total discharges over the whole frame ``> threshold``.
 
@@ -209,6 +277,26 @@ def weighted_lower_median(
     return sorted_values[starts + rows_below.astype(np.int64)]
 
 
+@register(
+    contract={
+        **ONE_ROW_PER_GROUP,
+        "required_columns": [
+            "sum_discharges",
+            *(f"severity_{code}_portion" for code in SEVERITY_CODES),
+            *(f"w_{column}" for column in WEIGHTED_MEAN_COLUMNS),
+            *(f"w_{column}" for column in WEIGHTED_MEDIAN_COLUMNS),
+        ],
+        "not_null": ["sum_discharges"],
+        "finite": [f"w_{c}" for c in (*WEIGHTED_MEAN_COLUMNS, *WEIGHTED_MEDIAN_COLUMNS)],
+        "ranges": {
+            "sum_discharges": {"min": 1},
+            **{f"severity_{code}_portion": {"min": 0, "max": 1} for code in SEVERITY_CODES},
+        },
+        "sums_to_one": [[f"severity_{code}_portion" for code in SEVERITY_CODES]],
+        # An aggregation: never more rows than its input.
+        "rows_vs_input": "at_most",
+    },
+)
 def agg_severities(frame: pd.DataFrame) -> pd.DataFrame:
     """Collapse the severity rows to one row per (year, facility_id, apr_drg_code).
 
@@ -263,6 +351,19 @@ def agg_severities(frame: pd.DataFrame) -> pd.DataFrame:
 # --- same-year context -----------------------------------------------------------------------
 
 
+@register(
+    contract={
+        **ONE_ROW_PER_GROUP,
+        "required_columns": ["facility_drg_count", "year_drg_count", "ratio_drg_facility_vs_year"],
+        "not_null": ["ratio_drg_facility_vs_year"],
+        "ranges": {
+            "facility_drg_count": {"min": 1},
+            "year_drg_count": {"min": 1},
+            "ratio_drg_facility_vs_year": {"min": 0, "max": 1},
+        },
+        "rows_vs_input": "same",
+    },
+)
 def ratio_drg_facility_vs_year(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``facility_drg_count`` (distinct DRGs per (year, facility)), ``year_drg_count``
     (distinct DRGs per year) and ``ratio_drg_facility_vs_year``, the first over the second."""
@@ -288,6 +389,22 @@ def equal_count_bins(values: pd.Series, bins: int) -> pd.Series:
     return labels.astype(np.int64)
 
 
+@register(
+    parameters={
+        "bins": Parameter(
+            schema={"type": "integer", "minimum": 1, "maximum": 100},
+            default=5,
+            description="Number of equal-count quantile bins of yearly facility discharges.",
+        )
+    },
+    contract={
+        **ONE_ROW_PER_GROUP,
+        "required_columns": ["yearly_discharge_bin"],
+        "not_null": ["yearly_discharge_bin"],
+        "ranges": {"yearly_discharge_bin": {"min": 0}},
+        "rows_vs_input": "same",
+    },
+)
 def yearly_discharge_bin(frame: pd.DataFrame, bins: int) -> pd.DataFrame:
     """Within each year, cut facilities into ``bins`` equal-count quantile bins of their
     yearly ``sum_discharges`` and join the label back to every row as ``yearly_discharge_bin``.
@@ -356,6 +473,10 @@ def _check_lag_mode(by: str, transformation: str) -> None:
         raise TransformationError(f"{transformation}: by must be 'year' or 'row', not {by!r}")
 
 
+@register(
+    parameters={"columns": LAG_LIST, "by": LAG_MODE},
+    contract={**ONE_ROW_PER_GROUP, "rows_vs_input": "same"},
+)
 def lag_columns(frame: pd.DataFrame, columns: Sequence[str], by: LagMode) -> pd.DataFrame:
     """Add ``<col>_lag1`` for each of ``columns``, within each (facility, DRG) series.
 
@@ -373,6 +494,15 @@ def lag_columns(frame: pd.DataFrame, columns: Sequence[str], by: LagMode) -> pd.
     return pd.concat([ordered, pd.DataFrame(lags, index=ordered.index)], axis=1)
 
 
+@register(
+    parameters={
+        "columns": LAG_LIST,
+        "window": ConfigValue("lags.rolling_window"),
+        "by": LAG_MODE,
+    },
+    # Rows with nothing in their window are dropped.
+    contract={**ONE_ROW_PER_GROUP, "rows_vs_input": "at_most"},
+)
 def rolling_columns(
     frame: pd.DataFrame, columns: Sequence[str], window: int, by: LagMode
 ) -> pd.DataFrame:
@@ -403,6 +533,15 @@ def rolling_columns(
     return result.loc[has_previous].reset_index(drop=True)
 
 
+@register(
+    parameters={"columns": LAG_LIST, "keep": ConfigValue("target", as_list=True)},
+    contract={
+        **ONE_ROW_PER_GROUP,
+        "required_columns": ["{target}"],
+        "finite": ["{target}"],
+        "rows_vs_input": "same",
+    },
+)
 def drop_non_lag_columns(
     frame: pd.DataFrame, columns: Sequence[str], keep: Sequence[str]
 ) -> pd.DataFrame:
@@ -412,34 +551,10 @@ def drop_non_lag_columns(
     return frame.drop(columns=[c for c in columns if c not in set(keep)])
 
 
-#: Transformation name (as used in the config's chain) -> function.
-TRANSFORMATIONS: dict[str, Callable[..., pd.DataFrame]] = {
-    f.__name__: f
-    for f in (
-        sanitize_column_names,
-        drop_description_columns,
-        median_profit,
-        mean_profit,
-        total_mean_profit,
-        total_median_profit,
-        total_median_cost,
-        total_mean_cost,
-        drop_rare_drgs,
-        agg_severities,
-        ratio_drg_facility_vs_year,
-        yearly_discharge_bin,
-        lag_columns,
-        rolling_columns,
-        drop_non_lag_columns,
-    )
-}
-
-
 def apply_transformation(name: str, frame: pd.DataFrame, parameters: dict) -> pd.DataFrame:
     """Run the transformation registered as ``name`` with keyword ``parameters``."""
-    try:
-        function = TRANSFORMATIONS[name]
-    except KeyError:
-        known = ", ".join(TRANSFORMATIONS)
-        raise TransformationError(f"unknown transformation {name!r}; known: {known}") from None
-    return function(frame, **parameters)
+    registry = registered_transformations()
+    if name not in registry:
+        known = ", ".join(registry)
+        raise TransformationError(f"unknown transformation {name!r}; known: {known}")
+    return registry[name].function(frame, **parameters)

@@ -1,5 +1,5 @@
 """Modelling on the modelling data version: features, year splits, models, tuning, final
-refit, baseline, comparison, MLflow tracking.
+refit, baseline, comparison, MLflow tracking, the next-year forecast.
 
 Modules (imported explicitly; this package does not re-export them so that a rule needing only
 the data helpers does not pay for ``import mlflow``, which takes 1-2 s):
@@ -7,6 +7,8 @@ the data helpers does not pay for ``import mlflow``, which takes 1-2 s):
 - :mod:`.settings`: the typed modelling settings, built once from the rules' params.
 - :mod:`.data`: feature selection, year split, year folds, ``prepare_modelling_data``.
 - :mod:`.metrics`: :func:`~.metrics.regression_metrics`.
+- :mod:`.target_form`: the form a model learns the target in (raw, log, relative), applied
+  inside the estimator by ``TargetFormRegressor``.
 - :mod:`.baseline`: naive persistence baseline, evaluated like the models.
 - :mod:`.models`: ``MODEL_BUILDERS`` registry.
 - :mod:`.search_space`: the model-config checks the schema cannot make, Optuna suggestion.
@@ -15,6 +17,8 @@ the data helpers does not pay for ``import mlflow``, which takes 1-2 s):
 - :mod:`.tracking`: every MLflow call (experiment, study / trial / final / baseline runs).
 - :mod:`.sqlite`: race-free first use of local sqlite stores.
 - :mod:`.comparison`: comparison table of all models against the baseline.
+- :mod:`.forecast`: the next-year features, split-conformal prediction intervals, the forecast
+  table.
 - :mod:`.steps`: one function per Snakemake rule.
 """
 
