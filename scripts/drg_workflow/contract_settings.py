@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from drg_workflow.errors import DrgWorkflowError
-from drg_workflow.registry import RAW_TRANSFORMATION
+from drg_workflow.names import RAW_TRANSFORMATION
 
 #: Contract keys holding column names (lists), in which ``{target}`` is replaced.
 COLUMN_LIST_KEYS = ("keys", "required_columns", "not_null", "finite")

@@ -34,16 +34,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The rule that makes v0, and the name its contract is configured under (``contracts``).
-RAW_TRANSFORMATION = "ingest_raw"
+# RAW_TRANSFORMATION: the rule that makes v0, and the name its contract is configured under.
+from drg_workflow.names import RAW_TRANSFORMATION
+from drg_workflow.raw_schema import RAW_KEY_COLUMNS, RAW_MONEY_COLUMNS
+
 #: What ``ingest_raw`` does, as its contract's description (like a docstring's summary).
 RAW_DESCRIPTION = "Read the raw source into v0, the raw table with the real file's column names."
 #: v0's default contract (real column names: the raw file's, before sanitize_column_names).
 RAW_CONTRACT: Mapping[str, Any] = {
-    "keys": ["Year", "Facility Id", "APR DRG Code", "APR Severity Of Illness Code"],
+    "keys": RAW_KEY_COLUMNS,
     "required_columns": ["Discharges"],
     "not_null": ["Discharges"],
-    "finite": ["Mean Charge", "Median Charge", "Mean Cost", "Median Cost"],
+    "finite": RAW_MONEY_COLUMNS,
     "ranges": {"Discharges": {"min": 1}, "APR Severity Of Illness Code": {"min": 1, "max": 4}},
 }
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from drg_workflow.columns import lag_column, rolling_column
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.raw_schema import RAW_MONEY_COLUMNS
 from drg_workflow.registry import ConfigValue, Parameter, register, registered_transformations
 
 #: Keys of one row once ``agg_severities`` has run.
@@ -93,8 +94,6 @@ def _severity_rows_contract(finite: Sequence[str], added: Sequence[str] = ()) ->
 
 #: From ``agg_severities`` on, a row is one (year, facility, DRG), never two.
 ONE_ROW_PER_GROUP: dict[str, object] = {"keys": GROUP_KEYS, "unique_keys": True}
-#: The money columns of the raw file (sanitized names).
-MONEY_COLUMNS: list[str] = ["mean_charge", "median_charge", "mean_cost", "median_cost"]
 
 
 # --- column housekeeping ---------------------------------------------------------------------
@@ -103,6 +102,10 @@ MONEY_COLUMNS: list[str] = ["mean_charge", "median_charge", "mean_cost", "median
 def sanitize_name(name: str) -> str:
     """Lower-case ``name``, turn each run of non-alphanumerics into ``_``, strip ``_`` ends."""
     return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+
+
+#: The raw file's money columns, by their names from v1 on.
+MONEY_COLUMNS: list[str] = [sanitize_name(column) for column in RAW_MONEY_COLUMNS]
 
 
 @register(contract=_severity_rows_contract(finite=MONEY_COLUMNS))
