@@ -11,6 +11,7 @@ The schema validated against is built by :func:`config_schema`: the written sche
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from jsonschema import validators
 
 from drg_workflow.contract_settings import check_contracts
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.names import RAW_VERSION, SPLIT_NAMES
 from drg_workflow.registry import default_contracts, registered_transformations
 
 
@@ -159,7 +161,7 @@ def validate_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
     return config
 
 
-def check_chain_versions(config: Mapping[str, Any], raw_version: str = "v0") -> None:
+def check_chain_versions(config: Mapping[str, Any], raw_version: str = RAW_VERSION) -> None:
     """Every chain step makes a new version from v0 or an earlier version of the chain."""
     seen = [raw_version]
     for position, step in enumerate(config["chain"]):
@@ -202,12 +204,12 @@ def check_modelling(config: Mapping[str, Any]) -> None:
 
     modelling = config["modelling"]
     split = modelling["split"]
-    for name in ("train", "validation", "test"):
+    for name in SPLIT_NAMES:
         first, last = split[name]
         if first > last:
             raise ConfigError(f"config key modelling.split.{name}: {first} is after {last}")
     # Time order is what makes validation and test honest forecasts.
-    for before, after in (("train", "validation"), ("validation", "test")):
+    for before, after in itertools.pairwise(SPLIT_NAMES):
         if not split[before][1] < split[after][0]:
             raise ConfigError(
                 f"config key modelling.split: {before} years ({split[before]}) must end before "

@@ -10,15 +10,13 @@ later run removes the locks only when that holder is provably gone: same host, p
 longer running (``remove_stale_locks``). Locks of a live run, of another host, or with no
 recorded holder are left alone, so two runs still cannot write the same files.
 
-Snakemake takes the locks right after it has parsed the workflow and built the jobs, before any
-``onstart`` handler runs, so stale locks must go while the workflow is parsed; and only when
-this parse is for a run that will take them (``run_takes_locks``): not for a dry run,
-``--lint``, ``--report`` or ``--nolock``, which must change nothing.
+Snakemake takes the locks right after it has built the jobs, before any ``onstart`` handler
+runs, so the workflow removes stale locks while the jobs are built, and only in a run that
+takes the locks (``workflow/rules/common/locks.smk``).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import socket
@@ -63,25 +61,3 @@ def remove_stale_locks(lock_dir: Path, holder_file: Path) -> int | None:
     holder_file.unlink(missing_ok=True)
     return pid
 
-
-def run_takes_locks() -> bool:
-    """Whether the Snakemake process parsing the workflow now goes on to run jobs under its
-    directory locks.
-
-    Snakemake's API parses the workflow inside ``DAGApi.execute_workflow`` for a run (dry runs
-    and ``--touch`` pass a ``pseudo_executor``; ``--nolock`` turns ``execution_settings.lock``
-    off), and outside it for ``--lint``, ``--report``, ``--list-*``. Its settings reach the
-    workflow only after the parse, hence the look at the caller's frame.
-    """
-    frame = inspect.currentframe()
-    while frame is not None:
-        if (
-            frame.f_code.co_name == "execute_workflow"
-            and frame.f_globals.get("__name__") == "snakemake.api"
-        ):
-            settings = frame.f_locals.get("execution_settings")
-            return frame.f_locals.get("pseudo_executor") is None and bool(
-                getattr(settings, "lock", True)
-            )
-        frame = frame.f_back
-    return False

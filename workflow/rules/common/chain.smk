@@ -35,6 +35,7 @@ def versions_made_by(transformation):
 
 def input_version_files(wildcards):
     """The data (Arrow copy) and metadata of the version the requested one is made from."""
+    release_stale_locks()
     source = version_files(CHAIN[wildcards.version]["input"])
     return {"arrow": source["arrow"], "metadata": source["metadata"]}
 
@@ -56,6 +57,7 @@ def raw_input_files(wildcards):
     download_raw fetched; s3: the object itself, through snakemake-storage-plugin-s3 (endpoint
     and credentials from its --storage-s3-* flags or SNAKEMAKE_STORAGE_S3_* variables).
     """
+    release_stale_locks()
     raw = config["raw"]
     if raw["source"] == "file":
         return {"raw": local(raw["path"])}
@@ -109,6 +111,7 @@ def verified_build_inputs(wildcards):
     """What the default target's check runs after: every version's files (named
     `<version>_csv`, `_arrow`, `_metadata`, so the script reads them where the job has them,
     e.g. local copies of a default storage) and the comparison."""
+    release_stale_locks()
     files = {
         f"{version}_{kind}": path
         for version in VERSIONS

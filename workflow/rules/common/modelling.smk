@@ -71,6 +71,7 @@ def model_settings(wildcards):
 
 def modelling_data(wildcards):
     """The modelling data version: its Arrow copy (read) and metadata (sha256, version)."""
+    release_stale_locks()
     return {
         "arrow": MODELLING_FILES["arrow"],
         "metadata": MODELLING_FILES["metadata"],
