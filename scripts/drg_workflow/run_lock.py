@@ -60,4 +60,3 @@ def remove_stale_locks(lock_dir: Path, holder_file: Path) -> int | None:
         lock.unlink(missing_ok=True)
     holder_file.unlink(missing_ok=True)
     return pid
-
