@@ -98,26 +98,12 @@ rule report_tuning:
         shards=[shard for model in MODELS for shard in tuning_shards(model)],
         metadata=MODELLING_FILES["metadata"],
     output:
-        history=[
-            report(
-                path,
-                caption="../report/optimisation_history.rst",
-                category="Tuning",
-                subcategory=model,
-                labels=report_labels("optimisation history", model),
-            )
-            for model, path in report_model_figures("tuning", "optimisation_history")
-        ],
-        importances=[
-            report(
-                path,
-                caption="../report/param_importances.rst",
-                category="Tuning",
-                subcategory=model,
-                labels=report_labels("hyperparameter importances", model),
-            )
-            for model, path in report_model_figures("tuning", "param_importances")
-        ],
+        history=per_model_figures(
+            "Tuning", "tuning", "optimisation_history", "optimisation history"
+        ),
+        importances=per_model_figures(
+            "Tuning", "tuning", "param_importances", "hyperparameter importances"
+        ),
         shards=report(
             f"{REPORT}/tuning/trials_per_shard.png",
             caption="../report/trials_per_shard.rst",
@@ -155,36 +141,15 @@ rule report_models:
             subcategory="Comparison",
             labels=report_labels("comparison table"),
         ),
-        predicted=[
-            report(
-                path,
-                caption="../report/predicted_vs_actual.rst",
-                category="Models",
-                subcategory=model,
-                labels=report_labels("predicted vs actual", model),
-            )
-            for model, path in report_model_figures("models", "predicted_vs_actual")
-        ],
-        residuals=[
-            report(
-                path,
-                caption="../report/residuals_by_year.rst",
-                category="Models",
-                subcategory=model,
-                labels=report_labels("residuals by year", model),
-            )
-            for model, path in report_model_figures("models", "residuals_by_year")
-        ],
-        importances=[
-            report(
-                path,
-                caption="../report/feature_importances.rst",
-                category="Models",
-                subcategory=model,
-                labels=report_labels("feature importances", model),
-            )
-            for model, path in report_model_figures("models", "feature_importances")
-        ],
+        predicted=per_model_figures(
+            "Models", "models", "predicted_vs_actual", "predicted vs actual"
+        ),
+        residuals=per_model_figures(
+            "Models", "models", "residuals_by_year", "residuals by year"
+        ),
+        importances=per_model_figures(
+            "Models", "models", "feature_importances", "feature importances"
+        ),
     log:
         "logs/report_models/report_models.log",
     benchmark:

@@ -15,7 +15,8 @@ _STALE_LOCKS = {"checked": False}
 
 def run_takes_locks():
     """Whether this Snakemake process is a run that locks the directory (known once the run
-    builds its jobs: not a dry run, --touch, --nolock, a report or a job's own process)."""
+    builds its jobs: not a dry run, --touch, --nolock, a report or a job's own process).
+    """
     return (
         workflow.is_main_process
         and workflow.executor_plugin is not None
@@ -32,4 +33,6 @@ def release_stale_locks():
     _STALE_LOCKS["checked"] = True
     killed_run = remove_stale_locks(Path(".snakemake") / "locks", LOCK_HOLDER)
     if killed_run is not None:
-        logger.warning(f"Removed the locks left by a killed run (process {killed_run}).")
+        logger.warning(
+            f"Removed the locks left by a killed run (process {killed_run})."
+        )

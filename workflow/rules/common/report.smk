@@ -3,15 +3,27 @@
 import json
 import shutil
 
+#: Snakemake's report() flag under another name: snakefmt reads `report(` at the start of a line
+#: as the Snakefile's `report:` directive and cannot parse the helper below.
+report_output = report
 #: Permutation importances drawn per model; lag features drawn against the target.
 REPORT_TOP_FEATURES = 15
 REPORT_LAG_FEATURES = 4
 
 
-def report_model_figures(kind, name):
-    """(model, path) of one figure per model, in MODELS order."""
+def per_model_figures(category, kind, name, figure):
+    """One report figure per model, in MODELS order: results/report/<kind>/<model>_<name>.png
+    in the report's `category`, a subcategory per model, captioned by report/<name>.rst.
+    """
     return [
-        (model, REPORT_MODEL_FIGURE.format(kind=kind, model=model, name=name))
+        report_output(
+            REPORT_MODEL_FIGURE.format(kind=kind, model=model, name=name),
+            # Resolved against the file that declares the rule (rules/report.smk).
+            caption=f"../report/{name}.rst",
+            category=category,
+            subcategory=model,
+            labels=report_labels(figure, model),
+        )
         for model in MODELS
     ]
 
