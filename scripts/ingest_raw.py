@@ -1,7 +1,9 @@
 """Rule script of ingest_raw: write data version v0 from the configured raw source."""
 
+import sys
+
 from drg_workflow.errors import logged_rule
-from drg_workflow.ingest import ingest_raw
+from drg_workflow.ingest import ingest_raw, missing_years_warning, year_runs
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     metadata = ingest_raw(
@@ -16,4 +18,12 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         log.info("contract check %s passed: %s", check["check"], check["measured"])
     for key, value in metadata.get("validation", {}).items():
         log.info("validation %s: %s", key, value)
-    log.info("%s: %d rows", metadata["version"], metadata["rows"])
+    years = metadata["years"]
+    log.info(
+        "%s: %d rows, years %s", metadata["version"], metadata["rows"], year_runs(years["present"])
+    )
+    warning = missing_years_warning(years)
+    if warning:
+        # Loud on purpose: in the log, and on Snakemake's own output where people look.
+        log.warning(warning)
+        print(f"WARNING: {warning}", file=sys.stderr)

@@ -12,6 +12,7 @@ import pandas as pd
 from drg_workflow.contracts import check_contract
 from drg_workflow.hashing import file_sha256
 from drg_workflow.names import RAW_TRANSFORMATION, RAW_VERSION
+from drg_workflow.raw_schema import RAW_YEAR_COLUMN
 from drg_workflow.synthetic import generate_raw
 from drg_workflow.versions import write_version
 
@@ -65,6 +66,39 @@ def source_uri(parameters: Mapping[str, Any]) -> str | None:
     return public_url(parameters[source])
 
 
+def year_runs(years: list[int]) -> str:
+    """Sorted years as runs: ``[2009, 2010, 2011, 2021]`` -> ``2009-2011, 2021``."""
+    runs: list[list[int]] = []
+    for year in years:
+        if runs and year == runs[-1][-1] + 1:
+            runs[-1].append(year)
+        else:
+            runs.append([year])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
+
+
+def raw_years(frame: pd.DataFrame) -> dict[str, Any]:
+    """The years of the raw data, recorded in v0's metadata: ``first``, ``last``, ``present``
+    (every year with rows) and ``missing`` (the years between first and last without any)."""
+    present = sorted(int(year) for year in frame[RAW_YEAR_COLUMN].unique())
+    if not present:
+        return {"first": None, "last": None, "present": [], "missing": []}
+    missing = sorted(set(range(present[0], present[-1] + 1)) - set(present))
+    return {"first": present[0], "last": present[-1], "present": present, "missing": missing}
+
+
+def missing_years_warning(years: dict[str, Any]) -> str | None:
+    """One warning naming every year missing inside the raw data's range (``None`` without
+    a gap): ``no data for 2018, 2019, 2020 (the raw data has the years 2009-2017, 2021) ...``."""
+    if not years["missing"]:
+        return None
+    return (
+        f"no data for {', '.join(map(str, years['missing']))} (the raw data has the years "
+        f"{year_runs(years['present'])}): lags across the gap stay missing, and the forecast "
+        f"is for {years['last'] + 1}, the year after the last one"
+    )
+
+
 def ingest_raw(
     parameters: Mapping[str, Any],
     output_csv: str | os.PathLike,
@@ -77,11 +111,12 @@ def ingest_raw(
     """Write data version v0 (CSV, Arrow copy, metadata) and return its metadata.
 
     The raw frame is checked against ``contract`` before anything is written (see
-    :func:`drg_workflow.contracts.check_contract`); the passed checks go in the metadata.
+    :func:`drg_workflow.contracts.check_contract`); the passed checks go in the metadata, and so
+    do the data's years (:func:`raw_years`).
     """
     frame, extra = load_raw(parameters, raw_path)
     checks = check_contract(frame, version, RAW_TRANSFORMATION, contract or {})
-    extra = {**extra, "contracts": checks}
+    extra = {**extra, "contracts": checks, "years": raw_years(frame)}
     return write_version(
         frame,
         output_csv,

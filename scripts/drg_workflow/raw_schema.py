@@ -36,6 +36,9 @@ RAW_KEY_COLUMNS: list[str] = [
     "APR Severity Of Illness Code",
 ]
 
+#: The column holding the year of a raw row.
+RAW_YEAR_COLUMN = "Year"
+
 #: Money columns (dollars, must be >= 0).
 RAW_MONEY_COLUMNS: list[str] = ["Mean Charge", "Median Charge", "Mean Cost", "Median Cost"]
 
