@@ -15,7 +15,7 @@ import pandas as pd
 from drg_workflow.names import BASELINE_NAME, HELD_OUT_SPLITS
 
 from .data import ModellingDataError, year_folds
-from .metrics import flatten_metrics, regression_metrics, rmse
+from .metrics import flatten_metrics, mae, regression_metrics, rmse
 from .settings import FeatureSettings
 
 
@@ -62,17 +62,22 @@ def baseline_predictions(df: pd.DataFrame, features: FeatureSettings) -> np.ndar
         ) from None
 
 
-def baseline_cv_scores(df: pd.DataFrame, n_folds: int, features: FeatureSettings) -> list[float]:
-    """RMSE of the baseline on each validation year of :func:`year_folds` over ``df`` (train).
+def baseline_cv_scores(
+    df: pd.DataFrame, n_folds: int, features: FeatureSettings
+) -> dict[str, list[float]]:
+    """RMSE and MAE of the baseline on each validation year of :func:`year_folds` over ``df``
+    (train): ``{"rmse": [...], "mae": [...]}``.
 
     The baseline does not train, so only the validation rows of each fold matter; using the same
-    folds keeps ``cv_rmse`` comparable with the tuned models'.
+    folds keeps ``cv_rmse`` and ``cv_mae`` comparable with the tuned models'.
     """
     pred = baseline_predictions(df, features)
     y = df[features.target].to_numpy(dtype=float)
-    return [
-        rmse(y[val_idx], pred[val_idx]) for _, val_idx in year_folds(df["year"].to_numpy(), n_folds)
-    ]
+    folds = [val_idx for _, val_idx in year_folds(df["year"].to_numpy(), n_folds)]
+    return {
+        "rmse": [rmse(y[val_idx], pred[val_idx]) for val_idx in folds],
+        "mae": [mae(y[val_idx], pred[val_idx]) for val_idx in folds],
+    }
 
 
 def evaluate_baseline(
@@ -85,7 +90,10 @@ def evaluate_baseline(
     """
     target = features.target
     row: dict[str, Any] = {"model": BASELINE_NAME}
-    row["cv_rmse"] = float(np.mean(baseline_cv_scores(splits["train"], n_folds, features)))
+    cv = baseline_cv_scores(splits["train"], n_folds, features)
+    row["cv_rmse"], row["cv_mae"] = float(np.mean(cv["rmse"])), float(np.mean(cv["mae"]))
+    # Persistence against itself.
+    row["cv_loss_ratio"] = 1.0
     held_out = {
         split: regression_metrics(
             splits[split][target], baseline_predictions(splits[split], features)

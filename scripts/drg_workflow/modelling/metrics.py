@@ -36,6 +36,12 @@ def rmse(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series) -> floa
     return float(root_mean_squared_error(t, p))
 
 
+def mae(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series) -> float:
+    """Mean absolute error alone (same checks as :func:`regression_metrics`)."""
+    t, p = _checked(y_true, y_pred)
+    return float(mean_absolute_error(t, p))
+
+
 def _checked(
     y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -50,16 +56,14 @@ def _checked(
     return t, p
 
 
-def flatten_metrics(
-    by_split: Mapping[str, Mapping[str, float]], cv_rmse: float | None = None
-) -> dict[str, float]:
-    """``{"validation": {"rmse": 1}}`` -> ``{"val_rmse": 1}`` (plus ``cv_rmse`` if given), the
-    names used in MLflow and in the comparison table."""
+def flatten_metrics(by_split: Mapping[str, Mapping[str, float]], **cv: float) -> dict[str, float]:
+    """``{"validation": {"rmse": 1}}`` -> ``{"val_rmse": 1}``, the names used in MLflow and
+    in the comparison table, plus the cross-validation figures given as keywords (``cv_rmse``,
+    ``cv_mae``, ...)."""
     flat = {
         f"{SPLIT_PREFIXES.get(split, split)}_{name}": float(value)
         for split, metrics in by_split.items()
         for name, value in metrics.items()
     }
-    if cv_rmse is not None:
-        flat["cv_rmse"] = float(cv_rmse)
+    flat.update({name: float(value) for name, value in cv.items()})
     return flat

@@ -28,6 +28,15 @@ ModelBuilder = Callable[[dict[str, Any], int], "BaseEstimator"]
 # Set by the workflow (fixed per run so that trials differ only by their parameters); a config
 # that tries to set or tune them is rejected.
 RESERVED_PARAMS: frozenset[str] = frozenset({"random_state"})
+#: Parameters every model has because it learns in a target form
+#: (:class:`.target_form.TargetFormRegressor`), not its regressor: a search space may tune them
+#: (every other parameter goes to the regressor). Declared here, where the config checks read
+#: them without importing scikit-learn.
+TARGET_FORM_PARAMS: tuple[str, ...] = ("max_log_change",)
+#: The parameter values at which every model predicts persistence (last year's value) exactly:
+#: each search space must reach them (its region that reduces to persistence), and every
+#: study's first trial tries them.
+PERSISTENCE_PARAMS: dict[str, float] = {"max_log_change": 0.0}
 
 
 class ModelConfigError(DrgWorkflowError):
@@ -120,14 +129,32 @@ def build_model(model: str, params: Mapping[str, Any], random_state: int) -> Bas
     return MODEL_BUILDERS[model](dict(params), random_state)
 
 
+def split_target_form_params(
+    params: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``params`` split into the regressor's and those of the target-form wrapper itself
+    (:data:`.target_form.TARGET_FORM_PARAMS`, e.g. ``max_log_change``)."""
+    own = {k: v for k, v in params.items() if k in TARGET_FORM_PARAMS}
+    return {k: v for k, v in params.items() if k not in TARGET_FORM_PARAMS}, own
+
+
 def model_estimator(model: ModelSettings, params: Mapping[str, Any]) -> BaseEstimator:
-    """The estimator tuning and the final fit use: ``model``'s regressor with ``params``,
-    learning the target in ``model.target_form`` and predicting dollars
-    (:class:`.target_form.TargetFormRegressor`)."""
+    """The estimator tuning, the final fit, the backtest and the champion's refit use:
+    ``model``'s regressor with ``params``, learning the target in ``model.target_form`` with
+    its loss weighted by last year's value (``model.loss_weight_power``), its predictions
+    bounded by ``max_log_change`` and in dollars (:class:`.target_form.TargetFormRegressor`).
+    """
     from .target_form import wrap_target_form
 
-    regressor = build_model(model.name, params, model.modelling.random_state)
-    return wrap_target_form(regressor, model.target_form, model.modelling.features)
+    regressor_params, form_params = split_target_form_params(params)
+    regressor = build_model(model.name, regressor_params, model.modelling.random_state)
+    return wrap_target_form(
+        regressor,
+        model.target_form,
+        model.modelling.features,
+        model.loss_weight_power,
+        form_params,
+    )
 
 
 def final_estimator(estimator: BaseEstimator) -> BaseEstimator:

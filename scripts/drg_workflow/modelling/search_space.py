@@ -11,7 +11,9 @@ cannot make, each error naming the config key:
 
 - :func:`check_model_structure` (pure Python, runs at every Snakefile parse): known model,
   reserved parameters, ``low < high``, integer bounds and steps for ``int``, ``log`` needs
-  ``low > 0`` and no step, no parameter both fixed and tuned.
+  ``low > 0`` and no step, no parameter both fixed and tuned, and the region that reduces to
+  persistence: every search space tunes ``max_log_change`` from 0
+  (:data:`.target_form.PERSISTENCE_PARAMS`).
 - :func:`check_model_estimator` (imports scikit-learn and fits tiny probe models, so it runs in
   the ``setup_study`` job, once per model configuration): the estimator accepts every parameter
   name and every configured value (bound, choice, fixed value).
@@ -27,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 from .models import (
     CHEAP_FIT_PARAMS,
     MODEL_BUILDERS,
+    PERSISTENCE_PARAMS,
     RESERVED_PARAMS,
+    TARGET_FORM_PARAMS,
     ModelConfigError,
     accepted_params,
     build_model,
@@ -85,6 +89,36 @@ def _check_distribution(spec: Mapping[str, Any], path: str) -> None:
         raise ModelConfigError(f"{path}: log: true needs low > 0, got low ({low})")
 
 
+def _check_persistence_region(space: Mapping[str, Mapping[str, Any]], base: str) -> None:
+    """The search space reaches the parameters at which the model predicts persistence (its
+    region that reduces to persistence)."""
+    example = "{type: float, low: 0.0, high: 1.0}"
+    for name, value in PERSISTENCE_PARAMS.items():
+        path = f"{base}.search_space.{name}"
+        spec = space.get(name)
+        if spec is None:
+            raise ModelConfigError(
+                f"{path}: every search space tunes {name} from {value} (at {value} the model "
+                f"predicts last year's value: the region that reduces to persistence), e.g. "
+                f"{example}"
+            )
+        if spec["type"] == "categorical":
+            values = list(spec["values"])
+            numeric = all(_is_number(v) for v in values)
+            if not numeric or value not in values or min(values) < 0:
+                raise ModelConfigError(
+                    f"{path}.values: numbers >= 0 including {value} (persistence), not {values}"
+                )
+        elif spec["low"] != value:
+            raise ModelConfigError(
+                f"{path}.low: must be {value} (persistence), not {spec['low']}; e.g. {example}"
+            )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_model_structure(model: str, model_config: Mapping[str, Any]) -> None:
     """The checks of ``modelling.models.<model>`` that need no scikit-learn (see the module).
 
@@ -108,6 +142,7 @@ def check_model_structure(model: str, model_config: Mapping[str, Any]) -> None:
         raise ModelConfigError(
             f"{base}: parameters {both} are both in fixed_params and search_space"
         )
+    _check_persistence_region(space, base)
 
 
 def _configured_values(model_config: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
@@ -150,7 +185,8 @@ def check_model_estimator(model: str, model_config: Mapping[str, Any]) -> None:
     """
     check_model_structure(model, model_config)
     base = model_key(model)
-    accepted = accepted_params(build_model(model, {}, 0))
+    # The target form's own parameters are checked by check_model_structure.
+    accepted = accepted_params(build_model(model, {}, 0)) | set(TARGET_FORM_PARAMS)
     for section in ("search_space", "fixed_params"):
         for name in model_config.get(section) or {}:
             if name not in accepted:
@@ -161,6 +197,8 @@ def check_model_estimator(model: str, model_config: Mapping[str, Any]) -> None:
     X, y = _probe_data()
     cheap = CHEAP_FIT_PARAMS.get(model, {})
     for key, name, value in _configured_values(model_config):
+        if name in TARGET_FORM_PARAMS:
+            continue
         try:
             with warnings.catch_warnings():
                 # e.g. "max_samples=0.1 of 40 rows is few": true of the probe, not of the data.

@@ -30,15 +30,15 @@ from optuna.trial import FrozenTrial, TrialState
 from drg_workflow.errors import DrgWorkflowError
 
 from . import tracking
+from .baseline import baseline_predictions
 from .data import fold_years, year_folds
-from .metrics import rmse
+from .metrics import mae, rmse
 from .models import model_estimator
 from .search_space import suggest_params
 from .settings import ModelSettings
 from .sqlite import sqlite_file, sqlite_init_lock
 
 RDB_PREFIXES: tuple[str, ...] = ("sqlite:", "postgresql", "mysql")
-FoldCallback = Callable[[int, float, list[float]], None]
 
 
 class TuningError(DrgWorkflowError):
@@ -69,12 +69,19 @@ def open_storage(spec: str, *, nfs_lock: bool = False) -> BaseStorage:
 
 
 def create_study(
-    study_name: str, storage: str, *, replace_existing: bool, direction: str = "minimize"
+    study_name: str,
+    storage: str,
+    *,
+    replace_existing: bool,
+    direction: str = "minimize",
+    first_trial: Mapping[str, Any] | None = None,
 ) -> optuna.Study:
     """Create the study (or load it if it exists and ``replace_existing`` is false).
 
     ``replace_existing`` deletes a study of the same name first, so that re-running the setup
-    does not mix old and new trials.
+    does not mix old and new trials. ``first_trial`` (parameter values) is queued as the first
+    trial of a new study: the workflow queues :data:`.target_form.PERSISTENCE_PARAMS`, so every
+    study scores persistence itself and its best trial is never worse than persistence.
 
     Raises:
         TuningError: an existing study optimises in the other direction.
@@ -93,6 +100,8 @@ def create_study(
             f"study {study_name!r} exists with direction {study.direction.name.lower()}, "
             f"not {direction}"
         )
+    if first_trial is not None and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(dict(first_trial))
     return study
 
 
@@ -106,6 +115,35 @@ def merge_params(
     return {**dict(fixed_params or {}), **dict(tuned_params)}
 
 
+@dataclass
+class FoldScores:
+    """RMSE and MAE in dollars of a model and of persistence on each year fold, in time
+    order."""
+
+    rmse: list[float] = field(default_factory=list)
+    mae: list[float] = field(default_factory=list)
+    persistence_rmse: list[float] = field(default_factory=list)
+    persistence_mae: list[float] = field(default_factory=list)
+
+    def loss_ratio(self) -> float:
+        """The tuning objective: the larger of mean RMSE / persistence's mean RMSE and mean
+        MAE / persistence's mean MAE over the folds so far (1 is persistence, lower is better;
+        minimising it keeps both CV RMSE and CV MAE at or below persistence's)."""
+        return max(
+            _ratio(float(np.mean(self.rmse)), float(np.mean(self.persistence_rmse))),
+            _ratio(float(np.mean(self.mae)), float(np.mean(self.persistence_mae))),
+        )
+
+
+def _ratio(value: float, reference: float) -> float:
+    if reference > 0:
+        return value / reference
+    return 1.0 if value == 0 else float("inf")
+
+
+FoldCallback = Callable[[int, FoldScores], None]
+
+
 def cross_validate_by_year(
     model: ModelSettings,
     params: Mapping[str, Any],
@@ -113,19 +151,24 @@ def cross_validate_by_year(
     y: pd.Series | np.ndarray,
     years: np.ndarray | pd.Series,
     on_fold: FoldCallback | None = None,
-) -> list[float]:
-    """RMSE (in dollars, whatever the target form) of ``model`` with ``params`` on each of its
-    ``cv_folds`` year folds (:func:`.data.year_folds`), in time order.
-    ``on_fold(fold_index, rmse, scores_so_far)`` runs after each fold and may raise (e.g.
+) -> FoldScores:
+    """RMSE and MAE (in dollars, whatever the target form) of ``model`` with ``params`` and of
+    persistence on each of the model's ``cv_folds`` year folds (:func:`.data.year_folds`), in
+    time order. ``on_fold(fold_index, scores_so_far)`` runs after each fold and may raise (e.g.
     ``optuna.TrialPruned``) to stop early."""
     y_arr = np.asarray(y, dtype=float)
-    scores: list[float] = []
+    persistence = baseline_predictions(X, model.modelling.features)
+    scores = FoldScores()
     for i, (train_idx, val_idx) in enumerate(year_folds(years, model.modelling.cv_folds)):
         estimator = model_estimator(model, params)
         estimator.fit(X.iloc[train_idx], y_arr[train_idx])
-        scores.append(rmse(y_arr[val_idx], estimator.predict(X.iloc[val_idx])))
+        predicted = estimator.predict(X.iloc[val_idx])
+        scores.rmse.append(rmse(y_arr[val_idx], predicted))
+        scores.mae.append(mae(y_arr[val_idx], predicted))
+        scores.persistence_rmse.append(rmse(y_arr[val_idx], persistence[val_idx]))
+        scores.persistence_mae.append(mae(y_arr[val_idx], persistence[val_idx]))
         if on_fold is not None:
-            on_fold(i, scores[-1], list(scores))
+            on_fold(i, scores)
     return scores
 
 
@@ -136,6 +179,7 @@ class TrialRecord:
 
     params: dict[str, Any] = field(default_factory=dict)
     fold_rmse: list[float] = field(default_factory=list)
+    fold_mae: list[float] = field(default_factory=list)
 
 
 def make_objective(
@@ -145,26 +189,30 @@ def make_objective(
     years: np.ndarray | pd.Series,
     record: TrialRecord | None = None,
 ) -> Callable[[optuna.Trial], float]:
-    """Optuna objective: mean year-fold CV RMSE (minimise), with pruning after each fold.
+    """Optuna objective: the year-fold CV loss ratio against persistence
+    (:meth:`FoldScores.loss_ratio`, minimise), with pruning after each fold.
 
-    After fold ``i`` it reports the running mean RMSE at ``step=i``: every trial meets the same
-    fold years in the same order, so the median pruner compares like with like, and the value at
-    the last step equals the objective. ``record`` (if given) is reset and filled per trial.
+    After fold ``i`` it reports the loss ratio of the folds so far at ``step=i``: every trial
+    meets the same fold years in the same order, so the median pruner compares like with like,
+    and the value at the last step equals the objective. ``record`` (if given) is reset and
+    filled per trial; the fold RMSEs and MAEs so far are also the trial's user attributes
+    ``fold_rmse`` and ``fold_mae`` (:func:`study_results` reads them).
     """
 
     def objective(trial: optuna.Trial) -> float:
         rec = record if record is not None else TrialRecord()
-        rec.fold_rmse = []
+        rec.fold_rmse, rec.fold_mae = [], []
         rec.params = merge_params(model.fixed_params, suggest_params(trial, model.search_space))
 
-        def on_fold(i: int, score: float, scores: list[float]) -> None:
-            rec.fold_rmse = scores
-            trial.report(float(np.mean(scores)), step=i)
+        def on_fold(i: int, scores: FoldScores) -> None:
+            rec.fold_rmse, rec.fold_mae = list(scores.rmse), list(scores.mae)
+            trial.set_user_attr("fold_rmse", rec.fold_rmse)
+            trial.set_user_attr("fold_mae", rec.fold_mae)
+            trial.report(scores.loss_ratio(), step=i)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after fold {i}")
 
-        scores = cross_validate_by_year(model, rec.params, X, y, years, on_fold=on_fold)
-        return float(np.mean(scores))
+        return cross_validate_by_year(model, rec.params, X, y, years, on_fold).loss_ratio()
 
     return objective
 
@@ -229,7 +277,7 @@ def _logged_objective(
         shard_log.run_ids.append(run_id)
         trial.set_user_attr("mlflow_run_id", run_id)
         trial.set_user_attr("shard", int(shard_tags["shard"]))
-        record.params, record.fold_rmse = {}, []
+        record.params, record.fold_rmse, record.fold_mae = {}, [], []
         state, value, error = "KILLED", None, None
         start = time.perf_counter()
         try:
@@ -244,12 +292,12 @@ def _logged_objective(
             shard_log.errors.append(error)
             raise
         finally:
-            trial.set_user_attr("fold_rmse", list(record.fold_rmse))
             tracking.finish_trial_run(
                 client,
                 run_id,
                 record.params,
                 record.fold_rmse,
+                record.fold_mae,
                 state,
                 value,
                 time.perf_counter() - start,
@@ -348,8 +396,9 @@ def study_results(
     study_name: str, storage_spec: str, trial_numbers: Sequence[int] | None = None
 ) -> dict[str, Any]:
     """Summary of a finished study (JSON-serialisable): n_trials, n_complete, n_pruned, n_fail,
-    best_value (mean CV RMSE), best_params (tuned ones only), best_trial_number,
-    best_mlflow_run_id.
+    best_value (the CV loss ratio against persistence, :meth:`FoldScores.loss_ratio`),
+    best_cv_rmse and best_cv_mae (the best trial's mean fold RMSE and MAE, dollars),
+    best_params (tuned ones only), best_trial_number, best_mlflow_run_id.
 
     ``trial_numbers`` restricts the summary to those trials (the ones the current shard outputs
     report): a shard that crashed and was re-run leaves its interrupted trials in the study, and
@@ -378,6 +427,8 @@ def study_results(
         "n_fail": int(counts[TrialState.FAIL]),
         "n_running": int(counts[TrialState.RUNNING]),
         "best_value": float(best.value),
+        "best_cv_rmse": float(np.mean(best.user_attrs["fold_rmse"])),
+        "best_cv_mae": float(np.mean(best.user_attrs["fold_mae"])),
         "best_params": dict(best.params),
         "best_trial_number": best.number,
         "best_mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
