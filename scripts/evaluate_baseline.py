@@ -13,6 +13,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         snakemake.input.metadata,
         snakemake.input.arrow,
         data_source=snakemake.params.data_source,
+        years_document=read_json(snakemake.input.split),
     )
     write_table(predictions, snakemake.output.predictions)
     write_json(metrics, snakemake.output.metrics)

@@ -22,7 +22,8 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         champion,
         snakemake.input.base_arrow,
         snakemake.input.arrow,
-        pd.read_csv(snakemake.input[f"predictions_{model}"]),
+        pd.read_csv(snakemake.input.backtest_predictions),
+        read_json(snakemake.input.split),
     )
     document = write_version(
         result.table,
@@ -39,16 +40,19 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         },
     )
     interval = result.provenance["interval"]
+    coverage = interval["test_coverage"].get("all")
     log.info(
-        "forecast of %s for %d: %d rows by %s; %.0f%% interval (%s) covers %.1f%% of the test "
-        "years' rows",
+        "forecast of %s for %d, the year after the data's last year %d: %d rows by %s; %.0f%% "
+        "interval (%s, %s) covers %s of the reporting origins' rows",
         result.provenance["target"],
         result.provenance["forecast_year"],
+        result.provenance["last_data_year"],
         document["rows"],
         model,
         100 * interval["level"],
         interval["method"],
-        100 * interval["test_coverage"]["all"],
+        interval["calibration"],
+        "n/a (no reporting origin)" if coverage is None else f"{100 * coverage:.1f}%",
     )
     if result.warning:
         log.warning(result.warning)

@@ -1,4 +1,5 @@
-"""Rule register_champion: the best model that beats the baseline into MLflow's registry."""
+"""Rule register_champion: the refitted champion into MLflow's model registry (alias champion);
+without a champion, the alias is removed and the forecast uses persistence."""
 
 import sys
 
@@ -10,26 +11,27 @@ from drg_workflow.versions import read_json, write_json
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log)
     champion = register_champion_step(
-        snakemake.input.comparison,
-        {model: snakemake.input.runs[i] for i, model in enumerate(snakemake.params.models)},
+        read_json(snakemake.input.refit),
         read_json(snakemake.input.experiment),
         snakemake.params.registered_model,
     )
     write_json(champion, snakemake.output.champion)
     if champion["champion"] is None:
         message = (
-            "no model beats the naive persistence baseline: nothing registered"
+            "no model passes the skill gate: nothing registered"
             + (", alias champion removed" if champion["alias_removed"] else "")
             + "; the forecast uses persistence"
         )
         log.warning(message)
         print(f"WARNING: {message}", file=sys.stderr)
     else:
+        years = champion["training_years"]
         log.info(
-            "champion %s (validation RMSE %.2f vs baseline %.2f): %s version %s, alias %s",
+            "champion %s (chosen on the origins %s, trained on %d-%d): %s version %s, alias %s",
             champion["champion"],
-            champion["val_rmse"],
-            champion["baseline_val_rmse"],
+            ", ".join(map(str, champion["chosen_on"])),
+            years[0],
+            years[-1],
             champion["registered_model"],
             champion["version"],
             champion["model_uri"],

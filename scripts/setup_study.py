@@ -12,6 +12,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         snakemake.params.settings,
         read_json(snakemake.input.experiment),
         snakemake.input.metadata,
+        read_json(snakemake.input.split),
     )
     write_json(setup, snakemake.output.setup)
     log.info(

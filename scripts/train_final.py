@@ -16,6 +16,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         [read_json(path) for path in snakemake.input.shards],
         snakemake.input.arrow,
         data_source=snakemake.params.data_source,
+        years_document=read_json(snakemake.input.split),
     )
     write_table(result.predictions, snakemake.output.predictions)
     write_table(result.permutation_importance, snakemake.output.permutation_importance)

@@ -12,11 +12,12 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         read_json(snakemake.input.setup),
         snakemake.input.arrow,
         int(snakemake.wildcards.shard),
+        read_json(snakemake.input.split),
     )
     write_json(summary, snakemake.output.summary)
     log.info(
         "shard %s of %s: %d trials (%d complete, %d pruned, %d failed) in %.1f s "
-        "(%.2f trials/min); best CV RMSE in shard %s",
+        "(%.2f trials/min); best CV loss ratio to persistence in shard %s",
         summary["shard_index"],
         summary["study_name"],
         summary["n_trials_run"],

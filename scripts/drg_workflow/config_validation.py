@@ -190,20 +190,30 @@ def check_year_ranges(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"config key raw.plausible_years: {first} is after {last}")
 
 
-def check_modelling(config: Mapping[str, Any]) -> None:
-    """The ``modelling`` settings the schema cannot check: split order, enough years for the
-    folds, the storage template, and the rules of every model's search space and fixed
-    parameters that need no scikit-learn
-    (:func:`drg_workflow.modelling.search_space.check_model_structure`).
+def check_split_form(split: Mapping[str, Any]) -> bool:
+    """``modelling.split`` is either relative (``validation`` and ``test`` numbers of years,
+    ``train`` null) or explicit (``train``, ``validation`` and ``test`` year ranges), never a
+    mix; returns whether it is explicit.
 
-    Whether the estimators accept the parameter names and values is checked by each model's
-    ``setup_study`` job: importing scikit-learn here would cost every Snakefile parse a second.
+    Raises:
+        ConfigError: naming the keys of each form.
     """
-    from drg_workflow.modelling.models import ModelConfigError
-    from drg_workflow.modelling.search_space import check_model_structure
+    ranges = [name for name in SPLIT_NAMES if isinstance(split[name], list)]
+    if not ranges and split["train"] is None:
+        return False
+    if len(ranges) == len(SPLIT_NAMES):
+        return True
+    given = ", ".join(f"{name}: {split[name]}" for name in SPLIT_NAMES)
+    raise ConfigError(
+        f"config key modelling.split: {given} mixes two forms; give validation and test as "
+        "numbers of years with train: null (relative to the data's years), or train, "
+        "validation and test as [first, last] year ranges (explicit)"
+    )
 
-    modelling = config["modelling"]
-    split = modelling["split"]
+
+def check_explicit_split(split: Mapping[str, Any], cv_folds: int) -> None:
+    """An explicit ``modelling.split``: each range runs forwards, the splits are in time order,
+    and train has at least ``cv_folds + 1`` years (each fold trains on earlier years)."""
     for name in SPLIT_NAMES:
         first, last = split[name]
         if first > last:
@@ -216,12 +226,31 @@ def check_modelling(config: Mapping[str, Any]) -> None:
                 f"{after} years ({split[after]}) start"
             )
     train_years = split["train"][1] - split["train"][0] + 1
-    if modelling["cv_folds"] + 1 > train_years:
+    if cv_folds + 1 > train_years:
         raise ConfigError(
-            f"config key modelling.cv_folds: {modelling['cv_folds']} year folds need at least "
-            f"{modelling['cv_folds'] + 1} train years (each fold trains on earlier years); "
+            f"config key modelling.cv_folds: {cv_folds} year folds need at least "
+            f"{cv_folds + 1} train years (each fold trains on earlier years); "
             f"modelling.split.train has {train_years}"
         )
+
+
+def check_modelling(config: Mapping[str, Any]) -> None:
+    """The ``modelling`` settings the schema cannot check: the split's form, an explicit
+    split's order and enough train years for the folds, the storage template, and the rules of
+    every model's search space and fixed parameters that need no scikit-learn
+    (:func:`drg_workflow.modelling.search_space.check_model_structure`). A relative split is
+    checked against the data's years by the ``split_years`` rule.
+
+    Whether the estimators accept the parameter names and values is checked by each model's
+    ``setup_study`` job: importing scikit-learn here would cost every Snakefile parse a second.
+    """
+    from drg_workflow.modelling.models import ModelConfigError
+    from drg_workflow.modelling.search_space import check_model_structure
+
+    modelling = config["modelling"]
+    split = modelling["split"]
+    if check_split_form(split):
+        check_explicit_split(split, modelling["cv_folds"])
     storage = modelling["tuning"]["storage"]
     try:
         storage.format(model="m")

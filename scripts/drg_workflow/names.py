@@ -13,3 +13,8 @@ BASELINE_NAME = "baseline"
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 #: The splits the models are scored on (never fitted on).
 HELD_OUT_SPLITS: tuple[str, ...] = ("validation", "test")
+#: Roles of the backtest's origins: those in the validation years choose the champion, those in
+#: the test years only report how it would have done.
+CHOOSING_ROLE = "choosing"
+REPORTING_ROLE = "reporting"
+ORIGIN_ROLES: tuple[str, ...] = (CHOOSING_ROLE, REPORTING_ROLE)

@@ -169,6 +169,18 @@ def metadata_dtypes(metadata: Mapping[str, Any]) -> dict[str, str]:
     return {column["name"]: column["dtype"] for column in metadata["columns"]}
 
 
+def write_frame_csv(frame: pd.DataFrame, path: str | os.PathLike) -> dict[str, Any]:
+    """Write ``frame`` as a CSV the way a version's is written (Arrow, shortest round-trip
+    floats, atomically) and return what a metadata document records about such a file:
+    ``rows``, ``columns`` (``[{"name", "dtype"}]``) and ``sha256``."""
+    digest = write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return {
+        "rows": int(len(frame)),
+        "columns": [{"name": n, "dtype": d} for n, d in column_dtypes(frame).items()],
+        "sha256": digest,
+    }
+
+
 def write_version(
     frame: pd.DataFrame,
     csv_path: str | os.PathLike,

@@ -1,13 +1,39 @@
-# Modelling on the data version modelling.data_version: setup_mlflow creates the MLflow
-# experiment (and a fresh local store) once; per model, one setup job checks the model's
-# configuration against its estimator and creates the Optuna study and the study's MLflow parent
-# run; n_shards tune_shard jobs run the trials of that study in parallel (on one machine or
-# spread over cluster nodes); train_final refits the best parameters once all shards are done.
-# The naive persistence baseline is evaluated like a model, and compare_models puts everything
-# in one table. The wildcard constraints of {model} and {shard} are in common/modelling.smk.
-# setup_mlflow, setup_study, compare_models and register_champion are bookkeeping (a few MLflow
-# and Optuna calls, no model fits): local rules, so on a cluster they run in the Snakemake
-# process's host instead of waiting in the queue (README.md, "Running on a cluster").
+# Modelling on the data version modelling.data_version: split_years resolves the year split and
+# the backtest's origins from the data's years (a checkpoint: the per-origin jobs depend on
+# them); setup_mlflow creates the MLflow experiment (and a fresh local store) once; per model,
+# one setup job checks the model's configuration against its estimator and creates the Optuna
+# study and the study's MLflow parent run; n_shards tune_shard jobs run the trials of that study
+# in parallel (on one machine or spread over cluster nodes); train_final refits the best
+# parameters on the train years once all shards are done. Then the rolling-origin backtest: one
+# backtest_origin job per (model, origin) refits the tuned model on every year before the origin
+# and predicts it, score_backtest scores them all against persistence. The naive persistence
+# baseline is evaluated like a model, compare_models puts everything in one table and applies
+# the skill gate, refit_champion refits the champion on every year up to the last, and
+# register_champion registers that refit. The wildcard constraints of {model}, {shard} and
+# {origin} are in common/modelling.smk.
+# split_years, setup_mlflow, setup_study, compare_models and register_champion are bookkeeping
+# (a few MLflow and Optuna calls, no model fits): local rules, so on a cluster they run in the
+# Snakemake process's host instead of waiting in the queue (README.md, "Running on a cluster").
+
+
+checkpoint split_years:
+    input:
+        unpack(split_years_inputs),
+    output:
+        split=MODELLING_SPLIT,
+    log:
+        "logs/split_years/split_years.log",
+    benchmark:
+        "benchmarks/split_years/split_years.tsv"
+    localrule: True
+    conda:
+        "../envs/modelling.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        settings=split_settings(),
+    script:
+        "../../scripts/split_years.py"
 
 
 rule setup_mlflow:
@@ -31,6 +57,7 @@ rule setup_mlflow:
 rule setup_study:
     input:
         metadata=MODELLING_FILES["metadata"],
+        split=MODELLING_SPLIT,
         experiment=MLFLOW_EXPERIMENT,
     output:
         setup=TUNING_SETUP,
@@ -117,9 +144,54 @@ rule evaluate_baseline:
         "../../scripts/evaluate_baseline.py"
 
 
+rule backtest_origin:
+    input:
+        unpack(backtest_origin_inputs),
+    output:
+        predictions=BACKTEST_ORIGIN_PREDICTIONS,
+        fit=BACKTEST_ORIGIN_FIT,
+    log:
+        "logs/backtest_origin/{model}_{origin}.log",
+    benchmark:
+        "benchmarks/backtest_origin/{model}_{origin}.tsv"
+    conda:
+        "../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=1500,
+    params:
+        settings=model_settings,
+    script:
+        "../../scripts/backtest_origin.py"
+
+
+rule score_backtest:
+    input:
+        unpack(backtest_inputs),
+    output:
+        table=BACKTEST,
+        metadata=BACKTEST_METADATA,
+        predictions=BACKTEST_PREDICTIONS,
+        mlflow_run=BACKTEST_MLFLOW_RUN,
+    log:
+        "logs/score_backtest/backtest.log",
+    benchmark:
+        "benchmarks/score_backtest/backtest.tsv"
+    conda:
+        "../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        settings=backtest_settings(),
+    script:
+        "../../scripts/score_backtest.py"
+
+
 rule compare_models:
     input:
         metrics=expand(MODEL_METRICS, model=[*MODELS, BASELINE_NAME]),
+        backtest=BACKTEST,
     output:
         comparison=COMPARISON,
     log:
@@ -135,11 +207,32 @@ rule compare_models:
         "../../scripts/compare_models.py"
 
 
+rule refit_champion:
+    input:
+        unpack(refit_inputs),
+    output:
+        refit=CHAMPION_REFIT,
+    log:
+        "logs/refit_champion/champion.log",
+    benchmark:
+        "benchmarks/refit_champion/champion.tsv"
+    conda:
+        "../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=1500,
+    params:
+        settings={model: settings_of_model(model) for model in MODELS},
+        models=MODELS,
+        data_source=MODELLING_FILES["csv"],
+    script:
+        "../../scripts/refit_champion.py"
+
+
 rule register_champion:
     input:
-        comparison=COMPARISON,
+        refit=CHAMPION_REFIT,
         experiment=MLFLOW_EXPERIMENT,
-        runs=expand(MODEL_MLFLOW_RUN, model=MODELS),
     output:
         champion=CHAMPION,
     log:
@@ -152,7 +245,6 @@ rule register_champion:
     resources:
         mem_mb=1000,
     params:
-        models=MODELS,
         registered_model=MODELLING["mlflow"]["registered_model"],
     script:
         "../../scripts/register_champion.py"

@@ -1,19 +1,29 @@
-"""Comparison table of the tuned models against the naive persistence baseline."""
+"""Comparison table of the tuned models against the naive persistence baseline, the skill gate
+and the champion.
+
+The **skill gate**: a model is a candidate for the champion only if, on each backtest origin
+that chooses (the validation years), it beats persistence in RMSE and in MAE and the bootstrap
+intervals of both skills lie above 0. The **champion** is the candidate with the best mean RMSE
+skill over the choosing origins (then the best MAE skill); without a candidate, the forecast
+falls back to persistence. Origins in the test years only report.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
+from drg_workflow.names import CHOOSING_ROLE
+
 from .baseline import BASELINE_NAME
 
-#: The figures of a comparison row: CV, validation and test metrics.
+#: The figures of a comparison row: cross-validation, validation and test metrics.
 METRIC_COLUMNS: tuple[str, ...] = (
     "cv_rmse",
+    "cv_mae",
     "val_rmse",
     "val_mae",
     "val_r2",
@@ -21,36 +31,100 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "test_mae",
     "test_r2",
 )
+#: The backtest's part of a comparison row (:func:`backtest_summary`).
+BACKTEST_COLUMNS: tuple[str, ...] = (
+    "choosing_origins",
+    "skill_rmse",
+    "skill_mae",
+    "skill_rmse_by_origin",
+    "skill_mae_by_origin",
+)
 COMPARISON_COLUMNS: tuple[str, ...] = (
     "model",
     *METRIC_COLUMNS,
     "n_trials_complete",
     "n_trials_pruned",
     "best_params",
-    "beats_baseline",
+    *BACKTEST_COLUMNS,
+    "passes_gate",
     "champion",
     "warning",
 )
-_REQUIRED = COMPARISON_COLUMNS[:-3]
-#: The baseline row's warning when no model beats it (the forecast then uses persistence).
+#: What each model's metrics document must hold.
+_REQUIRED = ("model", *METRIC_COLUMNS, "n_trials_complete", "n_trials_pruned", "best_params")
+#: The baseline row's warning when no model passes the gate (the forecast then uses persistence).
 NO_CHAMPION_WARNING = (
-    "no model beats the naive persistence baseline on validation RMSE: the forecast uses "
-    "persistence (last year's value) instead of a model"
+    "no model passes the skill gate (beat the naive persistence baseline in RMSE and MAE on "
+    "every choosing origin, with skill intervals above 0): the forecast uses persistence "
+    "(last year's value) instead of a model"
 )
 
 
-def build_comparison(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per model plus ``baseline``, sorted by validation RMSE.
+def gate_failures(backtest: pd.DataFrame, model: str) -> list[str]:
+    """Why ``model`` fails the skill gate on the choosing origins of the backtest table (see
+    :data:`.backtest.SCORE_COLUMNS`): one reason per broken condition, empty if it passes.
 
-    Each row needs every column of ``COMPARISON_COLUMNS`` except ``beats_baseline``,
-    ``champion`` and ``warning``, which are computed here: ``beats_baseline`` is ``val_rmse <
-    baseline's val_rmse`` (validation, the split used to choose, not test), ``<NA>`` for the
-    baseline row (nullable boolean dtype); ``champion`` is true on the row whose model the
-    forecast uses: the model with the lowest validation RMSE among those that beat the baseline,
-    else the baseline itself; ``warning`` is the text of :func:`comparison_warnings` for a model
-    that does not beat the baseline (and :data:`NO_CHAMPION_WARNING` on the baseline row when no
-    model does), empty otherwise. ``best_params`` may be a dict; it becomes a JSON
-    string with sorted keys.
+    Raises:
+        ValueError: the table has no choosing origin for ``model``.
+    """
+    rows = backtest.loc[(backtest["model"] == model) & (backtest["role"] == CHOOSING_ROLE)]
+    if rows.empty:
+        raise ValueError(f"the backtest has no choosing origin for model {model!r}")
+    failures = []
+    for row in rows.sort_values("origin").itertuples(index=False):
+        for metric in ("rmse", "mae"):
+            value, reference = getattr(row, metric), getattr(row, f"persistence_{metric}")
+            if not value < reference:
+                failures.append(
+                    f"{row.origin}: {metric.upper()} {value:,.0f} not below persistence's "
+                    f"{reference:,.0f}"
+                )
+            lower, upper = (
+                getattr(row, f"skill_{metric}_lower"),
+                getattr(row, f"skill_{metric}_upper"),
+            )
+            if not lower > 0:
+                failures.append(
+                    f"{row.origin}: {metric.upper()} skill interval [{lower:+.3f}, "
+                    f"{upper:+.3f}] not above 0"
+                )
+    return failures
+
+
+def backtest_summary(backtest: pd.DataFrame, model: str) -> dict[str, Any]:
+    """A model's (or the baseline's) backtest columns of the comparison
+    (:data:`BACKTEST_COLUMNS`): the choosing origins, the mean RMSE and MAE skill over them,
+    and the skills on every origin as JSON objects ``{"<origin>": skill}``."""
+    rows = backtest.loc[backtest["model"] == model].sort_values("origin")
+    choosing = rows.loc[rows["role"] == CHOOSING_ROLE]
+    return {
+        "choosing_origins": " ".join(str(int(origin)) for origin in choosing["origin"]),
+        "skill_rmse": float(choosing["skill_rmse"].mean()),
+        "skill_mae": float(choosing["skill_mae"].mean()),
+        **{
+            f"skill_{metric}_by_origin": json.dumps(
+                {
+                    str(int(origin)): round(float(value), 4)
+                    for origin, value in zip(rows["origin"], rows[f"skill_{metric}"], strict=True)
+                }
+            )
+            for metric in ("rmse", "mae")
+        },
+    }
+
+
+def build_comparison(rows: Sequence[Mapping[str, Any]], backtest: pd.DataFrame) -> pd.DataFrame:
+    """One row per model plus ``baseline``, the champion first, then by mean RMSE skill on the
+    choosing origins (the baseline's is 0).
+
+    ``rows``: every model's and the baseline's metrics document (the columns of
+    ``_REQUIRED``); ``backtest``: the backtest table. Computed here: the backtest columns
+    (:func:`backtest_summary`); ``passes_gate`` (:func:`gate_failures` finds nothing; ``<NA>``
+    for the baseline, nullable boolean dtype); ``champion``, true on the row whose model the
+    forecast uses: the model passing the gate with the best mean RMSE skill (then MAE skill) on
+    the choosing origins, else the baseline itself; ``warning``: why a model fails the gate
+    (and :data:`NO_CHAMPION_WARNING` on the baseline row when none passes), empty otherwise.
+    ``best_params`` may be a dict; it becomes a JSON string with sorted keys.
 
     Raises:
         ValueError: no baseline row, duplicate model names or missing columns.
@@ -70,45 +144,52 @@ def build_comparison(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         params = record["best_params"]
         if not isinstance(params, str):
             record["best_params"] = json.dumps(params or {}, sort_keys=True, default=str)
+        record.update(backtest_summary(backtest, record["model"]))
+        failures = (
+            [] if record["model"] == BASELINE_NAME else gate_failures(backtest, record["model"])
+        )
+        record["passes_gate"] = pd.NA if record["model"] == BASELINE_NAME else not failures
+        record["warning"] = _warning(record, failures)
         records.append(record)
-    df = pd.DataFrame.from_records(records, columns=list(_REQUIRED))
-    baseline_val = float(df.loc[df["model"] == BASELINE_NAME, "val_rmse"].iloc[0])
-    beats = (df["val_rmse"] < baseline_val).astype("boolean")
-    beats[df["model"] == BASELINE_NAME] = pd.NA
-    df["beats_baseline"] = beats
-    winners = df.loc[beats.fillna(False).astype(bool)]
+    df = pd.DataFrame.from_records(records, columns=[*_REQUIRED, *BACKTEST_COLUMNS])
+    df["passes_gate"] = pd.array([r["passes_gate"] for r in records], dtype="boolean")
+    candidates = df.loc[df["passes_gate"].fillna(False).astype(bool)]
     champion = (
-        winners.sort_values("val_rmse", kind="stable")["model"].iloc[0]
-        if len(winners)
+        candidates.sort_values(["skill_rmse", "skill_mae"], ascending=False, kind="stable")[
+            "model"
+        ].iloc[0]
+        if len(candidates)
         else BASELINE_NAME
     )
     df["champion"] = df["model"] == champion
-    df["warning"] = [_warning(row, baseline_val) for _, row in df.iterrows()]
+    df["warning"] = [r["warning"] for r in records]
     if champion == BASELINE_NAME:
         df.loc[df["model"] == BASELINE_NAME, "warning"] = NO_CHAMPION_WARNING
-    return df.sort_values("val_rmse", kind="stable", ignore_index=True)
+    order = df.assign(_first=~df["champion"]).sort_values(
+        ["_first", "skill_rmse"], ascending=[True, False], kind="stable"
+    )
+    return order.drop(columns="_first").reset_index(drop=True)[list(COMPARISON_COLUMNS)]
 
 
 def champion_model(comparison: pd.DataFrame) -> str | None:
-    """The champion of :func:`build_comparison`'s table, or ``None`` when no model beats the
-    baseline (the forecast then uses persistence)."""
+    """The champion of :func:`build_comparison`'s table, or ``None`` when no model passes the
+    gate (the forecast then uses persistence)."""
     champion = str(comparison.loc[comparison["champion"].astype(bool), "model"].iloc[0])
     return None if champion == BASELINE_NAME else champion
 
 
-def _warning(row: pd.Series, baseline_val_rmse: float) -> str:
-    """The warning text of a model row that does not beat the baseline, else ``""``."""
-    if row["model"] == BASELINE_NAME or bool(row["beats_baseline"]):
+def _warning(record: Mapping[str, Any], failures: Sequence[str]) -> str:
+    """The warning text of a model row that fails the gate, else ``""``."""
+    if not failures:
         return ""
-    ratio = row["val_rmse"] / baseline_val_rmse if baseline_val_rmse else math.inf
+    origins = ", ".join(record["choosing_origins"].split())
     return (
-        f"model {row['model']!r} does not beat the naive persistence baseline on validation: "
-        f"RMSE {row['val_rmse']:,.2f} vs baseline {baseline_val_rmse:,.2f} "
-        f"({ratio:.2f}x); its tuning or features need attention"
+        f"model {record['model']!r} fails the skill gate on the choosing origins ({origins}): "
+        f"{'; '.join(failures)}; it cannot be the champion"
     )
 
 
 def comparison_warnings(comparison: pd.DataFrame) -> list[str]:
-    """The table's warnings: one per model that does not beat the baseline on validation RMSE,
-    and :data:`NO_CHAMPION_WARNING` when none does."""
+    """The table's warnings: one per model that fails the skill gate, and
+    :data:`NO_CHAMPION_WARNING` when none passes."""
     return [text for text in comparison["warning"].astype("string").fillna("") if text]

@@ -143,14 +143,36 @@ def _scale(values: np.ndarray | pd.Series, method: str) -> np.ndarray:
     return signed_log(values) if method == "signed_log" else np.asarray(values, dtype=float)
 
 
-def coverage_by_year(
-    predictions: pd.DataFrame, interval: ConformalInterval, split: str
-) -> dict[str, float]:
-    """The interval's coverage on each year of ``split`` in a predictions table (columns year,
-    split, y_true, y_pred; see :func:`.final.predictions_frame`), plus ``"all"``."""
-    rows = predictions.loc[predictions["split"] == split]
+def backtest_residual_rows(predictions: pd.DataFrame, model: str | None) -> pd.DataFrame:
+    """The rows of the backtest's out-of-sample predictions (see
+    :data:`.backtest.PREDICTION_COLUMNS`) that calibrate and test the forecast's interval:
+    ``model``'s predictions, or persistence's (of any one model's rows) for ``None``; columns
+    year, role, y_true, y_pred.
+
+    Raises:
+        ForecastError: the predictions hold no row of ``model``.
+    """
+    chosen = model if model is not None else str(predictions["model"].iloc[0])
+    rows = predictions.loc[predictions["model"] == chosen]
     if rows.empty:
-        raise ForecastError(f"the predictions have no {split} rows to measure coverage on")
+        raise ForecastError(f"the backtest has no predictions of model {chosen!r}")
+    return pd.DataFrame(
+        {
+            "year": rows["year"].to_numpy(),
+            "role": rows["role"].to_numpy(),
+            "y_true": rows["actual"].to_numpy(dtype=float),
+            "y_pred": rows["prediction" if model is not None else "persistence"].to_numpy(
+                dtype=float
+            ),
+        }
+    )
+
+
+def coverage_by_year(rows: pd.DataFrame, interval: ConformalInterval) -> dict[str, float]:
+    """The interval's coverage on each year of ``rows`` (columns year, y_true, y_pred), plus
+    ``"all"``; empty without rows (no reporting origin to measure it on)."""
+    if rows.empty:
+        return {}
     result = {
         str(int(year)): interval.coverage(part["y_true"], part["y_pred"])
         for year, part in rows.groupby("year", sort=True)

@@ -21,8 +21,10 @@ from drg_workflow.names import SPLIT_NAMES
 class YearSplit:
     """Inclusive year ranges ``(first, last)`` of the train, validation and test splits.
 
-    Their order (train before validation before test) is checked once, by the config
-    validation (``drg_workflow.config_validation.check_modelling``).
+    Resolved from ``modelling.split`` against the data's years by
+    :func:`.years.resolve_split` (the ``split_years`` rule); an explicit split's order (train
+    before validation before test) is checked once, by the config validation
+    (``drg_workflow.config_validation.check_modelling``).
     """
 
     train: tuple[int, int]
@@ -31,7 +33,8 @@ class YearSplit:
 
     @classmethod
     def from_config(cls, split: Mapping[str, Sequence[int]]) -> YearSplit:
-        """From ``modelling.split``: ``{"train": [first, last], "validation": ..., ...}``."""
+        """From explicit ranges (``modelling.split`` in that form, or ``split.json``):
+        ``{"train": [first, last], "validation": ..., ...}``."""
         first_last = {name: (int(split[name][0]), int(split[name][1])) for name in SPLIT_NAMES}
         return cls(**first_last)
 
@@ -57,7 +60,11 @@ class FeatureSettings:
 
 @dataclass(frozen=True)
 class ModellingSettings:
-    """Settings every modelling rule shares: data, features, year split, folds and seed."""
+    """Settings every modelling rule shares: data, features, year split, folds and seed.
+
+    The year split is the one resolved from the data (``results/models/split.json``), not the
+    config's ``modelling.split``, which may be relative to the data's years.
+    """
 
     features: FeatureSettings
     data_version: str
@@ -68,8 +75,9 @@ class ModellingSettings:
     random_state: int
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> ModellingSettings:
-        """From the dict of ``shared_modelling_settings()`` in ``workflow/rules/common.smk``."""
+    def from_params(cls, params: Mapping[str, Any], split: YearSplit) -> ModellingSettings:
+        """From the dict of ``shared_modelling_settings()`` in
+        ``workflow/rules/common/modelling.smk`` and the resolved ``split``."""
         return cls(
             features=FeatureSettings(
                 target=params["target"],
@@ -79,7 +87,7 @@ class ModellingSettings:
             data_version=params["data_version"],
             include_same_year_features=bool(params["include_same_year_features"]),
             include_year=bool(params["include_year"]),
-            split=YearSplit.from_config(params["split"]),
+            split=split,
             cv_folds=int(params["cv_folds"]),
             random_state=int(params["random_state"]),
         )
@@ -125,19 +133,44 @@ class ModelSettings:
     fixed_params: Mapping[str, Any]
     #: How the model learns the target (``modelling.target_form``, see :mod:`.target_form`).
     target_form: str
+    #: In the log and relative forms, each row's loss is weighted by |last year's value| to
+    #: this power (``modelling.loss_weight_power``, see :mod:`.target_form`).
+    loss_weight_power: float
     modelling: ModellingSettings
     tuning: TuningSettings
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> ModelSettings:
-        """From the dict of ``model_settings()`` in ``workflow/rules/common.smk``."""
+    def from_params(cls, params: Mapping[str, Any], split: YearSplit) -> ModelSettings:
+        """From the dict of ``model_settings()`` in ``workflow/rules/common/modelling.smk``
+        and the resolved ``split``."""
         return cls(
             name=params["model"],
             search_space=dict(params["search_space"]),
             fixed_params=dict(params["fixed_params"] or {}),
             target_form=params["target_form"],
-            modelling=ModellingSettings.from_params(params),
+            loss_weight_power=float(params["loss_weight_power"]),
+            modelling=ModellingSettings.from_params(params, split),
             tuning=TuningSettings.from_params(params["tuning"]),
+        )
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """``modelling.backtest``: how the skill of each origin's refit is scored."""
+
+    #: Resamples of the series in the bootstrap interval of the skill.
+    bootstrap_resamples: int
+    #: Two-sided level of that interval (0.9: from the 5th to the 95th percentile).
+    interval_level: float
+    #: Seed of the bootstrap (``modelling.random_state``).
+    seed: int
+
+    @classmethod
+    def from_params(cls, backtest: Mapping[str, Any], seed: int) -> BacktestSettings:
+        return cls(
+            bootstrap_resamples=int(backtest["bootstrap_resamples"]),
+            interval_level=float(backtest["interval_level"]),
+            seed=int(seed),
         )
 
 

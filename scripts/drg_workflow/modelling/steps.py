@@ -3,41 +3,47 @@ results out).
 
 The rule scripts only read ``snakemake.input``/``params``, call one function here and write its
 results; keeping the steps here makes them testable without Snakemake and keeps the rule
-scripts thin. The params dicts come from ``workflow/rules/common.smk`` (``mlflow_settings``,
-``shared_modelling_settings``, ``model_settings``) and become the typed settings of
-:mod:`.settings` here, once.
+scripts thin. The params dicts come from ``workflow/rules/common/modelling.smk``
+(``mlflow_settings``, ``shared_modelling_settings``, ``model_settings``) and become the typed
+settings of :mod:`.settings` here, once, with the years resolved from the data by the
+``split_years`` rule (``results/models/split.json``, :class:`.years.ModellingYears`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from drg_workflow.files import atomic_output
 from drg_workflow.hashing import config_hash
-from drg_workflow.names import HELD_OUT_SPLITS
+from drg_workflow.names import CHOOSING_ROLE, HELD_OUT_SPLITS, REPORTING_ROLE
 from drg_workflow.versions import read_arrow, read_json
 
 from .baseline import BASELINE_NAME, baseline_predictions, baseline_rule, evaluate_baseline
 from .comparison import NO_CHAMPION_WARNING, build_comparison, comparison_warnings
 from .data import ModellingData, prepare_modelling_data
 from .settings import (
+    BacktestSettings,
     ImportanceSettings,
     MlflowSettings,
     ModellingSettings,
     ModelSettings,
 )
+from .years import ModellingYears
 
 
 def metrics_summary(metrics: Mapping[str, Any]) -> str:
     """One log line of a model's (or the baseline's) CV, validation and test figures."""
     return (
-        f"CV RMSE {metrics['cv_rmse']:.2f}, validation RMSE {metrics['val_rmse']:.2f} "
+        f"CV RMSE {metrics['cv_rmse']:.2f} MAE {metrics['cv_mae']:.2f}, validation RMSE "
+        f"{metrics['val_rmse']:.2f} "
         f"MAE {metrics['val_mae']:.2f} R2 {metrics['val_r2']:.4f}, test RMSE "
         f"{metrics['test_rmse']:.2f} MAE {metrics['test_mae']:.2f} R2 {metrics['test_r2']:.4f}"
     )
@@ -59,15 +65,30 @@ def settings_hash(params: Mapping[str, Any]) -> str:
     return config_hash(dict(params))
 
 
-def study_name(params: Mapping[str, Any], data_sha256: str) -> str:
-    """``<model>-<12 hex>``: the hash covers the model's settings and the data's sha256.
+def study_name(
+    params: Mapping[str, Any], data_sha256: str, years: Mapping[str, Any] | None = None
+) -> str:
+    """``<model>-<12 hex>``: the hash covers the model's settings, the data's sha256 and the
+    resolved years (``split.json``'s split and origins).
 
-    A change of data or configuration therefore always starts a new study: trials computed on
-    other data or with another search space can never be mixed into it, even with
-    ``tuning.replace_existing_study: false``.
+    A change of data, configuration or split therefore always starts a new study: trials
+    computed on other data, other train years or with another search space can never be mixed
+    into it, even with ``tuning.replace_existing_study: false``.
     """
-    digest = config_hash({"settings": settings_hash(params), "data_sha256": data_sha256})
+    digest = config_hash(
+        {"settings": settings_hash(params), "data_sha256": data_sha256, "years": years}
+    )
     return f"{params['model']}-{digest[:12]}"
+
+
+def model_settings(params: Mapping[str, Any], years: ModellingYears) -> ModelSettings:
+    """A model's typed settings from its rule params and the resolved years."""
+    return ModelSettings.from_params(params, years.split)
+
+
+def modelling_settings(params: Mapping[str, Any], years: ModellingYears) -> ModellingSettings:
+    """The shared typed settings from the rule params and the resolved years."""
+    return ModellingSettings.from_params(params, years.split)
 
 
 def load_modelling_data(
@@ -76,6 +97,80 @@ def load_modelling_data(
     """The data version (its Arrow copy) and its features / year splits as configured."""
     frame = read_arrow(arrow_path)
     return frame, prepare_modelling_data(frame, settings)
+
+
+# --------------------------------------------------------------------------- split_years
+
+
+@dataclass
+class SplitYearsResult:
+    """What :func:`split_years` finds: the document of ``results/models/split.json`` and the
+    log lines the rule writes (a warning for years no model fits or scores)."""
+
+    document: dict[str, Any]
+    info: list[str]
+    warning: str | None
+
+
+def split_years(
+    params: Mapping[str, Any],
+    raw_metadata: Mapping[str, Any],
+    modelling_metadata: Mapping[str, Any],
+    modelling_years: Sequence[int],
+) -> SplitYearsResult:
+    """Resolve ``modelling.split`` and ``modelling.backtest.origins`` against the years of the
+    modelling data (``modelling_years``, its year column), and name the years of the raw data
+    (v0's metadata ``years``) that no model fits or scores.
+
+    ``params``: ``split``, ``backtest_origins``, ``cv_folds`` and ``rolling_window`` of the
+    config. The document holds the resolved split and origins (:class:`.years.ModellingYears`),
+    the year folds of tuning, the years of the raw and of the modelling data, the raw data's
+    missing years and the unused years with their reasons.
+    """
+    from .data import fold_years
+    from .years import distinct_years, resolve_years, unused_years, years_message
+
+    present = distinct_years(modelling_years)
+    years = resolve_years(
+        params["split"], params["backtest_origins"], int(params["cv_folds"]), present
+    )
+    train = [y for y in present if years.split.train[0] <= y <= years.split.train[1]]
+    raw_years = raw_metadata["years"]
+    unused = unused_years(
+        raw_years["present"],
+        present,
+        years.split,
+        modelling_metadata["version"],
+        int(params["rolling_window"]),
+    )
+    info, warning = years_message(unused, present[0])
+    document = {
+        **years.to_json(),
+        "split_setting": dict(params["split"]),
+        "cv_fold_years": fold_years(np.asarray(train), int(params["cv_folds"])),
+        "years": {
+            "raw": list(raw_years["present"]),
+            "missing_in_raw": list(raw_years["missing"]),
+            "modelling": present,
+        },
+        "unused_years": {str(year): reason for year, reason in sorted(unused.items())},
+        "data": {"version": modelling_metadata["version"], "sha256": modelling_metadata["sha256"]},
+    }
+    split = years.split
+    lines = [
+        f"split of the {len(present)} years of {modelling_metadata['version']}: train "
+        f"{split.train[0]}-{split.train[1]} (tuning folds "
+        f"{', '.join(map(str, document['cv_fold_years']))}), validation "
+        f"{split.validation[0]}-{split.validation[1]}, test {split.test[0]}-{split.test[1]}",
+        f"backtest origins: {', '.join(map(str, years.choosing_origins))} choose the champion"
+        + (
+            f"; {', '.join(map(str, years.reporting_origins))} report"
+            if years.reporting_origins
+            else ""
+        ),
+        info,
+    ]
+    return SplitYearsResult(document, lines, warning)
 
 
 # --------------------------------------------------------------------------- setup_mlflow
@@ -97,9 +192,11 @@ def setup_study(
     params: Mapping[str, Any],
     experiment_document: Mapping[str, Any],
     data_metadata_path: str | Path,
+    years_document: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Check the model's configuration against its estimator, then create its Optuna study
-    and the study's MLflow parent run.
+    (its first trial queued at :data:`.target_form.PERSISTENCE_PARAMS`, which predicts
+    persistence) and the study's MLflow parent run.
 
     Returns the document written to ``results/tuning/{model}/setup.json``: what the shards need
     (study name, storage, tracking URI, experiment and parent run ids) plus the data's sha256
@@ -111,10 +208,12 @@ def setup_study(
     """
     from .models import ModelConfigError
     from .search_space import check_model_estimator
+    from .target_form import PERSISTENCE_PARAMS
     from .tracking import MlflowExperiment, create_parent_run
     from .tuning import create_study
 
-    model = ModelSettings.from_params(params)
+    years = ModellingYears.from_json(years_document)
+    model = model_settings(params, years)
     try:
         check_model_estimator(
             model.name, {"search_space": model.search_space, "fixed_params": model.fixed_params}
@@ -123,9 +222,14 @@ def setup_study(
         raise ModelConfigError(f"config key {error}") from None
     experiment = MlflowExperiment.from_json(experiment_document)
     metadata = read_json(data_metadata_path)
-    name = study_name(params, metadata["sha256"])
+    name = study_name(params, metadata["sha256"], years.to_json())
     tuning = model.tuning
-    study = create_study(name, tuning.storage, replace_existing=tuning.replace_existing_study)
+    study = create_study(
+        name,
+        tuning.storage,
+        replace_existing=tuning.replace_existing_study,
+        first_trial=PERSISTENCE_PARAMS,
+    )
     provenance = {
         "data_version": metadata["version"],
         "data_sha256": metadata["sha256"],
@@ -164,6 +268,7 @@ def tune_shard(
     setup: Mapping[str, Any],
     arrow_path: str | Path,
     shard_index: int,
+    years_document: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Run the shard's trials of the model's study; return the shard summary of
     :func:`.tuning.run_tuning_shard` plus ``seconds`` and ``trials_per_minute`` (wall time of the
@@ -171,7 +276,7 @@ def tune_shard(
     ``finished`` of the trials (to see which shards overlapped)."""
     from .tuning import StudyRef, run_tuning_shard
 
-    model = ModelSettings.from_params(params)
+    model = model_settings(params, ModellingYears.from_json(years_document))
     _, data = load_modelling_data(arrow_path, model.modelling)
     started, started_at = time.perf_counter(), time.time()
     summary = run_tuning_shard(
@@ -243,7 +348,12 @@ def _fit_and_evaluate(
     return _FittedModel(
         estimator=estimator,
         params=merge_params(model.fixed_params, results["best_params"]),
-        metrics=flatten_metrics(evaluate_model(estimator, held_out), cv_rmse=results["best_value"]),
+        metrics=flatten_metrics(
+            evaluate_model(estimator, held_out),
+            cv_rmse=results["best_cv_rmse"],
+            cv_mae=results["best_cv_mae"],
+            cv_loss_ratio=results["best_value"],
+        ),
         predictions=predict_splits(
             estimator,
             {split: data.frames[split] for split in HELD_OUT_SPLITS},
@@ -280,7 +390,12 @@ def _metrics_document(
         "best_trial_number": results["best_trial_number"],
         "fixed_params": dict(model.fixed_params),
         "target_form": model.target_form,
+        "loss_weight_power": model.loss_weight_power,
         "features": data.features,
+        "years": {
+            split: list(getattr(model.modelling.split, split))
+            for split in ("train", *HELD_OUT_SPLITS)
+        },
         "rows": {split: len(data.y[split]) for split in ("train", *HELD_OUT_SPLITS)},
         "study_name": setup["study_name"],
         "data_version": setup["data_version"],
@@ -296,6 +411,7 @@ def train_final(
     shard_summaries: Sequence[Mapping[str, Any]],
     arrow_path: str | Path,
     data_source: str,
+    years_document: Mapping[str, Any],
 ) -> FinalResult:
     """Refit the study's best parameters on train, evaluate on validation and test, compute
     importances, log the final MLflow run (nested under the study's parent run) and close the
@@ -313,7 +429,7 @@ def train_final(
     )
     from .tuning import study_results
 
-    model = ModelSettings.from_params(params)
+    model = model_settings(params, ModellingYears.from_json(years_document))
     importance = ImportanceSettings.from_params(importance_params)
     frame, data = load_modelling_data(arrow_path, model.modelling)
     trial_numbers = sorted({n for shard in shard_summaries for n in shard["trial_numbers"]})
@@ -391,6 +507,7 @@ def baseline_step(
     data_metadata_path: str | Path,
     arrow_path: str | Path,
     data_source: str,
+    years_document: Mapping[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Evaluate the naive persistence baseline on the same year folds and splits as the models
     and log it as an MLflow run like a final model (metrics, dataset, tags, predictions; no
@@ -400,7 +517,7 @@ def baseline_step(
     """
     from .tracking import BASELINE_STAGE, FinalRun, LoggedDataset, MlflowExperiment, log_final_run
 
-    settings = ModellingSettings.from_params(params)
+    settings = modelling_settings(params, ModellingYears.from_json(years_document))
     metadata = read_json(data_metadata_path)
     frame, data = load_modelling_data(arrow_path, settings)
     row = evaluate_baseline(data.frames, settings.cv_folds, settings.features)
@@ -432,70 +549,338 @@ def baseline_step(
     return document, predictions
 
 
+# --------------------------------------------------------------------------- backtest_origin
+
+
+def backtest_origin(
+    params: Mapping[str, Any],
+    metrics_document: Mapping[str, Any],
+    years_document: Mapping[str, Any],
+    arrow_path: str | Path,
+    origin: int,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Refit a model with its tuned parameters (its ``metrics.json``) on every year before
+    ``origin`` and predict ``origin`` (:func:`.backtest.fit_at_origin`).
+
+    Returns the predictions (:data:`.backtest.PREDICTION_COLUMNS`) and the document of
+    ``results/backtest/{model}/{origin}.json``: model, origin, its role, the training years,
+    the parameters, the rows predicted and the data's sha256.
+    """
+    from .backtest import fit_at_origin
+    from .data import select_features
+    from .tuning import merge_params
+
+    years = ModellingYears.from_json(years_document)
+    model = model_settings(params, years)
+    settings = model.modelling
+    frame = read_arrow(arrow_path)
+    features = select_features(
+        frame.columns, settings.features, settings.include_same_year_features, settings.include_year
+    )
+    tuned = merge_params(model.fixed_params, metrics_document["best_params"])
+    fit = fit_at_origin(model, tuned, frame, features, int(origin), years.role(int(origin)))
+    document = {
+        "model": model.name,
+        "origin": int(origin),
+        "role": years.role(int(origin)),
+        "training_years": fit.training_years,
+        "params": tuned,
+        "rows_predicted": len(fit.predictions),
+        "data_sha256": metrics_document["data_sha256"],
+        "config_hash": metrics_document["config_hash"],
+    }
+    return fit.predictions, document
+
+
+# --------------------------------------------------------------------------- score_backtest
+
+
+@dataclass
+class BacktestResult:
+    """The backtest table, every out-of-sample prediction, and what the table's metadata
+    records besides rows, columns and sha256."""
+
+    table: pd.DataFrame
+    predictions: pd.DataFrame
+    provenance: dict[str, Any]
+
+
+def score_backtest_step(
+    params: Mapping[str, Any],
+    prediction_tables: Sequence[pd.DataFrame],
+    fit_documents: Sequence[Mapping[str, Any]],
+    years_document: Mapping[str, Any],
+) -> BacktestResult:
+    """Score every (model, origin) of the backtest against persistence with bootstrap
+    intervals (:func:`.backtest.score_backtest`).
+
+    ``params``: ``modelling.backtest`` plus ``random_state`` (the bootstrap's seed) and
+    ``models`` (their order); ``prediction_tables`` and ``fit_documents``: each backtest job's
+    outputs. The predictions come back as one table, sorted by origin, model (in ``models``
+    order) and keys.
+    """
+    from .backtest import score_backtest
+    from .data import KEY_COLUMNS
+
+    settings = BacktestSettings.from_params(params, params["random_state"])
+    years = ModellingYears.from_json(years_document)
+    order = {model: i for i, model in enumerate(params["models"])}
+    predictions = pd.concat(list(prediction_tables), ignore_index=True)
+    predictions = predictions.sort_values(
+        ["origin", "model", *KEY_COLUMNS[1:]],
+        key=lambda column: column.map(order) if column.name == "model" else column,
+        kind="stable",
+        ignore_index=True,
+    )
+    training_years = {
+        (doc["model"], int(doc["origin"])): doc["training_years"] for doc in fit_documents
+    }
+    table = score_backtest(predictions, training_years, settings)
+    provenance = {
+        "origins": years.to_json()["origins"],
+        "models": list(params["models"]),
+        "training_years": {
+            model: {
+                str(doc["origin"]): [min(doc["training_years"]), max(doc["training_years"])]
+                for doc in fit_documents
+                if doc["model"] == model
+            }
+            for model in params["models"]
+        },
+        "params": {doc["model"]: doc["params"] for doc in fit_documents},
+    }
+    return BacktestResult(table, predictions, provenance)
+
+
+def log_backtest_step(
+    experiment_document: Mapping[str, Any],
+    table: pd.DataFrame,
+    metadata: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Log the backtest table and its metadata to MLflow (:func:`.tracking.log_backtest`);
+    return the document of ``results/backtest/mlflow_run.json``."""
+    from .tracking import MlflowExperiment, log_backtest
+
+    experiment = MlflowExperiment.from_json(experiment_document)
+    origins = metadata["origins"]
+    run = log_backtest(
+        experiment,
+        table,
+        {"backtest_metadata.json": metadata},
+        {
+            "data_version": metadata["input"]["version"],
+            "data_sha256": metadata["input"]["sha256"],
+            "backtest_sha256": metadata["sha256"],
+            **{f"{role}_origins": " ".join(map(str, years)) for role, years in origins.items()},
+        },
+    )
+    return {**run, "tracking_uri": experiment.tracking_uri}
+
+
 # --------------------------------------------------------------------------- compare_models
 
 
-def compare_step(metrics_paths: Sequence[str | Path]) -> tuple[pd.DataFrame, list[str]]:
-    """The comparison table of every model's and the baseline's ``metrics.json``, and the
-    warnings for models that do not beat the baseline on validation."""
-    table = build_comparison([read_json(path) for path in metrics_paths])
+def compare_step(
+    metrics_paths: Sequence[str | Path], backtest_path: str | Path
+) -> tuple[pd.DataFrame, list[str]]:
+    """The comparison table of every model's and the baseline's ``metrics.json`` and the
+    backtest, with the skill gate and the champion; and the warnings for models that fail the
+    gate."""
+    backtest = pd.read_csv(backtest_path)
+    table = build_comparison([read_json(path) for path in metrics_paths], backtest)
     return table, comparison_warnings(table)
+
+
+# --------------------------------------------------------------------------- refit_champion
+
+
+def _champion_row(comparison: pd.DataFrame, champion: str) -> dict[str, Any]:
+    """The champion's backtest figures of the comparison: the origins that chose it and its
+    skill on each origin."""
+    row = comparison.loc[comparison["model"] == champion].iloc[0]
+    return {
+        "chosen_on": [int(year) for year in str(row["choosing_origins"]).split()],
+        "skill_rmse": float(row["skill_rmse"]),
+        "skill_mae": float(row["skill_mae"]),
+        "skill_rmse_by_origin": json.loads(row["skill_rmse_by_origin"]),
+        "skill_mae_by_origin": json.loads(row["skill_mae_by_origin"]),
+    }
+
+
+def refit_champion(
+    settings_by_model: Mapping[str, Mapping[str, Any]],
+    comparison_path: str | Path,
+    metrics_documents: Mapping[str, Mapping[str, Any]],
+    mlflow_runs: Mapping[str, Mapping[str, Any]],
+    years_document: Mapping[str, Any],
+    experiment_document: Mapping[str, Any],
+    arrow_path: str | Path,
+    data_source: str,
+) -> dict[str, Any]:
+    """Refit the comparison's champion with its tuned parameters on every year of the
+    modelling data (up to the last one) and log it as the MLflow run ``<model>-refit``,
+    nested under its study's parent run: the model that is registered and forecasts.
+
+    ``settings_by_model``, ``metrics_documents`` and ``mlflow_runs``: every model's rule
+    params, ``metrics.json`` and ``mlflow_run.json`` (the champion is known only now). Returns
+    the document of ``results/models/champion_refit.json``: the champion (``None`` when no
+    model passes the gate), its run and model URI, training years, parameters and backtest
+    skill.
+    """
+    from .comparison import champion_model
+    from .data import make_xy, select_features
+    from .tracking import (
+        REFIT_STAGE,
+        FinalRun,
+        LoggedDataset,
+        MlflowExperiment,
+        log_final_run,
+    )
+    from .tuning import merge_params
+    from .years import distinct_years
+
+    comparison = pd.read_csv(comparison_path)
+    champion = champion_model(comparison)
+    if champion is None:
+        return {"champion": None, "fallback": "persistence"}
+    model = model_settings(settings_by_model[champion], ModellingYears.from_json(years_document))
+    settings = model.modelling
+    metrics = metrics_documents[champion]
+    frame = read_arrow(arrow_path)
+    features = select_features(
+        frame.columns, settings.features, settings.include_same_year_features, settings.include_year
+    )
+    X, y, years = make_xy(frame, features, settings.features.target)
+    params = merge_params(model.fixed_params, metrics["best_params"])
+    from .models import model_estimator
+
+    estimator = model_estimator(model, params).fit(X, y)
+    training_years = distinct_years(years)
+    backtest = _champion_row(comparison, champion)
+    span = f"{training_years[0]}-{training_years[-1]}"
+    experiment = MlflowExperiment.from_json(experiment_document)
+    run = log_final_run(
+        experiment,
+        FinalRun(
+            model=champion,
+            params=params,
+            metrics={
+                "rows": float(len(y)),
+                "backtest_skill_rmse": backtest["skill_rmse"],
+                "backtest_skill_mae": backtest["skill_mae"],
+            },
+            config_hash=metrics["config_hash"],
+            stage=REFIT_STAGE,
+            parent_run_id=mlflow_runs[champion]["parent_run_id"],
+            tags={
+                "training_years": span,
+                "first_training_year": str(training_years[0]),
+                "last_training_year": str(training_years[-1]),
+                "chosen_on": " ".join(map(str, backtest["chosen_on"])),
+            },
+            documents={
+                "settings.json": dict(settings_by_model[champion]),
+                "backtest_skill.json": backtest,
+            },
+            run_name=f"{champion}-refit",
+        ),
+        LoggedDataset(
+            frame,
+            metrics["data_version"],
+            data_source,
+            settings.features.target,
+            metrics["data_sha256"],
+        ),
+        estimator=estimator,
+        X_example=X,
+    )
+    return {
+        "champion": champion,
+        "fallback": None,
+        **run,
+        "tracking_uri": experiment.tracking_uri,
+        "training_years": training_years,
+        "rows": len(y),
+        "params": params,
+        "data_version": metrics["data_version"],
+        "data_sha256": metrics["data_sha256"],
+        **backtest,
+    }
 
 
 # --------------------------------------------------------------------------- register_champion
 
 
+def champion_description(refit: Mapping[str, Any]) -> str:
+    """The registry version's description of a refitted champion: what it is, what it was
+    trained on and the origins that chose it, with its skill on each."""
+    years = refit["training_years"]
+    skills = ", ".join(
+        f"{origin}: RMSE {refit['skill_rmse_by_origin'][str(origin)]:+.3f}, "
+        f"MAE {refit['skill_mae_by_origin'][str(origin)]:+.3f}"
+        for origin in refit["chosen_on"]
+    )
+    return (
+        f"{refit['champion']} refitted on {years[0]}-{years[-1]} ({refit['rows']} rows of "
+        f"{refit['data_version']}, sha256 {refit['data_sha256'][:12]}); chosen by the skill "
+        f"gate on the backtest origins {', '.join(map(str, refit['chosen_on']))} (skill "
+        f"against persistence, {skills})"
+    )
+
+
 def register_champion_step(
-    comparison_path: str | Path,
-    mlflow_run_paths: Mapping[str, str | Path],
+    refit: Mapping[str, Any],
     experiment_document: Mapping[str, Any],
     registered_model: str,
 ) -> dict[str, Any]:
-    """Register the comparison's champion (the model with the lowest validation RMSE among
-    those that beat the baseline) in MLflow's model registry under ``registered_model`` with
-    the alias ``champion``. With no champion, remove the alias (so an older champion is not
-    served) and record the fallback to persistence.
+    """Register the refitted champion (``champion_refit.json``) in MLflow's model registry
+    under ``registered_model`` with the alias ``champion``, its training years and backtest
+    skill in the version's tags and description. With no champion, remove the alias (so an
+    older champion is not served) and record the fallback to persistence.
 
-    ``mlflow_run_paths`` maps each model to its ``mlflow_run.json``. Returns the document of
-    ``results/models/champion.json``.
+    Returns the document of ``results/models/champion.json``.
     """
-    from .comparison import champion_model
     from .tracking import champion_uri, clear_champion, register_champion
 
-    comparison = pd.read_csv(comparison_path)
-    champion = champion_model(comparison)
     tracking_uri = experiment_document["tracking_uri"]
-    baseline_val_rmse = float(
-        comparison.loc[comparison["model"] == BASELINE_NAME, "val_rmse"].iloc[0]
-    )
-    if champion is None:
+    if refit["champion"] is None:
         return {
             "champion": None,
             "fallback": "persistence",
             "tracking_uri": tracking_uri,
             "registered_model": registered_model,
             "alias_removed": clear_champion(tracking_uri, registered_model),
-            "baseline_val_rmse": baseline_val_rmse,
         }
-    run = read_json(mlflow_run_paths[champion])
-    row = comparison.loc[comparison["model"] == champion].iloc[0]
+    years = refit["training_years"]
     version = register_champion(
         tracking_uri,
         registered_model,
-        run["model_uri"],
-        {"model": champion, "run_id": run["run_id"], "val_rmse": str(row["val_rmse"])},
+        refit["model_uri"],
+        {
+            "model": refit["champion"],
+            "run_id": refit["run_id"],
+            "training_years": f"{years[0]}-{years[-1]}",
+            "last_training_year": str(years[-1]),
+            "chosen_on": " ".join(map(str, refit["chosen_on"])),
+            "backtest_skill_rmse": f"{refit['skill_rmse']:.4f}",
+            "backtest_skill_mae": f"{refit['skill_mae']:.4f}",
+            "data_sha256": refit["data_sha256"],
+        },
+        champion_description(refit),
     )
     return {
-        "champion": champion,
+        "champion": refit["champion"],
         "fallback": None,
         "tracking_uri": tracking_uri,
         "registered_model": registered_model,
         "version": version,
         "model_uri": champion_uri(registered_model),
-        "run_id": run["run_id"],
-        "logged_model_uri": run["model_uri"],
-        "val_rmse": float(row["val_rmse"]),
-        "baseline_val_rmse": baseline_val_rmse,
+        "run_id": refit["run_id"],
+        "logged_model_uri": refit["model_uri"],
+        "training_years": years,
+        "chosen_on": refit["chosen_on"],
+        "skill_rmse_by_origin": refit["skill_rmse_by_origin"],
+        "skill_mae_by_origin": refit["skill_mae_by_origin"],
     }
 
 
@@ -512,7 +897,7 @@ class ForecastResult:
 
 
 def _forecast_predictions(
-    champion: Mapping[str, Any], features: pd.DataFrame, data: ModellingData
+    champion: Mapping[str, Any], features: pd.DataFrame, feature_columns: Sequence[str]
 ) -> tuple[Any, str | None]:
     """The champion's predictions for next year, loaded from the registry by its alias (the
     version must be the one this build registered), or ``None`` without a champion."""
@@ -528,7 +913,7 @@ def _forecast_predictions(
             f"{version}, but this build registered version {champion['version']}: another "
             "build changed it; rerun with --forcerun register_champion"
         )
-    return estimator.predict(features.loc[:, data.features]), version
+    return estimator.predict(features.loc[:, list(feature_columns)]), version
 
 
 def forecast_step(
@@ -536,45 +921,57 @@ def forecast_step(
     champion: Mapping[str, Any],
     base_arrow: str | Path,
     modelling_arrow: str | Path,
-    calibration_predictions: pd.DataFrame,
+    backtest_predictions: pd.DataFrame,
+    years_document: Mapping[str, Any],
 ) -> ForecastResult:
     """Forecast the target for the year after the data's last year.
 
     ``params``: the shared modelling settings plus ``forecast`` (interval level and method)
     and ``steps`` (the chain from lag_columns to the modelling data, see
-    :func:`drg_workflow.chain.forecast_chain`). ``champion``: ``champion.json`` plus the
-    tracking URI. ``calibration_predictions``: the champion's (or, without one, the baseline's)
-    predictions on the validation and test years: validation calibrates the interval, test
-    measures its coverage.
+    :func:`drg_workflow.chain.forecast_chain`). ``champion``: ``champion.json``.
+    ``backtest_predictions``: the backtest's out-of-sample predictions: the champion's (or,
+    without one, persistence's) at the choosing origins calibrate the interval, those at the
+    reporting origins measure its coverage.
     """
+    from .data import select_features
     from .forecast import (
         ChainStep,
         ConformalInterval,
+        backtest_residual_rows,
         coverage_by_year,
         forecast_table,
         next_year_features,
     )
 
-    settings = ModellingSettings.from_params(params)
+    settings = modelling_settings(params, ModellingYears.from_json(years_document))
     base = read_arrow(base_arrow)
-    _, data = load_modelling_data(modelling_arrow, settings)
+    modelling_columns = read_arrow(modelling_arrow).columns
+    feature_columns = select_features(
+        modelling_columns,
+        settings.features,
+        settings.include_same_year_features,
+        settings.include_year,
+    )
     steps = [ChainStep(**step) for step in params["steps"]]
     features = next_year_features(base, steps, settings.features.lag_columns)
     persistence = baseline_predictions(features, settings.features)
-    prediction, version = _forecast_predictions(champion, features, data)
+    prediction, version = _forecast_predictions(champion, features, feature_columns)
     warning = None
     if prediction is None:
         warning = NO_CHAMPION_WARNING
         prediction = persistence
-    calibration = calibration_predictions.loc[calibration_predictions["split"] == "validation"]
+    residuals = backtest_residual_rows(backtest_predictions, champion["champion"])
+    calibration = residuals.loc[residuals["role"] == CHOOSING_ROLE]
     interval = ConformalInterval.calibrate(
         calibration["y_true"],
         calibration["y_pred"],
         params["forecast"]["interval_method"],
         params["forecast"]["interval_level"],
     )
+    last_year = int(base["year"].max())
     provenance = {
         "forecast_year": int(features["year"].iloc[0]),
+        "last_data_year": last_year,
         "target": settings.features.target,
         "model": champion["champion"] or BASELINE_NAME,
         "fallback": champion["fallback"],
@@ -582,10 +979,14 @@ def forecast_step(
         "model_version": version,
         "model_uri": champion.get("model_uri"),
         "run_id": champion.get("run_id"),
+        "training_years": champion.get("training_years"),
         "interval": {
             **interval.to_json(),
-            "calibration": "validation residuals",
-            "test_coverage": coverage_by_year(calibration_predictions, interval, "test"),
+            "calibration": "backtest residuals at the choosing origins "
+            + ", ".join(str(int(year)) for year in sorted(calibration["year"].unique())),
+            "test_coverage": coverage_by_year(
+                residuals.loc[residuals["role"] == REPORTING_ROLE], interval
+            ),
         },
     }
     table = forecast_table(features, prediction, persistence, interval)

@@ -9,8 +9,14 @@ Run layout in the one experiment of ``modelling.mlflow.experiment_name``:
 - ``<model>-tuning``: a study's parent run (stage ``tuning``), created by ``setup_study`` and
   closed with the study's results by ``train_final``;
 - ``<model>-trial-<n>``: one run per Optuna trial (stage ``trial``), nested under the parent;
-- ``<model>-final``: the refit model (stage ``final``), nested under the parent;
-- ``baseline-final``: the naive baseline (stage ``baseline``), logged like a model without one.
+- ``<model>-final``: the tuned model fitted on the train years (stage ``final``), nested under
+  the parent;
+- ``baseline-final``: the naive baseline (stage ``baseline``), logged like a model without one;
+- ``backtest``: the rolling-origin backtest (stage ``backtest``: its table and metadata), with
+  one nested run ``<model>-backtest`` per model and the baseline whose metrics have one step
+  per origin year (so MLflow draws skill against origin);
+- ``<model>-refit``: the champion refitted on every year up to the last (stage ``refit``),
+  nested under its study's parent run: the model the registry's alias ``champion`` points at.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ TRIAL_STAGE = "trial"
 TUNING_STAGE = "tuning"
 FINAL_STAGE = "final"
 BASELINE_STAGE = BASELINE_NAME
+BACKTEST_STAGE = "backtest"
+REFIT_STAGE = "refit"
 #: Optuna trial state -> status of its MLflow run.
 _RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 
@@ -191,21 +199,27 @@ def finish_trial_run(
     run_id: str,
     params: Mapping[str, Any],
     fold_rmse: Sequence[float],
+    fold_mae: Sequence[float],
     state: str,
     value: float | None,
     seconds: float,
     error: str | None,
 ) -> None:
-    """Log a trial's params, ``fold_rmse`` per step (and ``fold_<i>_rmse``), ``cv_rmse`` when
-    complete and its Optuna state, and end its run (FAILED for a failed trial)."""
+    """Log a trial's params, ``fold_rmse`` and ``fold_mae`` per step (and ``fold_<i>_rmse``,
+    ``fold_<i>_mae``), when complete its objective ``cv_loss_ratio`` and its ``cv_rmse`` and
+    ``cv_mae``, and its Optuna state, and end its run (FAILED for a failed trial)."""
     from mlflow.entities import Metric, Param, RunTag
 
     now = int(time.time() * 1000)
-    metrics = [Metric("fold_rmse", s, now, i) for i, s in enumerate(fold_rmse)]
-    metrics += [Metric(f"fold_{i}_rmse", s, now, 0) for i, s in enumerate(fold_rmse)]
+    metrics = []
+    for name, scores in (("rmse", fold_rmse), ("mae", fold_mae)):
+        metrics += [Metric(f"fold_{name}", s, now, i) for i, s in enumerate(scores)]
+        metrics += [Metric(f"fold_{i}_{name}", s, now, 0) for i, s in enumerate(scores)]
     metrics.append(Metric("trial_seconds", seconds, now, 0))
     if value is not None:
-        metrics.append(Metric("cv_rmse", value, now, 0))
+        metrics.append(Metric("cv_loss_ratio", value, now, 0))
+        metrics.append(Metric("cv_rmse", sum(fold_rmse) / len(fold_rmse), now, 0))
+        metrics.append(Metric("cv_mae", sum(fold_mae) / len(fold_mae), now, 0))
     tags = [RunTag("optuna_state", state)]
     if error:
         tags.append(RunTag("error", error[:5000]))
@@ -220,7 +234,11 @@ def close_parent_run(tracking_uri: str, parent_run_id: str, results: Mapping[str
     from mlflow.entities import Metric, Param, RunTag
 
     now = int(time.time() * 1000)
-    metrics = [Metric("best_cv_rmse", float(results["best_value"]), now, 0)]
+    metrics = [
+        Metric("best_cv_loss_ratio", float(results["best_value"]), now, 0),
+        Metric("best_cv_rmse", float(results["best_cv_rmse"]), now, 0),
+        Metric("best_cv_mae", float(results["best_cv_mae"]), now, 0),
+    ]
     metrics += [
         Metric(k, float(results[k]), now, 0)
         for k in ("n_trials", "n_complete", "n_pruned", "n_fail")
@@ -262,6 +280,8 @@ class FinalRun:
     documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Artifact path (``predictions/predictions.csv``) -> table; ``None`` tables are skipped.
     tables: Mapping[str, pd.DataFrame | None] = field(default_factory=dict)
+    #: The run's name; ``<model>-final`` when not given.
+    run_name: str | None = None
 
 
 def _dataset_schema(frame: pd.DataFrame) -> Any:
@@ -362,9 +382,9 @@ def log_final_run(
     estimator: BaseEstimator | None = None,
     X_example: pd.DataFrame | None = None,
 ) -> dict[str, str | None]:
-    """Log a final model (or, with ``estimator=None``, the baseline) as one MLflow run ``<model>-
-    final``; return ``{"run_id", "experiment_id", "model_uri", "model_id"}`` (the last two
-    ``None`` without an estimator).
+    """Log a final model (or, with ``estimator=None``, the baseline; or the refitted champion)
+    as one MLflow run (``<model>-final`` unless ``run.run_name``); return ``{"run_id",
+    "experiment_id", "model_uri", "model_id"}`` (the last two ``None`` without an estimator).
 
     Logs the params (as strings and as ``params.json``), the metrics, tags model, stage,
     data_sha256 and config_hash (plus ``run.tags``), the data version as the training input
@@ -388,7 +408,7 @@ def log_final_run(
             warnings.catch_warnings(),
             mlflow.start_run(
                 experiment_id=experiment.experiment_id,
-                run_name=f"{run.model}-final",
+                run_name=run.run_name or f"{run.model}-final",
                 parent_run_id=run.parent_run_id,
                 tags=tags,
             ) as active,
@@ -421,6 +441,80 @@ def log_final_run(
     return {**ids, "model_uri": model.model_uri, "model_id": str(model.model_id)}
 
 
+# --------------------------------------------------------------------------- backtest
+
+#: Metrics of each origin logged on a model's backtest run (one step per origin year).
+BACKTEST_METRICS: tuple[str, ...] = (
+    "rmse",
+    "mae",
+    "skill_rmse",
+    "skill_rmse_lower",
+    "skill_rmse_upper",
+    "skill_mae",
+    "skill_mae_lower",
+    "skill_mae_upper",
+)
+
+
+def log_backtest(
+    experiment: MlflowExperiment,
+    table: pd.DataFrame,
+    documents: Mapping[str, Mapping[str, Any]],
+    tags: Mapping[str, str],
+) -> dict[str, Any]:
+    """Log the backtest: a run ``backtest`` (stage ``backtest``) holding ``table`` as
+    ``backtest.csv``, the ``documents`` (file name -> JSON) and ``tags``, and under it one run
+    ``<model>-backtest`` per model of the table (the baseline among them) whose metrics
+    (:data:`BACKTEST_METRICS`) have one step per origin year, tagged with the choosing and
+    reporting origins. Returns ``{"run_id", "model_run_ids": {model: run_id}}``."""
+    from mlflow.entities import Metric, RunTag
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+    client = tracking_client(experiment.tracking_uri)
+    parent = client.create_run(
+        experiment.experiment_id,
+        tags={MLFLOW_RUN_NAME: "backtest", "stage": BACKTEST_STAGE, **tags},
+        run_name="backtest",
+    ).info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "backtest.csv"
+        table.to_csv(path, index=False)
+        client.log_artifact(parent, str(path))
+        for file_name, document in documents.items():
+            path = Path(tmp) / file_name
+            path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
+            client.log_artifact(parent, str(path))
+    now = int(time.time() * 1000)
+    model_runs = {}
+    for model, rows in table.groupby("model", sort=False):
+        run_name = f"{model}-backtest"
+        run_tags = {
+            MLFLOW_RUN_NAME: run_name,
+            MLFLOW_PARENT_RUN_ID: parent,
+            "stage": BACKTEST_STAGE,
+            "model": str(model),
+            **{
+                f"{role}_origins": " ".join(
+                    str(o) for o in rows.loc[rows["role"] == role, "origin"]
+                )
+                for role in rows["role"].unique()
+            },
+        }
+        run_id = client.create_run(
+            experiment.experiment_id, tags=run_tags, run_name=run_name
+        ).info.run_id
+        metrics = [
+            Metric(name, float(value), now, int(origin))
+            for name in BACKTEST_METRICS
+            for origin, value in zip(rows["origin"], rows[name], strict=True)
+        ]
+        client.log_batch(run_id, metrics=metrics, tags=[RunTag("n_origins", str(len(rows)))])
+        client.set_terminated(run_id, status="FINISHED")
+        model_runs[str(model)] = run_id
+    client.set_terminated(parent, status="FINISHED")
+    return {"run_id": parent, "model_run_ids": model_runs}
+
+
 # --------------------------------------------------------------------------- model registry
 
 #: The registry alias of the model the forecast uses.
@@ -428,10 +522,15 @@ CHAMPION_ALIAS = "champion"
 
 
 def register_champion(
-    tracking_uri: str, registered_model: str, model_uri: str, tags: Mapping[str, str]
+    tracking_uri: str,
+    registered_model: str,
+    model_uri: str,
+    tags: Mapping[str, str],
+    description: str,
 ) -> str:
-    """Register ``model_uri`` (a final run's logged model) as a new version of
-    ``registered_model``, point the alias ``champion`` at it, and return the version."""
+    """Register ``model_uri`` (the refitted champion's logged model) as a new version of
+    ``registered_model`` with ``tags`` and ``description``, point the alias ``champion`` at
+    it, and return the version."""
     import mlflow
 
     client = tracking_client(tracking_uri)
@@ -441,6 +540,7 @@ def register_champion(
         version = mlflow.register_model(model_uri, registered_model, tags=dict(tags)).version
     finally:
         mlflow.set_tracking_uri(previous_uri)
+    client.update_model_version(registered_model, str(version), description=description)
     client.set_registered_model_alias(registered_model, CHAMPION_ALIAS, str(version))
     return str(version)
 

@@ -1,9 +1,10 @@
 # Modelling and forecast settings (config `modelling`, `forecast`) and the input functions of
 # models.smk and forecast.smk.
+import json
 import os
 
 from drg_workflow.chain import forecast_chain
-from drg_workflow.names import BASELINE_NAME
+from drg_workflow.names import BASELINE_NAME, RAW_VERSION
 
 #: Models tuned, trained and compared (the keys of modelling.models), in config order.
 MODELS = list(MODELLING["models"])
@@ -18,6 +19,7 @@ MODELLING_FILES = version_files(MODELLING_VERSION)
 wildcard_constraints:
     model="|".join(MODELS),
     shard=r"\d+",
+    origin=r"\d{4}",
 
 
 def tracking_uri():
@@ -38,7 +40,8 @@ def mlflow_settings():
 
 def shared_modelling_settings():
     """Settings every modelling rule shares (target, lag list and window, data, features,
-    split, folds, seed)."""
+    folds, seed). The year split is not among them: the rules read it, resolved from the data,
+    from split_years' output."""
     return {
         "target": config["target"],
         "lags": {
@@ -48,16 +51,24 @@ def shared_modelling_settings():
         "data_version": MODELLING_VERSION,
         "include_same_year_features": MODELLING["include_same_year_features"],
         "include_year": MODELLING["include_year"],
-        "split": MODELLING["split"],
         "cv_folds": MODELLING["cv_folds"],
         "random_state": MODELLING["random_state"],
     }
 
 
-def model_settings(wildcards):
-    """Everything a model's setup, shards and final fit depend on: passed as a param, so any
-    change re-runs them (and setup_study starts a new study)."""
-    model = wildcards.model
+def split_settings():
+    """What split_years resolves against the data: the split (relative or explicit), the
+    backtest's origins, and the folds and rolling window it checks them against."""
+    return {
+        "split": MODELLING["split"],
+        "backtest_origins": MODELLING["backtest"]["origins"],
+        "cv_folds": MODELLING["cv_folds"],
+        "rolling_window": config["lags"]["rolling_window"],
+    }
+
+
+def settings_of_model(model):
+    """Everything a model's setup, shards, final fit, backtest and refit depend on."""
     tuning = MODELLING["tuning"]
     return {
         **shared_modelling_settings(),
@@ -65,7 +76,23 @@ def model_settings(wildcards):
         "search_space": MODELLING["models"][model]["search_space"],
         "fixed_params": MODELLING["models"][model]["fixed_params"],
         "target_form": MODELLING["target_form"],
+        "loss_weight_power": MODELLING["loss_weight_power"],
         "tuning": {**tuning, "storage": tuning["storage"].format(model=model)},
+    }
+
+
+def model_settings(wildcards):
+    """A model's settings (settings_of_model) as the param of its rules, so any change
+    re-runs them (and setup_study starts a new study)."""
+    return settings_of_model(wildcards.model)
+
+
+def backtest_settings():
+    """modelling.backtest with the bootstrap's seed and the models in their order."""
+    return {
+        **MODELLING["backtest"],
+        "random_state": MODELLING["random_state"],
+        "models": MODELS,
     }
 
 
@@ -78,10 +105,23 @@ def modelling_data(wildcards):
     }
 
 
-def shard_inputs(wildcards):
-    """A shard needs the data and its model's study (setup.json)."""
+def split_years_inputs(wildcards):
+    """split_years reads the raw data's years (v0's metadata) and the modelling data's."""
     return {
         **modelling_data(wildcards),
+        "raw_metadata": version_files(RAW_VERSION)["metadata"],
+    }
+
+
+def modelling_inputs(wildcards):
+    """The modelling data and its years, resolved by split_years."""
+    return {**modelling_data(wildcards), "split": MODELLING_SPLIT}
+
+
+def shard_inputs(wildcards):
+    """A shard needs the data, its years and its model's study (setup.json)."""
+    return {
+        **modelling_inputs(wildcards),
         "setup": TUNING_SETUP.format(model=wildcards.model),
     }
 
@@ -99,8 +139,53 @@ def final_inputs(wildcards):
 
 
 def baseline_inputs(wildcards):
-    """The baseline needs the data and the MLflow experiment, and nothing of any model."""
-    return {**modelling_data(wildcards), "experiment": MLFLOW_EXPERIMENT}
+    """The baseline needs the data, its years and the MLflow experiment, and nothing of any
+    model."""
+    return {**modelling_inputs(wildcards), "experiment": MLFLOW_EXPERIMENT}
+
+
+def backtest_origin_inputs(wildcards):
+    """One backtest job: the data, its years and the model's tuned parameters."""
+    return {
+        **modelling_inputs(wildcards),
+        "metrics": MODEL_METRICS.format(model=wildcards.model),
+    }
+
+
+def backtest_origins():
+    """The backtest's origin years, from split_years' output (a checkpoint: they depend on
+    the data's years, so the per-origin jobs are known once it has run)."""
+    split = checkpoints.split_years.get().output.split
+    document = json.loads(Path(split).read_text())
+    return sorted(year for years in document["origins"].values() for year in years)
+
+
+def backtest_inputs(wildcards):
+    """Every (model, origin) job's predictions and fit, the years, the experiment and the
+    data's metadata."""
+    release_stale_locks()
+    origins = backtest_origins()
+    return {
+        "predictions": expand(
+            BACKTEST_ORIGIN_PREDICTIONS, model=MODELS, origin=origins
+        ),
+        "fits": expand(BACKTEST_ORIGIN_FIT, model=MODELS, origin=origins),
+        "split": MODELLING_SPLIT,
+        "experiment": MLFLOW_EXPERIMENT,
+        "metadata": MODELLING_FILES["metadata"],
+    }
+
+
+def refit_inputs(wildcards):
+    """The champion's refit: the comparison names it; every model's tuned parameters and
+    MLflow runs (which one is needed is known only then), the data and its years."""
+    return {
+        **modelling_inputs(wildcards),
+        "comparison": COMPARISON,
+        "experiment": MLFLOW_EXPERIMENT,
+        "metrics": expand(MODEL_METRICS, model=MODELS),
+        "runs": expand(MODEL_MLFLOW_RUN, model=MODELS),
+    }
 
 
 # ----------------------------------------------------------------------------- forecast
@@ -117,9 +202,8 @@ except ValueError as error:
 
 
 def forecast_inputs(wildcards):
-    """The champion, the base and modelling data, and every model's (and the baseline's)
-    held-out predictions, named `predictions_<model>`: the champion's calibrate the interval.
-    """
+    """The champion, the base and modelling data with its years, and the backtest's
+    out-of-sample predictions (the champion's calibrate the interval)."""
     if FORECAST_CHAIN_ERROR:
         raise WorkflowError(FORECAST_CHAIN_ERROR)
     base = version_files(FORECAST_BASE_VERSION)
@@ -127,11 +211,8 @@ def forecast_inputs(wildcards):
         "champion": CHAMPION,
         "base_arrow": base["arrow"],
         "base_metadata": base["metadata"],
-        **modelling_data(wildcards),
-        **{
-            f"predictions_{model}": MODEL_PREDICTIONS.format(model=model)
-            for model in [*MODELS, BASELINE_NAME]
-        },
+        **modelling_inputs(wildcards),
+        "backtest_predictions": BACKTEST_PREDICTIONS,
     }
 
 

@@ -10,6 +10,9 @@ VERSION_ARROW = "results/{version}/{version}.arrow"
 #: Where download_raw puts the CSV of raw.source url (in the default storage, if any).
 RAW_DOWNLOAD = "resources/raw/download.csv"
 
+#: Written by split_years (a checkpoint): the years of the split and the backtest's origins,
+#: resolved from the data (the years no model fits or scores named with their reasons).
+MODELLING_SPLIT = "results/models/split.json"
 #: Written by setup_mlflow: the experiment every run goes to (its id, URI, artifact location).
 MLFLOW_EXPERIMENT = "results/mlflow/experiment.json"
 #: The local MLflow store used when no tracking URI is configured.
@@ -24,7 +27,20 @@ MODEL_PERMUTATION_IMPORTANCE = "results/models/{model}/permutation_importance.cs
 MODEL_IMPURITY_IMPORTANCE = "results/models/{model}/impurity_importance.csv"
 MODEL_MLFLOW_RUN = "results/models/{model}/mlflow_run.json"
 COMPARISON = "results/models/comparison.csv"
+#: The champion refitted on every year up to the last (refit_champion), and its registration.
+CHAMPION_REFIT = "results/models/champion_refit.json"
 CHAMPION = "results/models/champion.json"
+
+#: One backtest job: a model refitted before an origin year, its predictions of that year and
+#: what it was trained on (backtest_origin).
+BACKTEST_ORIGIN_PREDICTIONS = "results/backtest/{model}/{origin}.csv"
+BACKTEST_ORIGIN_FIT = "results/backtest/{model}/{origin}.json"
+#: The backtest (score_backtest): skill per origin and model (a CSV with metadata like a data
+#: version's), every out-of-sample prediction, and its MLflow run ids.
+BACKTEST = "results/backtest/backtest.csv"
+BACKTEST_METADATA = "results/backtest/backtest_metadata.json"
+BACKTEST_PREDICTIONS = "results/backtest/predictions.csv"
+BACKTEST_MLFLOW_RUN = "results/backtest/mlflow_run.json"
 
 FORECAST = "results/forecast/forecast.csv"
 FORECAST_METADATA = "results/forecast/forecast_metadata.json"

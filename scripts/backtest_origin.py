@@ -1,0 +1,27 @@
+"""Rule backtest_origin: one model refitted with its tuned parameters on every year before one
+origin year, and its predictions of that year."""
+
+from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.steps import backtest_origin, write_table
+from drg_workflow.versions import read_json, write_json
+
+with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    predictions, fit = backtest_origin(
+        snakemake.params.settings,
+        read_json(snakemake.input.metrics),
+        read_json(snakemake.input.split),
+        snakemake.input.arrow,
+        int(snakemake.wildcards.origin),
+    )
+    write_table(predictions, snakemake.output.predictions)
+    write_json(fit, snakemake.output.fit)
+    years = fit["training_years"]
+    log.info(
+        "%s at origin %d (%s): fitted on %d-%d, predicted %d rows",
+        fit["model"],
+        fit["origin"],
+        fit["role"],
+        years[0],
+        years[-1],
+        fit["rows_predicted"],
+    )

@@ -1,0 +1,40 @@
+"""Rule score_backtest: every model's skill against persistence at every origin, with bootstrap
+intervals; the table (with metadata like a data version's), every out-of-sample prediction, and
+the MLflow runs."""
+
+import pandas as pd
+
+from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.steps import log_backtest_step, score_backtest_step
+from drg_workflow.modelling.tracking import route_library_logs
+from drg_workflow.versions import read_json, write_frame_csv, write_json, write_version
+
+with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    route_library_logs(log)
+    data = read_json(snakemake.input.metadata)
+    result = score_backtest_step(
+        snakemake.params.settings,
+        [pd.read_csv(path) for path in snakemake.input.predictions],
+        [read_json(path) for path in snakemake.input.fits],
+        read_json(snakemake.input.split),
+    )
+    predictions = write_frame_csv(result.predictions, snakemake.output.predictions)
+    metadata = write_version(
+        result.table,
+        snakemake.output.table,
+        snakemake.output.metadata,
+        version="backtest",
+        transformation="backtest",
+        parameters=snakemake.params.settings,
+        input_version=data["version"],
+        input_sha256=data["sha256"],
+        extra={**result.provenance, "predictions": predictions},
+    )
+    run = log_backtest_step(read_json(snakemake.input.experiment), result.table, metadata)
+    write_json(run, snakemake.output.mlflow_run)
+    log.info(
+        "backtest of %d origins, MLflow run %s:\n%s",
+        result.table["origin"].nunique(),
+        run["run_id"],
+        result.table.to_string(),
+    )

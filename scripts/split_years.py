@@ -1,0 +1,23 @@
+"""Rule split_years: the year split and the backtest's origins, resolved from the data's years;
+the years no model fits or scores are named in the log (a warning for any after the first)."""
+
+import sys
+
+from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.steps import split_years
+from drg_workflow.versions import read_arrow, read_json, write_json
+
+with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    result = split_years(
+        snakemake.params.settings,
+        read_json(snakemake.input.raw_metadata),
+        read_json(snakemake.input.metadata),
+        read_arrow(snakemake.input.arrow)["year"],
+    )
+    write_json(result.document, snakemake.output.split)
+    for line in result.info:
+        log.info(line)
+    if result.warning:
+        # Loud on purpose: in the log, and on Snakemake's own output where people look.
+        log.warning(result.warning)
+        print(f"WARNING: {result.warning}", file=sys.stderr)
