@@ -164,6 +164,36 @@ rule report_models:
         "../../scripts/report_models.py"
 
 
+rule report_backtest:
+    input:
+        backtest=BACKTEST,
+        backtest_metadata=BACKTEST_METADATA,
+        comparison=COMPARISON,
+        metadata=MODELLING_FILES["metadata"],
+    output:
+        skill=report(
+            f"{REPORT}/backtest/skill_by_origin.png",
+            caption="../report/backtest_skill.rst",
+            category="Backtest",
+            labels=report_labels("skill against persistence per origin"),
+        ),
+        table=report(
+            f"{REPORT}/backtest/backtest.html",
+            caption="../report/backtest_table.rst",
+            category="Backtest",
+            labels=report_labels("backtest table"),
+        ),
+    log:
+        "logs/report_backtest/report_backtest.log",
+    benchmark:
+        "benchmarks/report_backtest/report_backtest.tsv"
+    localrule: True
+    conda:
+        "../envs/modelling.yaml"
+    script:
+        "../../scripts/report_backtest.py"
+
+
 rule report_forecast:
     input:
         forecast=FORECAST,

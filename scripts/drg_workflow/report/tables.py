@@ -189,14 +189,16 @@ def html_page(
 
 
 def comparison_page(comparison: pd.DataFrame, data: str) -> str:
-    """The comparison table (every model and the naive baseline) as an HTML page: metrics in
-    dollars, rows of models that do not beat the baseline highlighted, their warnings above
-    the table. ``data`` names the data version (see :func:`data_label`)."""
+    """The comparison table (every model and the naive baseline) as an HTML page: the backtest
+    skill on the choosing origins that decides, whether the model passes the skill gate, the
+    champion, then CV, validation and test metrics in dollars; rows of models failing the gate
+    highlighted, their warnings above the table. ``data`` names the data version (see
+    :func:`data_label`)."""
     warnings = [w for w in comparison["warning"].astype("string").fillna("") if w]
-    beats = comparison["beats_baseline"].astype("string").fillna("")
+    passes = comparison["passes_gate"].astype("string").fillna("")
     classes = [
-        "baseline" if model == BASELINE_NAME else ("warn" if b != "True" else "")
-        for model, b in zip(comparison["model"], beats, strict=True)
+        "baseline" if model == BASELINE_NAME else ("warn" if p != "True" else "")
+        for model, p in zip(comparison["model"], passes, strict=True)
     ]
     trials = [
         "" if model == BASELINE_NAME else f"{int(done)} / {int(pruned)}"
@@ -210,13 +212,24 @@ def comparison_page(comparison: pd.DataFrame, data: str) -> str:
     frame = pd.DataFrame(
         {
             "model": comparison["model"],
-            **{column: comparison[column].astype(float) for column in METRIC_COLUMNS},
-            "trials complete / pruned": trials,
-            "beats baseline": beats.map({"True": "yes", "False": "NO"}).fillna("").to_list(),
-            # The model the forecast uses (the baseline when no model beats it).
+            # The model the forecast uses (the baseline when no model passes the gate).
             "champion": [
                 "champion" if str(flag) == "True" else "" for flag in comparison["champion"]
             ],
+            "passes gate": passes.map({"True": "yes", "False": "NO"}).fillna("").to_list(),
+            "chosen on": [
+                "" if model == BASELINE_NAME else ", ".join(str(origins).split())
+                for model, origins in zip(
+                    comparison["model"], comparison["choosing_origins"], strict=True
+                )
+            ],
+            "RMSE skill": comparison["skill_rmse"].astype(float),
+            "MAE skill": comparison["skill_mae"].astype(float),
+            f"RMSE skill per origin ({origins_of(comparison)})": [
+                skills_by_origin(text) for text in comparison["skill_rmse_by_origin"]
+            ],
+            **{column: comparison[column].astype(float) for column in METRIC_COLUMNS},
+            "trials complete / pruned": trials,
             "best parameters": [
                 short_parameters(text)
                 for text in comparison["best_params"].astype("string").fillna("")
@@ -227,15 +240,35 @@ def comparison_page(comparison: pd.DataFrame, data: str) -> str:
         "Models against the naive persistence baseline",
         frame,
         note=(
-            f"Data {data}. RMSE and MAE in dollars of the target, R² unitless; cv = mean over "
-            "the year folds of tuning, val = validation years (used to choose), test = test "
-            "years. Sorted by validation RMSE; the baseline predicts last year's value."
+            f"Data {data}. Skill = 1 - RMSE / persistence's RMSE (and the same for MAE) in the "
+            "rolling-origin backtest, mean over the choosing origins (see the Backtest "
+            "category): the champion is the model passing the skill gate with the best RMSE "
+            "skill, refitted on every year up to the last. RMSE and MAE in dollars of the "
+            "target, R² unitless; cv = mean over the year folds of tuning, val = validation "
+            "years, test = test years, both fitted on the train years only. The baseline "
+            "predicts last year's value."
         ),
         warnings=warnings,
         row_classes=classes,
         float_format="{:,.0f}",
-        formats={"val_r2": "{:.3f}", "test_r2": "{:.3f}"},
+        formats={
+            "val_r2": "{:.3f}",
+            "test_r2": "{:.3f}",
+            "RMSE skill": "{:+.3f}",
+            "MAE skill": "{:+.3f}",
+        },
     )
+
+
+def skills_by_origin(text: str) -> str:
+    """A JSON object of skill by origin, ``{"2014": 0.15, "2015": 0.16}``, as
+    ``+0.150 / +0.160``."""
+    return " / ".join(f"{value:+.3f}" for value in json.loads(text).values())
+
+
+def origins_of(comparison: pd.DataFrame) -> str:
+    """The origins of the comparison's skills by origin, ``2014 / 2015 / 2017``."""
+    return " / ".join(json.loads(comparison["skill_rmse_by_origin"].iloc[0]))
 
 
 def lineage_page(lineage: pd.DataFrame) -> str:
@@ -248,4 +281,58 @@ def lineage_page(lineage: pd.DataFrame) -> str:
             "parameters shown; sha256 is the first 12 hex digits of the version's CSV; the "
             "contract checks are those the version passed before it was written."
         ),
+    )
+
+
+def backtest_page(backtest: pd.DataFrame, champion: str | None, level: float, data: str) -> str:
+    """The backtest table as an HTML page: per origin (choosing or reporting) and model, the
+    series scored, the years refitted on, RMSE and MAE in dollars and both skills with their
+    bootstrap intervals; the champion's rows marked, persistence's rows as the baseline."""
+
+    def interval(metric: str) -> list[str]:
+        return [
+            f"{row[f'skill_{metric}']:+.3f} [{row[f'skill_{metric}_lower']:+.3f}, "
+            f"{row[f'skill_{metric}_upper']:+.3f}]"
+            for _, row in backtest.iterrows()
+        ]
+
+    frame = pd.DataFrame(
+        {
+            # Text: a year, not a count with a thousands separator.
+            "origin": backtest["origin"].astype(int).astype(str),
+            "role": backtest["role"],
+            "model": [
+                f"{model} (champion)" if model == champion else model for model in backtest["model"]
+            ],
+            "series": backtest["n_series"].astype(int),
+            "refitted on": [
+                "(last year's value)" if model == BASELINE_NAME else f"{first}-{last}"
+                for model, first, last in zip(
+                    backtest["model"],
+                    backtest["first_training_year"],
+                    backtest["last_training_year"],
+                    strict=True,
+                )
+            ],
+            "RMSE": backtest["rmse"].astype(float),
+            "MAE": backtest["mae"].astype(float),
+            "RMSE skill [interval]": interval("rmse"),
+            "MAE skill [interval]": interval("mae"),
+        }
+    )
+    classes = ["baseline" if model == BASELINE_NAME else "" for model in backtest["model"]]
+    return html_page(
+        "Backtest: skill against persistence per origin",
+        frame,
+        note=(
+            f"Data {data}. At each origin every model was refitted with its tuned parameters "
+            "on every year before it and predicted it; persistence (the baseline) predicts "
+            "last year's value. Skill = 1 - RMSE / persistence's RMSE (and the same for MAE): "
+            f"0 is persistence, higher is better; in brackets its {100 * level:.0f}% bootstrap "
+            "interval over the series. Choosing origins (the validation years) choose the "
+            "champion: it must beat persistence in RMSE and MAE on each, with both intervals "
+            "above 0. Reporting origins (the test years) are never used to choose."
+        ),
+        row_classes=classes,
+        float_format="{:,.0f}",
     )
