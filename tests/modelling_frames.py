@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import yaml
 from drg_workflow.chain import configured_parameters
 from drg_workflow.config_validation import validate_config
 from drg_workflow.modelling.settings import ModellingSettings, ModelSettings
+from drg_workflow.modelling.years import ModellingYears, resolve_years
 from drg_workflow.synthetic import equivalent_rare_drg_threshold, generate_raw
 from drg_workflow.transformations import apply_transformation
 
@@ -64,9 +66,14 @@ def modelling_frame(seed: int = 7, config: dict[str, Any] | None = None) -> pd.D
     return _frame(seed, yaml.safe_dump(config)).copy()
 
 
+#: The years of the small modelling data (v13 of the generator's default 2009-2017: 2009 has no
+#: earlier year to take lags from).
+MODELLING_YEARS = tuple(range(2010, 2018))
+
+
 def shared_params(config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The shared modelling settings of ``config`` as the rules pass them (``common.smk``'s
-    ``shared_modelling_settings``)."""
+    """The shared modelling settings of ``config`` as the rules pass them
+    (``common/modelling.smk``'s ``shared_modelling_settings``)."""
     config = config or small_config()
     modelling = config["modelling"]
     return {
@@ -78,7 +85,6 @@ def shared_params(config: dict[str, Any] | None = None) -> dict[str, Any]:
                 "data_version",
                 "include_same_year_features",
                 "include_year",
-                "split",
                 "cv_folds",
                 "random_state",
             )
@@ -86,24 +92,44 @@ def shared_params(config: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
+def modelling_years(
+    config: dict[str, Any] | None = None, years: Sequence[int] = MODELLING_YEARS
+) -> ModellingYears:
+    """The split and origins of ``config`` resolved for modelling data of ``years`` (what the
+    split_years rule writes)."""
+    config = config or small_config()
+    modelling = config["modelling"]
+    return resolve_years(
+        modelling["split"], modelling["backtest"]["origins"], modelling["cv_folds"], years
+    )
+
+
 def modelling_settings(config: dict[str, Any] | None = None) -> ModellingSettings:
     """The typed shared modelling settings of ``config`` (as the rules build them)."""
-    return ModellingSettings.from_params(shared_params(config))
+    return ModellingSettings.from_params(shared_params(config), modelling_years(config).split)
+
+
+def model_params(
+    model: str, space: dict, fixed: dict | None = None, config: dict | None = None, **tuning
+) -> dict[str, Any]:
+    """A model's rule params (``settings_of_model``): the small config's, with this model."""
+    config = config or small_config()
+    modelling = config["modelling"]
+    return {
+        **shared_params(config),
+        "model": model,
+        "search_space": space,
+        "fixed_params": fixed or {},
+        "target_form": modelling["target_form"],
+        "loss_weight_power": modelling["loss_weight_power"],
+        "tuning": {**modelling["tuning"], **tuning},
+    }
 
 
 def model_settings(
     model: str, space: dict, fixed: dict | None = None, config: dict | None = None, **tuning
 ) -> ModelSettings:
-    """A model's settings as the rules pass them: the small config's, with this model."""
-    config = config or small_config()
-    modelling = config["modelling"]
+    """A model's typed settings as the rules build them: the small config's, with this model."""
     return ModelSettings.from_params(
-        {
-            **shared_params(config),
-            "model": model,
-            "search_space": space,
-            "fixed_params": fixed or {},
-            "target_form": modelling["target_form"],
-            "tuning": {**modelling["tuning"], **tuning},
-        }
+        model_params(model, space, fixed, config, **tuning), modelling_years(config).split
     )

@@ -9,7 +9,13 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
-from modelling_frames import model_settings, modelling_frame, shared_params, small_config
+from modelling_frames import (
+    model_settings,
+    modelling_frame,
+    modelling_years,
+    shared_params,
+    small_config,
+)
 
 from drg_workflow.chain import configured_parameters, forecast_chain
 from drg_workflow.modelling.baseline import baseline_predictions, evaluate_baseline
@@ -20,11 +26,12 @@ from drg_workflow.modelling.comparison import (
     comparison_warnings,
 )
 from drg_workflow.modelling.data import ModellingDataError, prepare_modelling_data
-from drg_workflow.modelling.final import evaluate_model, fit_final_model, flatten_metrics
+from drg_workflow.modelling.final import evaluate_model, fit_final_model
 from drg_workflow.modelling.forecast import (
     ChainStep,
     ConformalInterval,
     ForecastError,
+    backtest_residual_rows,
     coverage_by_year,
     forecast_table,
     next_year_features,
@@ -170,21 +177,38 @@ def test_too_few_calibration_rows_give_an_infinite_interval():
         ConformalInterval.calibrate([1.0], [1.0], "quantile", 0.8)
 
 
-def test_coverage_by_year_reports_each_test_year_and_all():
-    predictions = pd.DataFrame(
+def test_coverage_by_year_reports_each_year_and_all():
+    rows = pd.DataFrame(
         {
-            "year": [2016, 2016, 2017, 2017, 2015],
-            "split": ["test"] * 4 + ["validation"],
-            "y_true": [1.0, 5.0, 2.0, 2.5, 9.0],
-            "y_pred": [1.0, 1.0, 2.0, 2.0, 1.0],
+            "year": [2016, 2016, 2017, 2017],
+            "y_true": [1.0, 5.0, 2.0, 2.5],
+            "y_pred": [1.0, 1.0, 2.0, 2.0],
         }
     )
     interval = ConformalInterval("absolute", 0.8, 1.0, 10)
-    assert coverage_by_year(predictions, interval, "test") == {
-        "2016": 0.5,
-        "2017": 1.0,
-        "all": 0.75,
-    }
+    assert coverage_by_year(rows, interval) == {"2016": 0.5, "2017": 1.0, "all": 0.75}
+    assert coverage_by_year(rows.iloc[:0], interval) == {}
+
+
+def test_the_interval_calibrates_on_the_champions_backtest_residuals_or_persistences():
+    predictions = pd.DataFrame(
+        {
+            "origin": [2015, 2015, 2016, 2016],
+            "role": ["choosing", "choosing", "reporting", "reporting"],
+            "model": ["ridge", "forest", "ridge", "forest"],
+            "year": [2015, 2015, 2016, 2016],
+            "actual": [10.0, 10.0, 20.0, 20.0],
+            "prediction": [11.0, 12.0, 19.0, 18.0],
+            "persistence": [9.0, 9.0, 10.0, 10.0],
+        }
+    )
+    forest = backtest_residual_rows(predictions, "forest")
+    assert forest["y_pred"].tolist() == [12.0, 18.0] and forest["role"].tolist()[0] == "choosing"
+    persistence = backtest_residual_rows(predictions, None)
+    assert persistence["y_pred"].tolist() == [9.0, 10.0]
+    assert persistence["y_true"].tolist() == [10.0, 20.0]
+    with pytest.raises(ForecastError, match="no predictions of model 'gbm'"):
+        backtest_residual_rows(predictions, "gbm")
 
 
 # --------------------------------------------------------------------------- next year
@@ -269,36 +293,7 @@ def test_forecast_table_holds_the_interval_around_each_prediction(frames):
         forecast_table(features, broken, persistence, interval)
 
 
-# --------------------------------------------------------------------------- champion
-
-
-def comparison_row(model: str, val_rmse: float) -> dict:
-    return {
-        "model": model,
-        "cv_rmse": val_rmse,
-        "val_rmse": val_rmse,
-        "val_mae": val_rmse,
-        "val_r2": 0.5,
-        "test_rmse": val_rmse,
-        "test_mae": val_rmse,
-        "test_r2": 0.5,
-        "n_trials_complete": 3,
-        "n_trials_pruned": 0,
-        "best_params": {},
-    }
-
-
-def test_the_champion_is_the_best_model_that_beats_the_baseline():
-    rows = [comparison_row(m, v) for m, v in (("a", 9.0), ("b", 7.0), ("c", 12.0))]
-    table = build_comparison([*rows, comparison_row("baseline", 10.0)])
-    assert champion_model(table) == "b"
-    assert dict(zip(table["model"], table["champion"], strict=True)) == {
-        "b": True,
-        "a": False,
-        "baseline": False,
-        "c": False,
-    }
-    assert NO_CHAMPION_WARNING not in comparison_warnings(table)
+# --------------------------------------------------------------------------- fallback
 
 
 @pytest.fixture()
@@ -310,27 +305,49 @@ def constant_target_data(frames):
     return frame
 
 
-def test_with_a_constant_target_no_model_wins_and_the_forecast_falls_back_to_persistence(
+def test_with_a_constant_target_no_model_passes_the_gate_and_the_forecast_is_persistence(
     tmp_path, frames, constant_target_data
 ):
-    from drg_workflow.modelling.steps import forecast_step, register_champion_step
+    """The package's own steps, end to end: the backtest of two models, the gate, no refit,
+    the alias removed, and the forecast falls back to persistence with its warning."""
+    from drg_workflow.modelling.backtest import fit_at_origin, score_backtest
+    from drg_workflow.modelling.data import select_features
+    from drg_workflow.modelling.settings import BacktestSettings
+    from drg_workflow.modelling.steps import (
+        forecast_step,
+        refit_champion,
+        register_champion_step,
+    )
     from drg_workflow.modelling.tracking import ensure_experiment
 
+    years = modelling_years(CONFIG)
     settings = model_settings("hist_gradient_boosting", {})
     data = prepare_modelling_data(constant_target_data, settings.modelling)
     baseline = evaluate_baseline(
         data.frames, settings.modelling.cv_folds, settings.modelling.features
     )
-    rows = [baseline]
+    features = select_features(constant_target_data.columns, settings.modelling.features)
+    rows, predictions, training = [baseline], [], {}
     for model, params in (("ridge", {"alpha": 1.0}), ("hist_gradient_boosting", {"max_iter": 10})):
-        fitted = fit_final_model(
-            model_settings(model, {}), params, data.X["train"], data.y["train"]
-        )
-        held_out = {s: (data.X[s], data.y[s]) for s in ("validation", "test")}
-        rows.append(
-            {**comparison_row(model, 0), **flatten_metrics(evaluate_model(fitted, held_out), 1.0)}
-        )
-    table = build_comparison(rows)
+        rows.append({**comparison_row(model), "best_params": params})
+        for origin in years.origins:
+            fit = fit_at_origin(
+                model_settings(model, {}),
+                params,
+                constant_target_data,
+                features,
+                origin,
+                years.role(origin),
+            )
+            predictions.append(fit.predictions)
+            training[(model, origin)] = fit.training_years
+    backtest_predictions = pd.concat(predictions, ignore_index=True)
+    backtest = score_backtest(
+        backtest_predictions,
+        training,
+        BacktestSettings(200, 0.9, CONFIG["modelling"]["random_state"]),
+    )
+    table = build_comparison(rows, backtest)
     assert champion_model(table) is None
     assert NO_CHAMPION_WARNING in comparison_warnings(table)
     comparison_path = tmp_path / "comparison.csv"
@@ -339,7 +356,11 @@ def test_with_a_constant_target_no_model_wins_and_the_forecast_falls_back_to_per
     experiment = ensure_experiment(
         MlflowSettings(f"sqlite:///{tmp_path / 'mlflow.db'}", "drg-test", str(tmp_path / "art"))
     )
-    champion = register_champion_step(comparison_path, {}, experiment.to_json(), "drg-test-model")
+    refit = refit_champion(
+        {}, comparison_path, {}, {}, years.to_json(), experiment.to_json(), "unused", "unused"
+    )
+    assert refit == {"champion": None, "fallback": "persistence"}
+    champion = register_champion_step(refit, experiment.to_json(), "drg-test-model")
     assert champion["champion"] is None and champion["fallback"] == "persistence"
 
     base_version, steps = forecast_chain(CONFIG)
@@ -350,23 +371,42 @@ def test_with_a_constant_target_no_model_wins_and_the_forecast_falls_back_to_per
 
     write_arrow(pa.Table.from_pandas(base, preserve_index=False), paths["base"])
     write_arrow(pa.Table.from_pandas(constant_target_data, preserve_index=False), paths["v13"])
-    calibration = pd.DataFrame(
-        {
-            "year": [2015, 2015, 2016],
-            "split": ["validation", "validation", "test"],
-            "y_true": [250_000.0] * 3,
-            "y_pred": [250_000.0] * 3,
-        }
-    )
     params = {
         **shared_params(CONFIG),
         "forecast": CONFIG["forecast"],
         "steps": steps,
     }
-    result = forecast_step(params, champion, paths["base"], paths["v13"], calibration)
+    result = forecast_step(
+        params, champion, paths["base"], paths["v13"], backtest_predictions, years.to_json()
+    )
     assert result.warning == NO_CHAMPION_WARNING
     assert (
         result.provenance["model"] == "baseline" and result.provenance["fallback"] == "persistence"
     )
+    interval = result.provenance["interval"]
+    assert interval["calibration"].endswith("choosing origins 2014, 2015")
+    assert set(interval["test_coverage"]) == {"2016", "2017", "all"}
     np.testing.assert_array_equal(result.table["prediction"], result.table["persistence"])
     assert (result.table["prediction"] == 250_000.0).all()
+
+
+def comparison_row(model: str) -> dict:
+    return {
+        "model": model,
+        **{
+            metric: 1.0
+            for metric in (
+                "cv_rmse",
+                "cv_mae",
+                "val_rmse",
+                "val_mae",
+                "val_r2",
+                "test_rmse",
+                "test_mae",
+                "test_r2",
+            )
+        },
+        "n_trials_complete": 3,
+        "n_trials_pruned": 0,
+        "best_params": {},
+    }

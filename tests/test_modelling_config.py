@@ -13,17 +13,22 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from modelling_frames import modelling_frame, modelling_settings
+from modelling_frames import modelling_frame, modelling_settings, modelling_years
 
 from drg_workflow.config_validation import ConfigError, validate_config
 from drg_workflow.modelling.baseline import evaluate_baseline
-from drg_workflow.modelling.comparison import build_comparison
 from drg_workflow.modelling.data import split_by_year
 from drg_workflow.modelling.steps import study_name
 from drg_workflow.modelling.tuning import open_storage, study_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+
+
+#: An explicit split (year ranges instead of the default numbers of years).
+EXPLICIT = {"train": [2010, 2014], "validation": [2015, 2015], "test": [2016, 2017]}
+#: The search space part every model needs: the region that reduces to persistence.
+PERSISTENCE_REGION = {"max_log_change": {"type": "float", "low": 0.0, "high": 1.0}}
 
 
 def with_modelling(**modelling) -> dict:
@@ -102,16 +107,72 @@ def with_modelling(**modelling) -> dict:
         ),
         (with_modelling(models={}), "config key modelling.models: {} should be non-empty"),
         (
-            with_modelling(split={"train": [2010, 2012]}),
+            with_modelling(split={**EXPLICIT, "train": [2010, 2012]}),
             "config key modelling.cv_folds: 3 year folds need at least 4 train years",
         ),
         (
-            with_modelling(split={"validation": [2016, 2015]}),
+            with_modelling(split={**EXPLICIT, "validation": [2016, 2015]}),
             "config key modelling.split.validation: 2016 is after 2015",
         ),
         (
-            with_modelling(split={"test": [2015, 2017]}),
+            with_modelling(split={**EXPLICIT, "test": [2015, 2017]}),
             "config key modelling.split: validation years ([2015, 2015]) must end before test",
+        ),
+        (
+            # Explicit train years, relative validation and test years (the defaults).
+            with_modelling(split={"train": [2010, 2012]}),
+            "config key modelling.split: train: [2010, 2012], validation: 2, test: 2 mixes two "
+            "forms; give validation and test as numbers of years with train: null",
+        ),
+        (with_modelling(split={"test": 0}), "config key modelling.split.test: 0 is not valid"),
+        (
+            with_modelling(backtest={"origins": []}),
+            "config key modelling.backtest.origins: [] should be non-empty",
+        ),
+        (
+            with_modelling(
+                models={
+                    "ridge": {"search_space": {"alpha": {"type": "float", "low": 1, "high": 2}}}
+                }
+            ),
+            "config key modelling.models.ridge.search_space.max_log_change: every search space "
+            "tunes max_log_change from 0.0 (at 0.0 the model predicts last year's value",
+        ),
+        (
+            with_modelling(
+                models={
+                    "ridge": {
+                        "search_space": {
+                            "max_log_change": {"type": "float", "low": 0.1, "high": 1.0}
+                        }
+                    }
+                }
+            ),
+            "config key modelling.models.ridge.search_space.max_log_change.low: must be 0.0 "
+            "(persistence), not 0.1",
+        ),
+        (
+            with_modelling(
+                models={
+                    "ridge": {
+                        "search_space": {
+                            "max_log_change": {"type": "categorical", "values": [0.2, 0.5]}
+                        }
+                    }
+                }
+            ),
+            "search_space.max_log_change.values: numbers >= 0 including 0.0 (persistence)",
+        ),
+        (
+            with_modelling(
+                models={
+                    "ridge": {
+                        "search_space": {"alpha": {"type": "float", "low": 1, "high": 2}},
+                        "fixed_params": {"max_log_change": 0.3},
+                    }
+                }
+            ),
+            "search_space.max_log_change: every search space tunes max_log_change",
         ),
         (
             with_modelling(tuning={"storage": "results/{study}.journal"}),
@@ -133,10 +194,23 @@ def test_defaults_fill_every_model_and_setting():
     assert all(model["fixed_params"] is not None for model in config["models"].values())
     assert config["tuning"]["storage"] == "results/optuna/{model}.journal"
     assert config["mlflow"]["tracking_uri"] is None
+    assert config["split"] == {"train": None, "validation": 2, "test": 2}
+    assert config["backtest"] == {
+        "origins": None,
+        "bootstrap_resamples": 1000,
+        "interval_level": 0.9,
+    }
+    assert config["loss_weight_power"] == 1.0
+    # Every default search space reaches persistence (max_log_change from 0).
+    for model in config["models"].values():
+        assert model["search_space"]["max_log_change"]["low"] == 0.0
     # Listing only some models runs only those.
-    space = {"alpha": {"type": "float", "low": 0.1, "high": 1.0}}
+    space = {"alpha": {"type": "float", "low": 0.1, "high": 1.0}, **PERSISTENCE_REGION}
     only = validate_config(with_modelling(models={"ridge": {"search_space": space}}), SCHEMA)
     assert list(only["modelling"]["models"]) == ["ridge"]
+    # Explicit years are still allowed.
+    explicit = validate_config(with_modelling(split=EXPLICIT), SCHEMA)["modelling"]["split"]
+    assert explicit == EXPLICIT
 
 
 def run_python(code: str) -> str:
@@ -167,7 +241,7 @@ def test_parse_path_never_imports_scikit_learn():
 def test_estimator_errors_are_left_to_the_setup_job():
     """A parameter the estimator does not know passes the config validation (the setup_study
     job names it, see test_models_workflow.py)."""
-    space = {"alpah": {"type": "float", "low": 1, "high": 2}}
+    space = {"alpah": {"type": "float", "low": 1, "high": 2}, **PERSISTENCE_REGION}
     config = validate_config(with_modelling(models={"ridge": {"search_space": space}}), SCHEMA)
     assert config["modelling"]["models"]["ridge"]["search_space"] == space
 
@@ -180,10 +254,14 @@ SETTINGS = {
 }
 
 
-def test_study_name_changes_with_data_and_settings():
+def test_study_name_changes_with_data_settings_and_years():
     name = study_name(SETTINGS, "a" * 64)
     assert name.startswith("ridge-") and len(name) == len("ridge-") + 12
     assert study_name(SETTINGS, "b" * 64) != name
+    years = modelling_years().to_json()
+    assert study_name(SETTINGS, "a" * 64, years) != name
+    other = modelling_years(years=range(2010, 2019)).to_json()  # one more year of data
+    assert study_name(SETTINGS, "a" * 64, other) != study_name(SETTINGS, "a" * 64, years)
     wider = copy.deepcopy(SETTINGS)
     wider["search_space"]["alpha"]["high"] = 100.0
     assert study_name(wider, "a" * 64) != name
@@ -203,29 +281,23 @@ def test_study_results_count_only_the_current_shards_trials(tmp_path: Path):
                 params={"x": value},
                 distributions={"x": optuna.distributions.FloatDistribution(0, 10)},
                 value=value,
+                user_attrs={"fold_rmse": [value * 10], "fold_mae": [value * 5]},
             )
         )
     everything = study_results("s", storage)
+    assert everything["best_cv_rmse"] == 10.0 and everything["best_cv_mae"] == 5.0
     assert everything["n_trials"] == 4 and everything["best_params"] == {"x": 1.0}
     current = study_results("s", storage, trial_numbers=[0, 2, 3])
     assert current["n_trials"] == 3 and current["best_params"] == {"x": 2.0}
     assert current["best_trial_number"] == 3
 
 
-def test_comparison_warns_in_the_table():
+def test_the_baseline_row_holds_its_cv_mae_and_a_loss_ratio_of_one():
     settings = modelling_settings()
     frame = modelling_frame(seed=5)
     baseline = evaluate_baseline(split_by_year(frame, settings.split), 3, settings.features)
-    rows = [
-        baseline,
-        {**baseline, "model": "good", "val_rmse": baseline["val_rmse"] * 0.5},
-        {**baseline, "model": "bad", "val_rmse": baseline["val_rmse"] * 2.0},
-    ]
-    table = build_comparison(rows).set_index("model")
-    assert table.loc["good", "warning"] == ""
-    assert "'bad' does not beat the naive persistence baseline" in table.loc["bad", "warning"]
-    assert table.loc["baseline", "warning"] == ""
-    assert bool(table.loc["bad", "beats_baseline"]) is False
+    assert baseline["cv_loss_ratio"] == 1.0
+    assert 0 < baseline["cv_mae"] < baseline["cv_rmse"]
 
 
 def test_baseline_is_logged_like_a_model_without_one(tmp_path: Path):

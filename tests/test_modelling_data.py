@@ -68,7 +68,7 @@ def test_year_folds_maximum_and_too_few_years():
 def test_year_folds_on_synthetic_train(v13):
     train = split_by_year(v13, SPLIT)["train"]
     years = train["year"].to_numpy()
-    for train_idx, val_idx in year_folds(years, 4):
+    for train_idx, val_idx in year_folds(years, 3):
         assert years[train_idx].max() < years[val_idx].min()
 
 
@@ -140,13 +140,14 @@ def test_prepare_modelling_data(v13):
         assert list(data.X[name].columns) == data.features
         assert len(data.X[name]) == len(data.y[name]) == len(data.years[name])
         assert (data.y[name].to_numpy() == data.frames[name][TARGET].to_numpy()).all()
-    assert set(data.years["validation"]) == {2015}
+    assert set(data.years["validation"]) == {2014, 2015}
 
 
 def test_split_by_year_config_defaults(v13):
+    """The default split, from the data's years: the last 2 test, the 2 before validate."""
     parts = split_by_year(v13, SPLIT)
-    assert sorted(parts["train"]["year"].unique()) == [2010, 2011, 2012, 2013, 2014]
-    assert sorted(parts["validation"]["year"].unique()) == [2015]
+    assert sorted(parts["train"]["year"].unique()) == [2010, 2011, 2012, 2013]
+    assert sorted(parts["validation"]["year"].unique()) == [2014, 2015]
     assert sorted(parts["test"]["year"].unique()) == [2016, 2017]
     assert sum(len(p) for p in parts.values()) == len(v13)
 
@@ -178,7 +179,7 @@ def test_baseline_uses_lag1_then_the_configured_rolling_mean(window: int):
     )
     np.testing.assert_array_equal(baseline_predictions(df, features), [9.0, 15.0, 21.0, 33.0])
     # fold years 2013, 2014 -> errors 9 and 7 on single rows
-    assert baseline_cv_scores(df, 2, features) == pytest.approx([9.0, 7.0])
+    assert baseline_cv_scores(df, 2, features) == {"rmse": [9.0, 7.0], "mae": [9.0, 7.0]}
     df.loc[1, f"{TARGET}_rolling{window}"] = np.nan
     with pytest.raises(DrgWorkflowError, match="1 rows have neither"):
         baseline_predictions(df, features)
@@ -209,7 +210,9 @@ def test_evaluate_baseline_row(v13):
     assert row["model"] == "baseline"
     assert row["val_rmse"] == pytest.approx(expected["rmse"])
     assert row["val_r2"] == pytest.approx(expected["r2"])
-    assert row["cv_rmse"] == pytest.approx(np.mean(baseline_cv_scores(parts["train"], 3, FEATURES)))
+    cv = baseline_cv_scores(parts["train"], 3, FEATURES)
+    assert row["cv_rmse"] == pytest.approx(np.mean(cv["rmse"]))
+    assert row["cv_mae"] == pytest.approx(np.mean(cv["mae"]))
     assert {"test_rmse", "test_mae", "test_r2"} <= set(row)
 
 

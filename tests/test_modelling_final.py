@@ -174,6 +174,7 @@ def _row(model, val_rmse, **extra):
     row = {
         "model": model,
         "cv_rmse": val_rmse * 1.1,
+        "cv_mae": val_rmse / 2,
         "val_rmse": val_rmse,
         "val_mae": val_rmse / 2,
         "val_r2": 0.8,
@@ -187,35 +188,59 @@ def _row(model, val_rmse, **extra):
     return {**row, **extra}
 
 
-def test_comparison_flags_models_worse_than_baseline(data):
+def _backtest(skills: dict[str, float]) -> pd.DataFrame:
+    """One choosing origin where each model has the given RMSE and MAE skill (+-0.05)."""
+    rows = []
+    for model, value in {**skills, "baseline": 0.0}.items():
+        interval = 0.0 if model == "baseline" else 0.05
+        rows.append(
+            {
+                "origin": 2015,
+                "role": "choosing",
+                "model": model,
+                "rmse": 10 * (1 - value),
+                "mae": 5 * (1 - value),
+                "persistence_rmse": 10.0,
+                "persistence_mae": 5.0,
+                **{
+                    f"skill_{metric}{end}": value + shift * interval
+                    for metric in ("rmse", "mae")
+                    for end, shift in (("", 0), ("_lower", -1), ("_upper", 1))
+                },
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_comparison_flags_models_that_fail_the_gate(data):
     _, parts, _, _ = data
     baseline = evaluate_baseline(parts, 3, SETTINGS.features)
     rows = [
         _row("random_forest", baseline["val_rmse"] * 0.8),
-        _row("ridge", baseline["val_rmse"] * 1.5),
+        _row("ridge", baseline["val_rmse"] * 0.5),
         _row("hist_gradient_boosting", baseline["val_rmse"] * 0.9),
         baseline,
     ]
-    table = build_comparison(rows)
+    backtest = _backtest({"random_forest": 0.2, "ridge": -0.1, "hist_gradient_boosting": 0.1})
+    table = build_comparison(rows, backtest)
     assert list(table.columns) == list(COMPARISON_COLUMNS)
-    assert set(table["model"]) == {"random_forest", "ridge", "hist_gradient_boosting", "baseline"}
-    assert table["val_rmse"].is_monotonic_increasing
-    beats = dict(zip(table["model"], table["beats_baseline"], strict=True))
-    assert bool(beats["random_forest"]) and bool(beats["hist_gradient_boosting"])
-    assert not beats["ridge"]
-    assert pd.isna(beats["baseline"])
+    assert list(table["model"]) == ["random_forest", "hist_gradient_boosting", "baseline", "ridge"]
+    passes = dict(zip(table["model"], table["passes_gate"], strict=True))
+    assert bool(passes["random_forest"]) and bool(passes["hist_gradient_boosting"])
+    assert not passes["ridge"]  # the best validation RMSE does not choose: the backtest does
+    assert pd.isna(passes["baseline"])
     params = table.set_index("model")["best_params"]
     assert json.loads(params["ridge"]) == {"a": 0.5, "b": 1} and params["baseline"] == "{}"
 
     warnings = comparison_warnings(table)
-    assert len(warnings) == 1 and "'ridge'" in warnings[0] and "baseline" in warnings[0]
+    assert len(warnings) == 1 and "'ridge'" in warnings[0] and "skill gate" in warnings[0]
 
     with pytest.raises(ValueError, match="needs a 'baseline' row"):
-        build_comparison(rows[:3])
+        build_comparison(rows[:3], backtest)
     with pytest.raises(ValueError, match="duplicate"):
-        build_comparison([*rows, rows[0]])
+        build_comparison([*rows, rows[0]], backtest)
     with pytest.raises(ValueError, match="lacks"):
-        build_comparison([{"model": "ridge"}, baseline])
+        build_comparison([{"model": "ridge"}, baseline], backtest)
 
 
 def test_provenance_hashes(tmp_path):

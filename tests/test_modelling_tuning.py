@@ -7,11 +7,19 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import optuna
 import pytest
-from modelling_frames import model_settings, modelling_frame, modelling_settings
+from modelling_frames import (
+    model_settings,
+    modelling_frame,
+    modelling_settings,
+    rare_drg_threshold,
+    small_config,
+)
 from optuna.trial import TrialState
 
+from drg_workflow.modelling.baseline import baseline_cv_scores
 from drg_workflow.modelling.data import prepare_modelling_data
 from drg_workflow.modelling.settings import MlflowSettings
+from drg_workflow.modelling.target_form import PERSISTENCE_PARAMS
 from drg_workflow.modelling.tracking import (
     close_parent_run,
     create_parent_run,
@@ -28,6 +36,7 @@ from drg_workflow.modelling.tuning import (
     study_results,
 )
 
+TARGET = "w_total_median_profit"
 SPACE = {
     "n_estimators": {"type": "int", "low": 3, "high": 8},
     "max_depth": {"type": "int", "low": 2, "high": 6},
@@ -68,12 +77,17 @@ def test_cross_validation_folds_in_time_order(train_xy):
     seen = []
     model = model_settings("ridge", {})
     scores = cross_validate_by_year(
-        model, {"alpha": 1.0}, X, y, years, on_fold=lambda i, s, ss: seen.append((i, s))
+        model, {"alpha": 1.0}, X, y, years, on_fold=lambda i, s: seen.append((i, list(s.rmse)))
     )
-    assert [i for i, _ in seen] == [0, 1, 2] and [s for _, s in seen] == scores
+    assert [i for i, _ in seen] == [0, 1, 2] and seen[-1][1] == scores.rmse
+    # Persistence is scored on the same folds as the baseline rule scores it.
+    frame = X.assign(year=years, **{TARGET: np.asarray(y)})
+    persistence = baseline_cv_scores(frame, 3, model.modelling.features)
+    assert scores.persistence_rmse == pytest.approx(persistence["rmse"])
+    assert scores.persistence_mae == pytest.approx(persistence["mae"])
 
 
-def test_objective_reports_running_mean_and_prunes(train_xy):
+def test_objective_reports_the_running_loss_ratio_and_prunes(train_xy):
     X, y, years = train_xy
     study = optuna.create_study(pruner=optuna.pruners.NopPruner())
     record = TrialRecord()
@@ -81,12 +95,19 @@ def test_objective_reports_running_mean_and_prunes(train_xy):
     objective = make_objective(model, X, y, years, record)
     study.optimize(objective, n_trials=1)
     trial = study.trials[0]
-    folds = record.fold_rmse
-    assert len(folds) == 3
-    assert trial.intermediate_values == {
-        i: pytest.approx(np.mean(folds[: i + 1])) for i in range(3)
-    }
-    assert trial.value == pytest.approx(np.mean(folds))
+    assert len(record.fold_rmse) == len(record.fold_mae) == 3
+    frame = X.assign(year=years, **{TARGET: np.asarray(y)})
+    persistence = baseline_cv_scores(frame, 3, model.modelling.features)
+
+    def ratio(folds: int) -> float:
+        return max(
+            np.mean(record.fold_rmse[:folds]) / np.mean(persistence["rmse"][:folds]),
+            np.mean(record.fold_mae[:folds]) / np.mean(persistence["mae"][:folds]),
+        )
+
+    assert trial.intermediate_values == {i: pytest.approx(ratio(i + 1)) for i in range(3)}
+    assert trial.value == pytest.approx(ratio(3))
+    assert trial.user_attrs == {"fold_rmse": record.fold_rmse, "fold_mae": record.fold_mae}
 
     class AlwaysPrune(optuna.pruners.BasePruner):
         def prune(self, study, trial):
@@ -176,7 +197,9 @@ def test_two_concurrent_shards(tmp_path, train_xy):
         )
         if t.state == TrialState.COMPLETE:
             assert len(history) == 3
-            assert run.data.metrics["cv_rmse"] == pytest.approx(t.value)
+            assert run.data.metrics["cv_loss_ratio"] == pytest.approx(t.value)
+            assert run.data.metrics["cv_rmse"] == pytest.approx(np.mean(t.user_attrs["fold_rmse"]))
+            assert run.data.metrics["cv_mae"] == pytest.approx(np.mean(t.user_attrs["fold_mae"]))
 
     results = study_results("rf-study", journal)
     json.dumps(results)
@@ -186,9 +209,13 @@ def test_two_concurrent_shards(tmp_path, train_xy):
         t.value for t in study.trials if t.state == TrialState.COMPLETE
     )
     close_parent_run(tracking_uri, setup["parent_run_id"], results)
+    best = study.trials[results["best_trial_number"]]
+    assert results["best_cv_rmse"] == pytest.approx(np.mean(best.user_attrs["fold_rmse"]))
+    assert results["best_cv_mae"] == pytest.approx(np.mean(best.user_attrs["fold_mae"]))
     parent = client.get_run(setup["parent_run_id"])
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["best_cv_rmse"] == pytest.approx(results["best_value"])
+    assert parent.data.metrics["best_cv_loss_ratio"] == pytest.approx(results["best_value"])
+    assert parent.data.metrics["best_cv_rmse"] == pytest.approx(results["best_cv_rmse"])
 
     # Re-running the setup: same experiment; replace_existing_study starts the study afresh.
     again = setup_study(tmp_path, "rf-study", journal, "random_forest", replace=True)
@@ -215,3 +242,60 @@ def test_shard_fails_loudly_when_every_trial_fails(tmp_path, train_xy):
     assert {r.data.tags["optuna_state"] for r in runs} == {"FAIL"}
     assert {r.info.status for r in runs} == {"FAILED"}
     assert all("error" in r.data.tags for r in runs)
+
+
+def test_every_study_starts_with_the_persistence_trial(tmp_path, train_xy):
+    """The first trial of a study is the region of the search space that reduces to
+    persistence: its CV loss ratio is exactly 1 and its fold errors are persistence's."""
+    X, y, years = train_xy
+    journal = str(tmp_path / "optuna" / "ridge.journal")
+    study = create_study("ridge", journal, replace_existing=True, first_trial=PERSISTENCE_PARAMS)
+    space = {
+        "alpha": {"type": "float", "low": 0.1, "high": 10.0},
+        "max_log_change": {"type": "float", "low": 0.0, "high": 1.0},
+    }
+    model = model_settings("ridge", space)
+    study.optimize(make_objective(model, X, y, years), n_trials=2)
+    first = study.trials[0]
+    assert first.params["max_log_change"] == 0.0 and first.value == 1.0
+    frame = X.assign(year=years, **{TARGET: np.asarray(y)})
+    persistence = baseline_cv_scores(frame, 3, model.modelling.features)
+    assert first.user_attrs["fold_rmse"] == persistence["rmse"]
+    assert first.user_attrs["fold_mae"] == persistence["mae"]
+    assert study.trials[1].params["max_log_change"] != 0.0  # queued once, not every trial
+    # Re-created without replacing: not queued again.
+    create_study("ridge", journal, replace_existing=False, first_trial=PERSISTENCE_PARAMS)
+    again = optuna.load_study(study_name="ridge", storage=open_storage(journal))
+    assert [t.state for t in again.trials] == [TrialState.COMPLETE] * 2
+
+
+#: Other generated data than the tests' default (seed 7, scale 0.01): other seeds and scales.
+OTHER_DATA = [(2027, 0.02), (99, 0.03)]
+
+
+@pytest.mark.parametrize(("seed", "scale"), OTHER_DATA, ids=lambda v: str(v))
+def test_on_other_data_no_tuned_model_has_a_cv_error_above_persistence(tmp_path, seed, scale):
+    """Fit what is scored: with the default models and search spaces (schema defaults), a few
+    trials of each study, its best trial's CV RMSE and CV MAE are at most persistence's."""
+    config = small_config(
+        raw={"synthetic": {"seed": seed, "scale": scale}},
+        transformations={"drop_rare_drgs": {"threshold": rare_drg_threshold(scale)}},
+    )
+    settings = modelling_settings(config)
+    data = prepare_modelling_data(modelling_frame(seed, config), settings)
+    X, y, years = data.X["train"], data.y["train"], data.years["train"]
+    frame = X.assign(year=years, **{TARGET: np.asarray(y)})
+    persistence = baseline_cv_scores(frame, settings.cv_folds, settings.features)
+    journal = str(tmp_path / "optuna.journal")
+    for name, defaults in config["modelling"]["models"].items():
+        model = model_settings(name, defaults["search_space"], defaults["fixed_params"], config)
+        create_study(name, journal, replace_existing=True, first_trial=PERSISTENCE_PARAMS)
+        study = optuna.load_study(
+            study_name=name,
+            storage=open_storage(journal),
+            sampler=optuna.samplers.TPESampler(seed=seed),
+        )
+        study.optimize(make_objective(model, X, y, years), n_trials=2)
+        best = study_results(name, journal)
+        assert best["best_cv_rmse"] <= np.mean(persistence["rmse"]), (name, best)
+        assert best["best_cv_mae"] <= np.mean(persistence["mae"]), (name, best)

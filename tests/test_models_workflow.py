@@ -20,13 +20,15 @@ import optuna
 import pandas as pd
 import pytest
 from conftest import SMALL_CONFIG, deploy_as_module, snakemake_command, write_config
-from modelling_frames import modelling_settings
+from modelling_frames import model_settings, modelling_settings, small_config
 from optuna.trial import TrialState
 
 from drg_workflow.hashing import file_sha256
+from drg_workflow.modelling.backtest import PREDICTION_COLUMNS, SCORE_COLUMNS
 from drg_workflow.modelling.baseline import evaluate_baseline
-from drg_workflow.modelling.comparison import COMPARISON_COLUMNS
+from drg_workflow.modelling.comparison import COMPARISON_COLUMNS, gate_failures
 from drg_workflow.modelling.data import prepare_modelling_data
+from drg_workflow.modelling.models import model_estimator
 from drg_workflow.modelling.tuning import open_storage
 from drg_workflow.versions import read_arrow, read_json
 
@@ -38,6 +40,10 @@ MODELS = tuple(CONFIG["modelling"]["models"])
 N_SHARDS = CONFIG["modelling"]["tuning"]["n_shards"]
 TRIALS_PER_SHARD = CONFIG["modelling"]["tuning"]["trials_per_shard"]
 TRACKING_URI = "sqlite:///results/mlflow/mlflow.db"
+#: The region of every search space that reduces to persistence.
+PERSISTENCE_REGION = {"max_log_change": {"type": "float", "low": 0.0, "high": 1.0}}
+#: The config above with the schema's defaults filled in.
+VALIDATED_CONFIG = small_config(**copy.deepcopy(CONFIG))
 #: The default features, split and folds (the config above changes none of them).
 SETTINGS = modelling_settings()
 
@@ -82,6 +88,8 @@ def test_deployed_as_a_module_everything_lands_in_the_users_directory(model_run:
     """The default target, run from the user's directory through the module, writes there."""
     for path in (
         "results/v13/v13.csv",
+        "results/models/split.json",
+        "results/backtest/backtest.csv",
         "results/models/comparison.csv",
         "results/forecast/forecast.csv",
         "results/verify.json",
@@ -196,12 +204,100 @@ def test_comparison_has_every_model_and_the_baseline(model_run: Path):
     models = table[table["model"] != "baseline"]
     trials = models["n_trials_complete"] + models["n_trials_pruned"]
     assert (trials == N_SHARDS * TRIALS_PER_SHARD).all()
-    assert models[["cv_rmse", "val_rmse", "test_rmse"]].notna().all().all()
-    # Models that lose to the baseline carry the warning, the others none.
-    baseline_val = float(table.loc[table["model"] == "baseline", "val_rmse"].iloc[0])
+    assert models[["cv_rmse", "cv_mae", "val_rmse", "test_rmse"]].notna().all().all()
+    # Fit what is scored: the best trial of every study is never worse than persistence in CV.
+    baseline = table.set_index("model").loc["baseline"]
+    assert (models["cv_rmse"] <= baseline["cv_rmse"]).all()
+    assert (models["cv_mae"] <= baseline["cv_mae"]).all()
+    # Models that fail the skill gate carry the warning, the others none.
+    backtest = pd.read_csv(model_run / "results/backtest/backtest.csv")
+    assert (table["choosing_origins"] == "2014 2015").all()
     for _, row in models.iterrows():
-        assert (row["val_rmse"] < baseline_val) == (row["beats_baseline"] in (True, "True"))
-        assert isinstance(row["warning"], str) != (row["val_rmse"] < baseline_val)
+        passes = row["passes_gate"] in (True, "True")
+        assert passes == (gate_failures(backtest, row["model"]) == [])
+        assert isinstance(row["warning"], str) != passes
+        skills = json.loads(row["skill_rmse_by_origin"])
+        assert list(skills) == ["2014", "2015", "2017"]
+
+
+def test_the_years_come_from_the_data(model_run: Path):
+    """The default relative split on the data's years (2010-2017 in v13), three origins as
+    .test/config-basic asks; v0 records the raw data's years."""
+    split = read_json(model_run / "results/models/split.json")
+    assert split["split"] == {
+        "train": [2010, 2013],
+        "validation": [2014, 2015],
+        "test": [2016, 2017],
+    }
+    assert split["origins"] == {"choosing": [2014, 2015], "reporting": [2017]}
+    assert split["cv_fold_years"] == [2011, 2012, 2013]
+    assert list(split["unused_years"]) == ["2009"]
+    v0 = read_json(model_run / "results/v0/v0_metadata.json")
+    assert v0["years"] == {
+        "first": 2009,
+        "last": 2017,
+        "present": list(range(2009, 2018)),
+        "missing": [],
+    }
+    metrics = read_json(model_run / "results/models/ridge/metrics.json")
+    assert metrics["years"] == split["split"] and metrics["loss_weight_power"] == 1.0
+
+
+def test_one_backtest_job_per_model_and_origin_refits_on_the_years_before_it(model_run: Path):
+    data = read_json(model_run / "results/v13/v13_metadata.json")
+    predictions = []
+    for model in MODELS:
+        tuned = read_json(model_run / f"results/models/{model}/metrics.json")["best_params"]
+        for origin in (2014, 2015, 2017):
+            fit = read_json(model_run / f"results/backtest/{model}/{origin}.json")
+            assert fit["training_years"] == list(range(2010, origin))
+            assert fit["role"] == ("choosing" if origin < 2016 else "reporting")
+            assert {k: fit["params"][k] for k in tuned} == tuned
+            assert (model_run / f"benchmarks/backtest_origin/{model}_{origin}.tsv").is_file()
+            predictions.append(pd.read_csv(model_run / f"results/backtest/{model}/{origin}.csv"))
+    # Every out-of-sample prediction in one table, with what the intervals issue calibrates on.
+    kept = pd.read_csv(model_run / "results/backtest/predictions.csv")
+    assert list(kept.columns) == list(PREDICTION_COLUMNS)
+    assert len(kept) == sum(map(len, predictions)) and kept["last_year_discharges"].notna().all()
+    v13 = read_arrow(model_run / "results/v13/v13.arrow")
+    merged = kept.merge(v13, on=["year", "facility_id", "apr_drg_code"], validate="many_to_one")
+    np.testing.assert_allclose(merged["actual"], merged["w_total_median_profit"])
+    # The table, with metadata like a data version's; persistence's rows at skill 0.
+    table = pd.read_csv(model_run / "results/backtest/backtest.csv")
+    assert list(table.columns) == list(SCORE_COLUMNS)
+    assert len(table) == 3 * (len(MODELS) + 1)
+    baseline = table[table["model"] == "baseline"]
+    assert (baseline[["skill_rmse", "skill_mae"]] == 0).all().all()
+    models = table[table["model"] != "baseline"]
+    assert (models["skill_rmse_lower"] <= models["skill_rmse"]).all()
+    assert (models["skill_rmse"] <= models["skill_rmse_upper"]).all()
+    metadata = read_json(model_run / "results/backtest/backtest_metadata.json")
+    assert metadata["sha256"] == file_sha256(model_run / "results/backtest/backtest.csv")
+    assert metadata["input"] == {"version": "v13", "sha256": data["sha256"]}
+    assert metadata["rows"] == len(table) and metadata["origins"]["reporting"] == [2017]
+    assert metadata["predictions"]["sha256"] == file_sha256(
+        model_run / "results/backtest/predictions.csv"
+    )
+    assert metadata["transformation"]["parameters"]["bootstrap_resamples"] == 1000
+
+
+def test_the_backtest_is_logged_in_mlflow_one_step_per_origin(model_run: Path, mlflow_client):
+    run_ids = read_json(model_run / "results/backtest/mlflow_run.json")
+    parent = mlflow_client.get_run(run_ids["run_id"])
+    assert parent.data.tags["stage"] == "backtest"
+    assert parent.data.tags["choosing_origins"] == "2014 2015"
+    artifacts = {a.path for a in mlflow_client.list_artifacts(run_ids["run_id"])}
+    assert artifacts == {"backtest.csv", "backtest_metadata.json"}
+    table = pd.read_csv(model_run / "results/backtest/backtest.csv")
+    assert set(run_ids["model_run_ids"]) == {*MODELS, "baseline"}
+    for model, run_id in run_ids["model_run_ids"].items():
+        run = mlflow_client.get_run(run_id)
+        assert run.data.tags["mlflow.parentRunId"] == run_ids["run_id"]
+        history = mlflow_client.get_metric_history(run_id, "skill_rmse")
+        rows = table[table["model"] == model]
+        assert {m.step: m.value for m in history} == pytest.approx(
+            dict(zip(rows["origin"], rows["skill_rmse"], strict=True))
+        )
 
 
 def test_the_champion_is_registered_and_loads_back_by_its_alias(model_run: Path, mlflow_client):
@@ -209,25 +305,45 @@ def test_the_champion_is_registered_and_loads_back_by_its_alias(model_run: Path,
 
     table = pd.read_csv(model_run / "results/models/comparison.csv")
     champion = read_json(model_run / "results/models/champion.json")
-    winners = table[table["beats_baseline"].astype("string") == "True"]
-    assert champion["champion"] == winners.sort_values("val_rmse")["model"].iloc[0]
+    winners = table[table["passes_gate"].astype("string") == "True"]
+    assert champion["champion"] == winners.sort_values("skill_rmse")["model"].iloc[-1]
     assert table.loc[table["champion"], "model"].tolist() == [champion["champion"]]
     name = "drg-workflow-forecaster"
     assert champion["registered_model"] == name
     version = mlflow_client.get_model_version_by_alias(name, "champion")
     assert str(version.version) == champion["version"] and version.run_id == champion["run_id"]
-    run = read_json(model_run / f"results/models/{champion['champion']}/mlflow_run.json")
-    assert run["run_id"] == champion["run_id"]
+    refit = read_json(model_run / "results/models/champion_refit.json")
+    assert refit["run_id"] == champion["run_id"] and champion["chosen_on"] == [2014, 2015]
+    # The registered model is the champion refitted on every year up to the last one.
+    years = sorted(v13(model_run)["year"].unique())
+    assert champion["training_years"] == refit["training_years"] == years
+    assert version.tags["training_years"] == f"{years[0]}-{years[-1]}" == "2010-2017"
+    assert version.tags["last_training_year"] == "2017"
+    assert "refitted on 2010-2017" in version.description
+    assert "origins 2014, 2015" in version.description
+    run = mlflow_client.get_run(champion["run_id"])
+    assert run.data.tags["stage"] == "refit" and run.data.tags["last_training_year"] == "2017"
+    assert run.info.run_name == f"{champion['champion']}-refit"
 
-    data = prepare_modelling_data(v13(model_run), SETTINGS)
+    frame = v13(model_run)
+    features = read_json(model_run / f"results/models/{champion['champion']}/metrics.json")[
+        "features"
+    ]
     mlflow.set_tracking_uri(f"sqlite:///{model_run / 'results/mlflow/mlflow.db'}")
     try:
         by_alias = mlflow.sklearn.load_model(f"models:/{name}@champion")
-        from_run = mlflow.sklearn.load_model(run["model_uri"])
     finally:
         mlflow.set_tracking_uri(None)
-    np.testing.assert_array_equal(
-        by_alias.predict(data.X["test"]), from_run.predict(data.X["test"])
+    # The same fit, by hand, on every year: the registered model predicts what it predicts.
+    model = VALIDATED_CONFIG["modelling"]["models"][champion["champion"]]
+    settings = model_settings(
+        champion["champion"], model["search_space"], model["fixed_params"], VALIDATED_CONFIG
+    )
+    by_hand = model_estimator(settings, refit["params"]).fit(
+        frame[features], frame["w_total_median_profit"]
+    )
+    np.testing.assert_allclose(
+        by_alias.predict(frame[features]), by_hand.predict(frame[features]), rtol=1e-9
     )
     assert by_alias.target_form == "relative"  # the schema default, learnt inside the model
 
@@ -253,7 +369,7 @@ print(json.dumps(model.predict(rows[{features!r}].head(5)).tolist()))
     assert "/artifacts/code/drg_workflow/" in module_file  # not this repository's copy
     saved = pd.read_csv(model_run / f"results/models/{champion}/predictions.csv")
     rows = v13(model_run).head(5)
-    expected = read_json(model_run / f"results/models/{champion}/mlflow_run.json")["model_uri"]
+    expected = read_json(model_run / "results/models/champion_refit.json")["model_uri"]
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{model_run / 'results/mlflow/mlflow.db'}")
@@ -292,26 +408,49 @@ def test_the_forecast_covers_every_facility_and_drg_of_the_last_year(model_run: 
     assert metadata["model_version"] == champion["version"]
     v13_metadata = read_json(model_run / "results/v13/v13_metadata.json")
     assert metadata["modelling_data"] == {"version": "v13", "sha256": v13_metadata["sha256"]}
+    assert metadata["last_data_year"] == last_year
+    assert metadata["training_years"] == champion["training_years"]
     interval = metadata["interval"]
     assert interval["method"] == "signed_log" and interval["level"] == 0.8
-    assert set(interval["test_coverage"]) == {"2016", "2017", "all"}
-    # The coverage recorded is the coverage of the champion's test predictions.
-    predictions = pd.read_csv(model_run / f"results/models/{champion['champion']}/predictions.csv")
-    test = predictions[predictions["split"] == "test"]
-    q = interval["quantile"]
-    log_pred = np.sign(test["y_pred"]) * np.log1p(np.abs(test["y_pred"]))
-    log_true = np.sign(test["y_true"]) * np.log1p(np.abs(test["y_true"]))
+    assert interval["calibration"] == "backtest residuals at the choosing origins 2014, 2015"
+    assert set(interval["test_coverage"]) == {"2017", "all"}
+    # Calibrated on the champion's backtest residuals at the choosing origins, its coverage
+    # measured at the reporting origin.
+    predictions = pd.read_csv(model_run / "results/backtest/predictions.csv")
+    predictions = predictions[predictions["model"] == champion["champion"]]
+
+    def log_residuals(rows: pd.DataFrame) -> np.ndarray:
+        def signed_log(x: pd.Series) -> np.ndarray:
+            return np.sign(x) * np.log1p(np.abs(x))
+
+        return np.abs(signed_log(rows["actual"]) - signed_log(rows["prediction"])).to_numpy()
+
+    calibration = np.sort(log_residuals(predictions[predictions["role"] == "choosing"]))
+    rank = int(np.ceil((len(calibration) + 1) * 0.8))
+    assert interval["quantile"] == pytest.approx(calibration[rank - 1])
+    reporting = log_residuals(predictions[predictions["role"] == "reporting"])
     assert interval["test_coverage"]["all"] == pytest.approx(
-        np.mean(np.abs(log_true - log_pred) <= q)
+        np.mean(reporting <= interval["quantile"])
     )
     assert 0.6 <= interval["test_coverage"]["all"] <= 0.95
+    log = (model_run / "logs/forecast/forecast.log").read_text()
+    assert f"for {last_year + 1}, the year after the data's last year {last_year}" in log
 
 
 def test_baseline_rule_equals_the_package(model_run: Path):
     data = prepare_modelling_data(v13(model_run), SETTINGS)
     expected = evaluate_baseline(data.frames, SETTINGS.cv_folds, SETTINGS.features)
     metrics = read_json(model_run / "results/models/baseline/metrics.json")
-    for key in ("cv_rmse", "val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2"):
+    for key in (
+        "cv_rmse",
+        "cv_mae",
+        "val_rmse",
+        "val_mae",
+        "val_r2",
+        "test_rmse",
+        "test_mae",
+        "test_r2",
+    ):
         assert metrics[key] == pytest.approx(expected[key])
 
 
@@ -399,12 +538,12 @@ def test_bad_search_space_fails_before_any_job(tmp_path: Path, space: dict, mess
     ("space", "message"),
     [
         (
-            {"alpah": {"type": "float", "low": 0.1, "high": 1.0}},
+            {"alpah": {"type": "float", "low": 0.1, "high": 1.0}, **PERSISTENCE_REGION},
             "config key modelling.models.ridge.search_space.alpah: ridge does not accept a "
             "parameter 'alpah'; accepted: alpha, ",
         ),
         (
-            {"alpha": {"type": "float", "low": -1.0, "high": 1.0}},
+            {"alpha": {"type": "float", "low": -1.0, "high": 1.0}, **PERSISTENCE_REGION},
             "config key modelling.models.ridge.search_space.alpha.low: value -1.0 rejected by "
             "ridge: The 'alpha' parameter of Ridge must be",
         ),
@@ -454,7 +593,7 @@ def test_tracking_uri_comes_from_the_environment_when_not_configured(model_run: 
 # ------------------------------------------------------------------------- the report
 
 #: Categories of `snakemake --report` (workflow/rules/report.smk).
-REPORT_CATEGORIES = ("Data versions", "Features", "Tuning", "Models", "Forecast")
+REPORT_CATEGORIES = ("Data versions", "Features", "Tuning", "Models", "Backtest", "Forecast")
 #: Headless Chromium flags that keep it off the network and out of the user's profile.
 CHROMIUM_FLAGS = (
     "--headless",
@@ -492,9 +631,9 @@ def test_report_holds_every_category_figure_table_and_data_version(
     items = sorted(p for p in report_dir.rglob("*") if p.suffix in {".png", ".html", ".json"})
     pngs = [p for p in items if p.suffix == ".png"]
     # Per model: history, importances, predicted vs actual, residuals, feature importances;
-    # and rows along the chain, target by year, lag features, trials per shard, the forecast's
-    # changes and its interval coverage.
-    assert len(pngs) == 5 * len(MODELS) + 6
+    # and rows along the chain, target by year, lag features, trials per shard, the backtest's
+    # skill by origin, the forecast's changes and its interval coverage.
+    assert len(pngs) == 5 * len(MODELS) + 7
     for path in items:
         assert _embedded(html, path), path
     # The comparison table is embedded with every model, the baseline and the warnings.
@@ -516,6 +655,12 @@ def test_report_holds_every_category_figure_table_and_data_version(
         assert f'"version": "{version}"' in html
         assert f'"sha256": "{meta["sha256"][:12]}"' in html
         assert _embedded(html, meta_path)  # the attached copy holds the same bytes
+    # The backtest: its figure and its table, every model and origin in it.
+    backtest = (report_dir / "backtest/backtest.html").read_text()
+    for origin in ("2014", "2015", "2017"):
+        assert f"<td>{origin}</td>" in backtest
+    assert "choosing" in backtest and "reporting" in backtest and "(champion)" in backtest
+    assert _embedded(html, report_dir / "backtest/skill_by_origin.png")
     # The forecast's figures, captioned with the registry alias they came from.
     for figure in ("forecast_changes", "interval_coverage"):
         assert _embedded(html, report_dir / f"forecast/{figure}.png")

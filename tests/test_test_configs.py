@@ -84,13 +84,33 @@ def test_config_file_builds_and_proves_every_version(tmp_path):
 
 @pytest.mark.workflow
 def test_config_gap_runs_end_to_end_and_forecasts_the_year_after_the_last(tmp_path):
-    """A raw file with 2009-2017 and 2021: the default target runs; lags across the gap stay
-    missing; the forecast is for 2022."""
+    """A raw file with 2009-2017 and 2021: the default target runs; the missing years are
+    found, recorded in v0's metadata and named in one warning; lags across the gap stay
+    missing; 2021, which has no lag features, is named as a year no model fits or scores; the
+    years of the split come from the data; the forecast is for 2022 and says so."""
     result, test_dir = run_catalogue_style(tmp_path, "gap")
     assert result.returncode == 0, result.stderr[-3000:]
+    missing = "no data for 2018, 2019, 2020 (the raw data has the years 2009-2017, 2021)"
+    assert result.stderr.count(f"WARNING: {missing}") == 1
+    assert missing in (test_dir / "logs/ingest_raw/v0.log").read_text()
+    v0 = read_json(test_dir / "results/v0/v0_metadata.json")
+    assert v0["years"]["missing"] == [2018, 2019, 2020] and v0["years"]["last"] == 2021
     v11 = read_arrow(test_dir / "results/v11/v11.arrow")
     assert sorted(v11["year"].unique())[-2:] == [2017, 2021]
     assert v11.loc[v11["year"] == 2021, "sum_discharges_lag1"].isna().all()
+    split = read_json(test_dir / "results/models/split.json")
+    assert split["split"] == {
+        "train": [2010, 2013],
+        "validation": [2014, 2015],
+        "test": [2016, 2017],
+    }
+    assert split["years"]["missing_in_raw"] == [2018, 2019, 2020]
+    assert sorted(split["unused_years"]) == ["2009", "2021"]
+    assert "WARNING: years no model is fitted or scored on: 2021 (" in result.stderr
     forecast = pd.read_csv(test_dir / "results/forecast/forecast.csv")
     assert set(forecast["year"]) == {2022}
+    metadata = read_json(test_dir / "results/forecast/forecast_metadata.json")
+    assert metadata["forecast_year"] == 2022 and metadata["last_data_year"] == 2021
+    log = (test_dir / "logs/forecast/forecast.log").read_text()
+    assert "for 2022, the year after the data's last year 2021" in log
     assert read_json(test_dir / "results/verify.json")["passed"]
