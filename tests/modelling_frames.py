@@ -121,7 +121,6 @@ def model_params(
         "search_space": space,
         "fixed_params": fixed or {},
         "target_form": modelling["target_form"],
-        "loss_weight_power": modelling["loss_weight_power"],
         "tuning": {**modelling["tuning"], **tuning},
     }
 

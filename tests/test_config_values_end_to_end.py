@@ -33,8 +33,11 @@ TARGET = "w_total_median_profit"
 KEYS = ["year", "facility_id", "apr_drg_code"]
 METRICS = ("cv_rmse", "val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2")
 
-#: The region of every search space that reduces to persistence.
-PERSISTENCE_REGION = {"max_log_change": {"type": "float", "low": 0.0, "high": 1.0}}
+#: What every search space holds: the region that reduces to persistence, and the loss weights.
+TARGET_FORM_SPACE = {
+    "max_log_change": {"type": "float", "low": 0.0, "high": 1.0},
+    "loss_weight_power": {"type": "categorical", "values": [0.0, 1.0]},
+}
 #: One shard of two trials per model, each model as small as it gets.
 TINY_MODELLING: dict = {
     "tuning": {"n_shards": 1, "trials_per_shard": 2},
@@ -43,20 +46,20 @@ TINY_MODELLING: dict = {
         "random_forest": {
             "search_space": {
                 "max_depth": {"type": "int", "low": 2, "high": 4},
-                **PERSISTENCE_REGION,
+                **TARGET_FORM_SPACE,
             },
             "fixed_params": {"n_estimators": 5, "n_jobs": 1},
         },
         "ridge": {
             "search_space": {
                 "alpha": {"type": "float", "low": 0.1, "high": 10.0},
-                **PERSISTENCE_REGION,
+                **TARGET_FORM_SPACE,
             }
         },
         "hist_gradient_boosting": {
             "search_space": {
                 "max_iter": {"type": "int", "low": 5, "high": 10},
-                **PERSISTENCE_REGION,
+                **TARGET_FORM_SPACE,
             }
         },
     },
@@ -87,7 +90,6 @@ RUNS = {
             "target_form": "raw",
             # Only the choosing origins: no reporting origin measures the interval.
             "backtest": {"origins": [2014, 2015], "bootstrap_resamples": 200},
-            "loss_weight_power": 0.0,
         },
     },
     # The default models, search spaces and target form, on other data: 4 trials per model.

@@ -27,8 +27,11 @@ SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text
 
 #: An explicit split (year ranges instead of the default numbers of years).
 EXPLICIT = {"train": [2010, 2014], "validation": [2015, 2015], "test": [2016, 2017]}
-#: The search space part every model needs: the region that reduces to persistence.
-PERSISTENCE_REGION = {"max_log_change": {"type": "float", "low": 0.0, "high": 1.0}}
+#: What every search space holds: the region that reduces to persistence, and the loss weights.
+TARGET_FORM_SPACE = {
+    "max_log_change": {"type": "float", "low": 0.0, "high": 1.0},
+    "loss_weight_power": {"type": "categorical", "values": [0.0, 1.0]},
+}
 
 
 def with_modelling(**modelling) -> dict:
@@ -175,6 +178,32 @@ def with_modelling(**modelling) -> dict:
             "search_space.max_log_change: every search space tunes max_log_change",
         ),
         (
+            with_modelling(
+                models={
+                    "ridge": {
+                        "search_space": {
+                            "max_log_change": {"type": "float", "low": 0.0, "high": 1.0}
+                        }
+                    }
+                }
+            ),
+            "config key modelling.models.ridge: set loss_weight_power in fixed_params (1: each "
+            "row's loss weighted by last year's value",
+        ),
+        (
+            with_modelling(
+                models={
+                    "ridge": {
+                        "search_space": {
+                            "max_log_change": {"type": "float", "low": 0.0, "high": 1.0}
+                        },
+                        "fixed_params": {"loss_weight_power": -1},
+                    }
+                }
+            ),
+            "config key modelling.models.ridge.fixed_params.loss_weight_power: a number >= 0",
+        ),
+        (
             with_modelling(tuning={"storage": "results/{study}.journal"}),
             "config key modelling.tuning.storage",
         ),
@@ -200,12 +229,13 @@ def test_defaults_fill_every_model_and_setting():
         "bootstrap_resamples": 1000,
         "interval_level": 0.9,
     }
-    assert config["loss_weight_power"] == 1.0
-    # Every default search space reaches persistence (max_log_change from 0).
+    # Every default search space reaches persistence (max_log_change from 0), and every model
+    # says how its loss is weighted.
     for model in config["models"].values():
         assert model["search_space"]["max_log_change"]["low"] == 0.0
+        assert "loss_weight_power" in {**model["search_space"], **model["fixed_params"]}
     # Listing only some models runs only those.
-    space = {"alpha": {"type": "float", "low": 0.1, "high": 1.0}, **PERSISTENCE_REGION}
+    space = {"alpha": {"type": "float", "low": 0.1, "high": 1.0}, **TARGET_FORM_SPACE}
     only = validate_config(with_modelling(models={"ridge": {"search_space": space}}), SCHEMA)
     assert list(only["modelling"]["models"]) == ["ridge"]
     # Explicit years are still allowed.
@@ -241,7 +271,7 @@ def test_parse_path_never_imports_scikit_learn():
 def test_estimator_errors_are_left_to_the_setup_job():
     """A parameter the estimator does not know passes the config validation (the setup_study
     job names it, see test_models_workflow.py)."""
-    space = {"alpah": {"type": "float", "low": 1, "high": 2}, **PERSISTENCE_REGION}
+    space = {"alpah": {"type": "float", "low": 1, "high": 2}, **TARGET_FORM_SPACE}
     config = validate_config(with_modelling(models={"ridge": {"search_space": space}}), SCHEMA)
     assert config["modelling"]["models"]["ridge"]["search_space"] == space
 

@@ -99,24 +99,27 @@ STRUCTURAL_ERRORS = [
     ),
 ]
 
-#: The part of a search space that reduces to persistence (every search space needs it).
-PERSISTENCE_REGION = {"max_log_change": {"type": "float", "low": 0.0, "high": 1.0}}
+#: What every search space holds: the region that reduces to persistence, and the loss weights.
+TARGET_FORM_SPACE = {
+    "max_log_change": {"type": "float", "low": 0.0, "high": 1.0},
+    "loss_weight_power": {"type": "categorical", "values": [0.0, 1.0]},
+}
 
 #: Mistakes only the estimator can see.
 ESTIMATOR_ERRORS = [
     (
         "ridge",
-        {"alpah": {"type": "float", "low": 0.1, "high": 1}, **PERSISTENCE_REGION},
+        {"alpah": {"type": "float", "low": 0.1, "high": 1}, **TARGET_FORM_SPACE},
         "modelling.models.ridge.search_space.alpah: ridge does not accept a parameter 'alpah'",
     ),
     (
         "ridge",
-        {"alpha": {"type": "float", "low": -1.0, "high": 1.0}, **PERSISTENCE_REGION},
+        {"alpha": {"type": "float", "low": -1.0, "high": 1.0}, **TARGET_FORM_SPACE},
         "modelling.models.ridge.search_space.alpha.low: value -1.0 rejected by ridge",
     ),
     (
         "random_forest",
-        {"max_features": {"type": "categorical", "values": ["sqrt", "cube"]}, **PERSISTENCE_REGION},
+        {"max_features": {"type": "categorical", "values": ["sqrt", "cube"]}, **TARGET_FORM_SPACE},
         "modelling.models.random_forest.search_space.max_features.values[1]: value 'cube'",
     ),
 ]
@@ -145,11 +148,11 @@ def test_structural_check_needs_no_estimator(model, space, message):
 def test_fixed_params_errors_name_the_key():
     with pytest.raises(DrgWorkflowError, match=r"random_forest.fixed_params.n_jobz: random_forest"):
         check_model_estimator(
-            "random_forest", {"search_space": PERSISTENCE_REGION, "fixed_params": {"n_jobz": 2}}
+            "random_forest", {"search_space": TARGET_FORM_SPACE, "fixed_params": {"n_jobz": 2}}
         )
     with pytest.raises(DrgWorkflowError, match=r"forest.fixed_params.max_depth: value 0 rejected"):
         check_model_estimator(
-            "random_forest", {"search_space": PERSISTENCE_REGION, "fixed_params": {"max_depth": 0}}
+            "random_forest", {"search_space": TARGET_FORM_SPACE, "fixed_params": {"max_depth": 0}}
         )
     with pytest.raises(
         DrgWorkflowError, match=r"random_forest: parameters \['max_depth'\] are both"
@@ -181,7 +184,7 @@ def test_suggest_params_respects_bounds_log_step_categorical():
         "max_samples": {"type": "float", "low": 0.2, "high": 0.8, "step": 0.2},
         "ccp_alpha": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
         "max_features": {"type": "categorical", "values": ["sqrt", 0.5, 1.0]},
-        **PERSISTENCE_REGION,
+        **TARGET_FORM_SPACE,
     }
     check_model_structure("random_forest", {"search_space": space})
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

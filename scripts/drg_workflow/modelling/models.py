@@ -32,7 +32,7 @@ RESERVED_PARAMS: frozenset[str] = frozenset({"random_state"})
 #: (:class:`.target_form.TargetFormRegressor`), not its regressor: a search space may tune them
 #: (every other parameter goes to the regressor). Declared here, where the config checks read
 #: them without importing scikit-learn.
-TARGET_FORM_PARAMS: tuple[str, ...] = ("max_log_change",)
+TARGET_FORM_PARAMS: tuple[str, ...] = ("max_log_change", "loss_weight_power")
 #: The parameter values at which every model predicts persistence (last year's value) exactly:
 #: each search space must reach them (its region that reduces to persistence), and every
 #: study's first trial tries them.
@@ -140,21 +140,14 @@ def split_target_form_params(
 
 def model_estimator(model: ModelSettings, params: Mapping[str, Any]) -> BaseEstimator:
     """The estimator tuning, the final fit, the backtest and the champion's refit use:
-    ``model``'s regressor with ``params``, learning the target in ``model.target_form`` with
-    its loss weighted by last year's value (``model.loss_weight_power``), its predictions
-    bounded by ``max_log_change`` and in dollars (:class:`.target_form.TargetFormRegressor`).
-    """
+    ``model``'s regressor with ``params``, learning the target in ``model.target_form``, its
+    loss weighted by last year's value (``loss_weight_power``), its predictions bounded by
+    ``max_log_change`` and in dollars (:class:`.target_form.TargetFormRegressor`)."""
     from .target_form import wrap_target_form
 
     regressor_params, form_params = split_target_form_params(params)
     regressor = build_model(model.name, regressor_params, model.modelling.random_state)
-    return wrap_target_form(
-        regressor,
-        model.target_form,
-        model.modelling.features,
-        model.loss_weight_power,
-        form_params,
-    )
+    return wrap_target_form(regressor, model.target_form, model.modelling.features, form_params)
 
 
 def final_estimator(estimator: BaseEstimator) -> BaseEstimator:

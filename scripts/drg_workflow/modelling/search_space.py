@@ -11,9 +11,10 @@ cannot make, each error naming the config key:
 
 - :func:`check_model_structure` (pure Python, runs at every Snakefile parse): known model,
   reserved parameters, ``low < high``, integer bounds and steps for ``int``, ``log`` needs
-  ``low > 0`` and no step, no parameter both fixed and tuned, and the region that reduces to
-  persistence: every search space tunes ``max_log_change`` from 0
-  (:data:`.target_form.PERSISTENCE_PARAMS`).
+  ``low > 0`` and no step, no parameter both fixed and tuned, the region that reduces to
+  persistence (every search space tunes ``max_log_change`` from 0,
+  :data:`.models.PERSISTENCE_PARAMS`), and the loss weights (every model sets or tunes
+  ``loss_weight_power``).
 - :func:`check_model_estimator` (imports scikit-learn and fits tiny probe models, so it runs in
   the ``setup_study`` job, once per model configuration): the estimator accepts every parameter
   name and every configured value (bound, choice, fixed value).
@@ -115,6 +116,29 @@ def _check_persistence_region(space: Mapping[str, Mapping[str, Any]], base: str)
             )
 
 
+def _check_loss_weights(model_config: Mapping[str, Any], base: str) -> None:
+    """The model says how its loss is weighted: ``loss_weight_power`` (a number >= 0) in its
+    fixed_params, or tuned in its search_space."""
+    space, fixed = model_config["search_space"], model_config.get("fixed_params") or {}
+    name = "loss_weight_power"
+    if name in fixed:
+        if not _is_number(fixed[name]) or fixed[name] < 0:
+            raise ModelConfigError(
+                f"{base}.fixed_params.{name}: a number >= 0, not {fixed[name]!r}"
+            )
+    elif name in space:
+        spec = space[name]
+        values = spec["values"] if spec["type"] == "categorical" else [spec["low"]]
+        if not all(_is_number(v) and v >= 0 for v in values):
+            raise ModelConfigError(f"{base}.search_space.{name}: numbers >= 0 only")
+    else:
+        raise ModelConfigError(
+            f"{base}: set {name} in fixed_params (1: each row's loss weighted by last year's "
+            f"value, as dollars weigh it; 0: unweighted) or tune it in search_space, e.g. "
+            f"{{type: categorical, values: [0.0, 1.0]}}"
+        )
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -143,6 +167,7 @@ def check_model_structure(model: str, model_config: Mapping[str, Any]) -> None:
             f"{base}: parameters {both} are both in fixed_params and search_space"
         )
     _check_persistence_region(space, base)
+    _check_loss_weights(model_config, base)
 
 
 def _configured_values(model_config: Mapping[str, Any]) -> list[tuple[str, str, Any]]:

@@ -133,9 +133,6 @@ class ModelSettings:
     fixed_params: Mapping[str, Any]
     #: How the model learns the target (``modelling.target_form``, see :mod:`.target_form`).
     target_form: str
-    #: In the log and relative forms, each row's loss is weighted by |last year's value| to
-    #: this power (``modelling.loss_weight_power``, see :mod:`.target_form`).
-    loss_weight_power: float
     modelling: ModellingSettings
     tuning: TuningSettings
 
@@ -148,7 +145,6 @@ class ModelSettings:
             search_space=dict(params["search_space"]),
             fixed_params=dict(params["fixed_params"] or {}),
             target_form=params["target_form"],
-            loss_weight_power=float(params["loss_weight_power"]),
             modelling=ModellingSettings.from_params(params, split),
             tuning=TuningSettings.from_params(params["tuning"]),
         )

@@ -16,14 +16,15 @@ test metrics stay in dollars, and the model logged to MLflow predicts dollars fr
 data's columns directly.
 
 **Fit what is scored.** Models are scored in dollars, but the squared error of a log weighs a
-$20k series like a $20M one. In the ``log`` and ``relative`` forms each row's loss is
-therefore weighted by ``|last year's value| ** loss_weight_power`` (``modelling.
-loss_weight_power``; 1 makes a row's weight proportional to its dollar size, since a log error
-e costs about ``|value| * e`` dollars). And every model has ``max_log_change``, tuned in every
-search space: predictions are bounded to ``last year's value`` times ``e**(+-max_log_change)``
-(in signed-log terms), so ``max_log_change = 0`` is persistence exactly (the region of every
-search space that reduces to it, :data:`PERSISTENCE_PARAMS`) and small values keep a single
-wild prediction of a huge series from deciding the dollar RMSE.
+$20k series like a $20M one. Every model therefore has two parameters of its own (set in its
+``fixed_params`` or tuned in its ``search_space``, :data:`TARGET_FORM_PARAMS`):
+``loss_weight_power``: in the ``log`` and ``relative`` forms each row's loss is weighted by
+``|last year's value| ** loss_weight_power`` (1 makes a row's weight proportional to its dollar
+size, since a log error e costs about ``|value| * e`` dollars); and ``max_log_change``, tuned
+from 0 in every search space: predictions are bounded to last year's value give or take
+``max_log_change`` in signed-log terms, so ``max_log_change = 0`` is persistence exactly (the
+region of every search space that reduces to it, :data:`PERSISTENCE_PARAMS`) and small values
+keep a single wild prediction of a huge series from deciding the dollar RMSE.
 """
 
 from __future__ import annotations
@@ -209,18 +210,12 @@ def wrap_target_form(
     regressor: BaseEstimator,
     target_form: str,
     features: FeatureSettings,
-    loss_weight_power: float,
     params: Mapping[str, Any] | None = None,
 ) -> TargetFormRegressor:
-    """``regressor`` learning the target in ``target_form`` with the loss weights of
-    ``loss_weight_power``; the persistence columns are the target's lag and rolling-mean columns
-    of ``features``; ``params`` sets the wrapper's own parameters (:data:`TARGET_FORM_PARAMS`).
-    """
+    """``regressor`` learning the target in ``target_form``; the persistence columns are the
+    target's lag and rolling-mean columns of ``features``; ``params`` sets the wrapper's own
+    parameters (:data:`TARGET_FORM_PARAMS`: the loss weights and the bound of predictions)."""
     _check_form(target_form)
     return TargetFormRegressor(
-        regressor,
-        target_form,
-        (features.target_lag, features.target_rolling),
-        loss_weight_power=loss_weight_power,
-        **dict(params or {}),
+        regressor, target_form, (features.target_lag, features.target_rolling), **dict(params or {})
     )
