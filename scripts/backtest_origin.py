@@ -8,7 +8,8 @@ from drg_workflow.versions import read_json, write_json
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     predictions, fit = backtest_origin(
         snakemake.params.settings,
-        read_json(snakemake.input.metrics),
+        read_json(snakemake.input.setup),
+        [read_json(path) for path in snakemake.input.shards],
         read_json(snakemake.input.split),
         snakemake.input.arrow,
         int(snakemake.wildcards.origin),

@@ -96,6 +96,12 @@ def read_arrow(path: str | os.PathLike) -> pd.DataFrame:
         return pa_ipc.open_file(source).read_all().to_pandas()
 
 
+def arrow_columns(path: str | os.PathLike) -> list[str]:
+    """The column names of a version's Arrow copy, from its schema alone (no data read)."""
+    with pa.memory_map(str(path)) as source:
+        return list(pa_ipc.open_file(source).schema.names)
+
+
 def read_csv(path: str | os.PathLike, dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read a version CSV; with ``dtypes`` (from its metadata) every column keeps its type.
 

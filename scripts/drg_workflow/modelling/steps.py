@@ -24,7 +24,7 @@ import pandas as pd
 from drg_workflow.files import atomic_output
 from drg_workflow.hashing import config_hash
 from drg_workflow.names import CHOOSING_ROLE, HELD_OUT_SPLITS, REPORTING_ROLE
-from drg_workflow.versions import read_arrow, read_json
+from drg_workflow.versions import arrow_columns, read_arrow, read_json
 
 from .baseline import BASELINE_NAME, baseline_predictions, baseline_rule, evaluate_baseline
 from .comparison import NO_CHAMPION_WARNING, build_comparison, comparison_warnings
@@ -390,7 +390,6 @@ def _metrics_document(
         "best_trial_number": results["best_trial_number"],
         "fixed_params": dict(model.fixed_params),
         "target_form": model.target_form,
-        "loss_weight_power": model.loss_weight_power,
         "features": data.features,
         "years": {
             split: list(getattr(model.modelling.split, split))
@@ -552,14 +551,31 @@ def baseline_step(
 # --------------------------------------------------------------------------- backtest_origin
 
 
+def tuned_params(
+    model: ModelSettings,
+    setup: Mapping[str, Any],
+    shard_summaries: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The model's full parameters: its fixed parameters overlaid by the best trial of its
+    study among the trials the shards report (:func:`.tuning.study_results`, as
+    ``train_final`` takes them)."""
+    from .tuning import merge_params, study_results
+
+    numbers = sorted({n for shard in shard_summaries for n in shard["trial_numbers"]})
+    results = study_results(setup["study_name"], setup["storage"], trial_numbers=numbers)
+    return merge_params(model.fixed_params, results["best_params"])
+
+
 def backtest_origin(
     params: Mapping[str, Any],
-    metrics_document: Mapping[str, Any],
+    setup: Mapping[str, Any],
+    shard_summaries: Sequence[Mapping[str, Any]],
     years_document: Mapping[str, Any],
     arrow_path: str | Path,
     origin: int,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Refit a model with its tuned parameters (its ``metrics.json``) on every year before
+    """Refit a model with its tuned parameters (the best trial of its study, read as soon as
+    its shards are done: the refits need not wait for ``train_final``) on every year before
     ``origin`` and predict ``origin`` (:func:`.backtest.fit_at_origin`).
 
     Returns the predictions (:data:`.backtest.PREDICTION_COLUMNS`) and the document of
@@ -568,7 +584,6 @@ def backtest_origin(
     """
     from .backtest import fit_at_origin
     from .data import select_features
-    from .tuning import merge_params
 
     years = ModellingYears.from_json(years_document)
     model = model_settings(params, years)
@@ -577,7 +592,7 @@ def backtest_origin(
     features = select_features(
         frame.columns, settings.features, settings.include_same_year_features, settings.include_year
     )
-    tuned = merge_params(model.fixed_params, metrics_document["best_params"])
+    tuned = tuned_params(model, setup, shard_summaries)
     fit = fit_at_origin(model, tuned, frame, features, int(origin), years.role(int(origin)))
     document = {
         "model": model.name,
@@ -586,8 +601,8 @@ def backtest_origin(
         "training_years": fit.training_years,
         "params": tuned,
         "rows_predicted": len(fit.predictions),
-        "data_sha256": metrics_document["data_sha256"],
-        "config_hash": metrics_document["config_hash"],
+        "data_sha256": setup["data_sha256"],
+        "config_hash": setup["config_hash"],
     }
     return fit.predictions, document
 
@@ -729,6 +744,7 @@ def refit_champion(
     """
     from .comparison import champion_model
     from .data import make_xy, select_features
+    from .models import model_estimator
     from .tracking import (
         REFIT_STAGE,
         FinalRun,
@@ -752,8 +768,6 @@ def refit_champion(
     )
     X, y, years = make_xy(frame, features, settings.features.target)
     params = merge_params(model.fixed_params, metrics["best_params"])
-    from .models import model_estimator
-
     estimator = model_estimator(model, params).fit(X, y)
     training_years = distinct_years(years)
     backtest = _champion_row(comparison, champion)
@@ -945,9 +959,8 @@ def forecast_step(
 
     settings = modelling_settings(params, ModellingYears.from_json(years_document))
     base = read_arrow(base_arrow)
-    modelling_columns = read_arrow(modelling_arrow).columns
     feature_columns = select_features(
-        modelling_columns,
+        arrow_columns(modelling_arrow),
         settings.features,
         settings.include_same_year_features,
         settings.include_year,

@@ -76,7 +76,6 @@ def settings_of_model(model):
         "search_space": MODELLING["models"][model]["search_space"],
         "fixed_params": MODELLING["models"][model]["fixed_params"],
         "target_form": MODELLING["target_form"],
-        "loss_weight_power": MODELLING["loss_weight_power"],
         "tuning": {**tuning, "storage": tuning["storage"].format(model=model)},
     }
 
@@ -145,11 +144,9 @@ def baseline_inputs(wildcards):
 
 
 def backtest_origin_inputs(wildcards):
-    """One backtest job: the data, its years and the model's tuned parameters."""
-    return {
-        **modelling_inputs(wildcards),
-        "metrics": MODEL_METRICS.format(model=wildcards.model),
-    }
+    """One backtest job: the data, its years and the model's study once its shards are done
+    (its tuned parameters; not train_final, which the refits need not wait for)."""
+    return final_inputs(wildcards)
 
 
 def backtest_origins():
