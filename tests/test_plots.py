@@ -209,7 +209,7 @@ PREDICTIONS = pd.DataFrame(
 def test_predicted_vs_actual_is_log_log_with_identity_and_warning():
     figure = figures.predicted_vs_actual(PREDICTIONS, "ridge", DATA, warning="loses")
     text = _check(figure, "actual target (dollars, log)", "predicted target (dollars, log)")
-    assert "WARNING: does not beat the naive baseline" in text
+    assert "WARNING: fails the skill gate against persistence" in text
     assert "1 with a value <= 0 not drawn" in text
     (ax,) = figure.axes
     assert ax.get_xscale() == ax.get_yscale() == "log"
@@ -267,9 +267,10 @@ def test_feature_importances_with_and_without_impurity():
     assert len(alone.axes) == 1
 
 
-def test_comparison_page_highlights_models_that_lose_to_the_baseline():
-    metrics = {c: [1.0, 2.0, 3.0] for c in ("cv_rmse", "val_rmse", "val_mae", "test_rmse")}
-    metrics |= {c: [1.0, 2.0, 3.0] for c in ("test_mae", "val_r2", "test_r2")}
+def test_comparison_page_highlights_models_that_fail_the_gate():
+    metrics = {c: [1.0, 2.0, 3.0] for c in ("cv_rmse", "cv_mae", "val_rmse", "val_mae")}
+    metrics |= {c: [1.0, 2.0, 3.0] for c in ("test_rmse", "test_mae", "val_r2", "test_r2")}
+    skills = '{"2014": 0.2, "2015": 0.25, "2017": -0.1}'
     comparison = pd.DataFrame(
         {
             "model": ["forest", "baseline", "ridge"],
@@ -277,18 +278,70 @@ def test_comparison_page_highlights_models_that_lose_to_the_baseline():
             "n_trials_complete": [3, 0, 3],
             "n_trials_pruned": [1, 0, 1],
             "best_params": ['{"depth": 3}', "{}", '{"alpha": 1.0}'],
-            "beats_baseline": [True, None, False],
+            "choosing_origins": ["2014 2015"] * 3,
+            "skill_rmse": [0.225, 0.0, 0.3],
+            "skill_mae": [0.1, 0.0, 0.2],
+            "skill_rmse_by_origin": [skills] * 3,
+            "skill_mae_by_origin": [skills] * 3,
+            "passes_gate": [True, None, False],
             "champion": [True, False, False],
-            "warning": ["", None, "model 'ridge' does not beat the naive persistence baseline"],
+            "warning": ["", None, "model 'ridge' fails the skill gate on the choosing origins"],
         }
     )
     page = tables.comparison_page(comparison, DATA)
     assert page.count('<td class="text">champion</td>') == 1
-    assert '<div class="warning">WARNING: model &#x27;ridge&#x27; does not beat' in page
+    assert '<div class="warning">WARNING: model &#x27;ridge&#x27; fails the skill gate' in page
     assert page.count('<tr class="warn">') == 1 and page.count('<tr class="baseline">') == 1
     assert DATA in page
     assert "<td>3 / 1</td>" not in page and '<td class="text">3 / 1</td>' in page
     assert '<td class="text">NO</td>' in page and '<td class="text">yes</td>' in page
+    assert "RMSE skill per origin (2014\u00a0/\u00a02015\u00a0/\u00a02017)" in page
+    assert "+0.200\u00a0/\u00a0+0.250\u00a0/\u00a0-0.100" in page
+    assert '<td class="text">2014, 2015</td>' in page and "<td>+0.225</td>" in page
+
+
+BACKTEST = pd.DataFrame(
+    {
+        "origin": [2014] * 3 + [2017] * 3,
+        "role": ["choosing"] * 3 + ["reporting"] * 3,
+        "model": ["forest", "ridge", "baseline"] * 2,
+        "n_series": [100] * 6,
+        "first_training_year": [2010, 2010, 2013, 2010, 2010, 2016],
+        "last_training_year": [2013, 2013, 2013, 2016, 2016, 2016],
+        "rmse": [8.0, 9.0, 10.0, 7.0, 11.0, 10.0],
+        "mae": [4.0, 4.5, 5.0, 4.0, 5.5, 5.0],
+        "skill_rmse": [0.2, 0.1, 0.0, 0.3, -0.1, 0.0],
+        # The forest's 2017 interval does not hold its point (a skewed bootstrap).
+        "skill_rmse_lower": [0.1, -0.05, 0.0, 0.31, -0.2, 0.0],
+        "skill_rmse_upper": [0.3, 0.2, 0.0, 0.5, 0.05, 0.0],
+        "skill_mae": [0.2, 0.1, 0.0, 0.2, -0.1, 0.0],
+        "skill_mae_lower": [0.1, 0.05, 0.0, 0.1, -0.2, 0.0],
+        "skill_mae_upper": [0.3, 0.2, 0.0, 0.3, 0.0, 0.0],
+    }
+)
+
+
+def test_backtest_skill_shows_every_origin_persistence_at_zero_and_the_roles():
+    figure = figures.backtest_skill(BACKTEST, "forest", 0.9, DATA)
+    text = _check(figure, "RMSE skill", "MAE skill", "90% bootstrap interval", DATA)
+    assert "origin year (shaded: chooses the champion)" in text
+    rmse, mae = figure.axes
+    assert [t.get_text() for t in rmse.get_xticklabels()] == ["2014\nchoosing", "2017\nreporting"]
+    labels = [t.get_text() for t in mae.get_legend().get_texts()]
+    assert labels == ["persistence (skill 0)", "forest (champion)", "ridge"]
+    assert rmse.lines[0].get_ydata()[0] == 0  # persistence
+    assert len(rmse.patches) == 1  # the one choosing origin shaded
+
+
+def test_backtest_page_tells_choosing_from_reporting_origins():
+    page = tables.backtest_page(BACKTEST, "forest", 0.9, DATA)
+    assert '<td class="text">2014</td>' in page and "2,014" not in page
+    assert page.count('<td class="text">choosing</td>') == 3
+    assert page.count('<td class="text">reporting</td>') == 3
+    assert '<td class="text">forest (champion)</td>' in page
+    assert "+0.200 [+0.100, +0.300]" in page and "90% bootstrap interval" in page
+    assert '<td class="text">(last year&#x27;s value)</td>' in page
+    assert page.count('<tr class="baseline">') == 2
 
 
 @pytest.mark.parametrize("make", [lambda: figures.rows_along_chain(LINEAGE)])

@@ -496,7 +496,9 @@ def backtest_skill(backtest: pd.DataFrame, champion: str | None, level: float, d
             ax.errorbar(
                 x,
                 skill,
-                yerr=[skill - lower, upper - skill],
+                # A percentile interval need not hold the point itself (skewed resamples): the
+                # bar then starts at the point.
+                yerr=[np.clip(skill - lower, 0, None), np.clip(upper - skill, 0, None)],
                 fmt="D" if is_champion else "o",
                 markersize=8 if is_champion else 5,
                 capsize=3,

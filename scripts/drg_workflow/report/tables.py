@@ -260,15 +260,19 @@ def comparison_page(comparison: pd.DataFrame, data: str) -> str:
     )
 
 
+#: Joins the skills of the origins in one table cell, never broken across lines.
+_ORIGIN_SEPARATOR = "\u00a0/\u00a0"
+
+
 def skills_by_origin(text: str) -> str:
     """A JSON object of skill by origin, ``{"2014": 0.15, "2015": 0.16}``, as
-    ``+0.150 / +0.160``."""
-    return " / ".join(f"{value:+.3f}" for value in json.loads(text).values())
+    ``+0.150 / +0.160`` (non-breaking spaces: one line in a table)."""
+    return _ORIGIN_SEPARATOR.join(f"{value:+.3f}" for value in json.loads(text).values())
 
 
 def origins_of(comparison: pd.DataFrame) -> str:
     """The origins of the comparison's skills by origin, ``2014 / 2015 / 2017``."""
-    return " / ".join(json.loads(comparison["skill_rmse_by_origin"].iloc[0]))
+    return _ORIGIN_SEPARATOR.join(json.loads(comparison["skill_rmse_by_origin"].iloc[0]))
 
 
 def lineage_page(lineage: pd.DataFrame) -> str:
