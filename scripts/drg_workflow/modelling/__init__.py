@@ -1,10 +1,13 @@
-"""Modelling on the modelling data version: features, year splits, models, tuning, final
-refit, baseline, comparison, MLflow tracking, the next-year forecast.
+"""Modelling on the modelling data version: features, years from the data, models, tuning, final
+fit, rolling-origin backtest, baseline, comparison and skill gate, MLflow tracking, the
+next-year forecast.
 
 Modules (imported explicitly; this package does not re-export them so that a rule needing only
 the data helpers does not pay for ``import mlflow``, which takes 1-2 s):
 
 - :mod:`.settings`: the typed modelling settings, built once from the rules' params.
+- :mod:`.years`: the year split and the backtest's origins resolved from the data's years, the
+  years no model fits or scores.
 - :mod:`.data`: feature selection, year split, year folds, ``prepare_modelling_data``.
 - :mod:`.metrics`: :func:`~.metrics.regression_metrics`.
 - :mod:`.target_form`: the form a model learns the target in (raw, log, relative), applied
@@ -16,7 +19,10 @@ the data helpers does not pay for ``import mlflow``, which takes 1-2 s):
 - :mod:`.final`: final refit, predictions, importances.
 - :mod:`.tracking`: every MLflow call (experiment, study / trial / final / baseline runs).
 - :mod:`.sqlite`: race-free first use of local sqlite stores.
-- :mod:`.comparison`: comparison table of all models against the baseline.
+- :mod:`.backtest`: the rolling-origin backtest: refits before each origin, skill against
+  persistence with bootstrap intervals.
+- :mod:`.comparison`: comparison table of all models against the baseline, the skill gate and
+  the champion.
 - :mod:`.forecast`: the next-year features, split-conformal prediction intervals, the forecast
   table.
 - :mod:`.steps`: one function per Snakemake rule.
