@@ -269,8 +269,10 @@ def test_every_study_starts_with_the_persistence_trial(tmp_path, train_xy):
     assert [t.state for t in again.trials] == [TrialState.COMPLETE] * 2
 
 
-#: Other generated data than the tests' default (seed 7, scale 0.01): other seeds and scales.
-OTHER_DATA = [(2027, 0.02), (99, 0.03)]
+#: Other generated data than the tests' default (seed 7, scale 0.01): other seeds and scales, on
+#: both of which the study's random trials alone are worse than persistence in CV (the test then
+#: fails without the persistence trial: checked 2026-11-29).
+OTHER_DATA = [(2027, 0.02), (101, 0.03)]
 
 
 @pytest.mark.parametrize(("seed", "scale"), OTHER_DATA, ids=lambda v: str(v))
