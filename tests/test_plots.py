@@ -252,6 +252,9 @@ def test_interval_coverage_has_a_bar_per_test_year_and_the_nominal_line():
     assert ax.lines[0].get_ydata()[0] == 80.0
     texts = {t.get_text() for t in ax.texts}
     assert {"79.0%", "75.0%", "77.0%"} <= texts
+    # Without a reporting origin (only choosing origins configured) the figure says so.
+    empty = figures.interval_coverage({}, 0.8, "signed_log", DATA)
+    assert "no reporting origin: coverage not measured" in _texts(empty)
 
 
 def test_feature_importances_with_and_without_impurity():

@@ -448,8 +448,9 @@ def forecast_changes(forecast: pd.DataFrame, model: str, year: int, data: str) -
 def interval_coverage(
     coverage: Mapping[str, float], level: float, method: str, data: str
 ) -> Figure:
-    """The prediction interval's coverage on each test year and on all of them, against its
-    nominal level."""
+    """The prediction interval's coverage at each reporting origin (a test year predicted by
+    the champion refitted on the years before it) and on all of them, against its nominal
+    level; with no reporting origin, a note saying so."""
     names = list(coverage)
     values = [100 * float(coverage[name]) for name in names]
     figure = _figure(max(5.0, 1.2 * len(names) + 2.5), 4.2)
@@ -458,11 +459,23 @@ def interval_coverage(
     ax.bar_label(bars, labels=[f"{v:.1f}%" for v in values], label_type="center", color="white")
     ax.axhline(100 * level, color="black", linestyle="--", label=f"nominal {100 * level:.0f}%")
     ax.set_ylim(0, 105)
-    ax.set_xlabel("test year")
+    if not names:
+        ax.text(
+            0.5,
+            0.5,
+            "no reporting origin: coverage not measured",
+            ha="center",
+            transform=ax.transAxes,
+        )
+    ax.set_xlabel("reporting origin (test year)")
     ax.set_ylabel("actual values inside the interval (%)")
     ax.set_title(f"Coverage of the {100 * level:.0f}% prediction interval on the test years")
     ax.legend(loc="lower right")
-    _footer(figure, f"data {data}; split-conformal interval ({method}), calibrated on validation")
+    _footer(
+        figure,
+        f"data {data}; split-conformal interval ({method}), calibrated on the champion's "
+        "backtest residuals at the choosing origins",
+    )
     return figure
 
 
