@@ -4,7 +4,7 @@
 slurmctld and slurmd on this machine; an ``mlflow server`` (sqlite backend, artifacts in a
 temporary folder) listens on 127.0.0.1. The small configuration's default target then runs
 through ``--profile profiles/slurm`` with ``MLFLOW_TRACKING_URI`` pointing at the server, the way
-a cluster user runs it (README.md, "Running on a cluster"). The tests check that the jobs went
+a cluster user runs it (docs/cluster.md). The tests check that the jobs went
 through SLURM (one SLURM job per tuning shard), that the server holds every trial run, the
 final runs and their models, that the data versions are byte-identical to a local run, and that
 a rule failing on SLURM fails the run and shows the rule's log. Skipped, saying why, only where

@@ -196,7 +196,7 @@ def test_s3_source_and_results_in_s3(moto: ServerProcess, tmp_path: Path, raw_by
     assert not any(k.startswith(("results/v12/", "results/v13/")) for k in keys)
 
     # `features` = every data version; the modelling state (MLflow DB, Optuna journal) is
-    # local by design (see README "Results in S3").
+    # local by design (see docs/real-data-and-s3.md).
     full = run(tmp_path, raw, *flags, "features", env=env)
     assert full.returncode == 0, full.stderr[-3000:]
     ran = full.stdout + full.stderr

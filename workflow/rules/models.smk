@@ -7,7 +7,7 @@
 # in one table. The wildcard constraints of {model} and {shard} are in common/modelling.smk.
 # setup_mlflow, setup_study, compare_models and register_champion are bookkeeping (a few MLflow
 # and Optuna calls, no model fits): local rules, so on a cluster they run in the Snakemake
-# process's host instead of waiting in the queue (README.md, "Running on a cluster").
+# process's host instead of waiting in the queue (docs/cluster.md).
 
 
 rule setup_mlflow:
