@@ -25,6 +25,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         snakemake.params.name_columns,
         levels,
         groups,
+        interval["groups"]["column"],
         title=f"Forecast for {year} by {model}",
         note=(
             f"Data {data}. One row per (facility, APR DRG) of {year - 1}: last year's value, "

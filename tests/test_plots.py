@@ -327,7 +327,13 @@ def test_forecast_page_holds_every_row_and_a_search_and_sort_script():
     )
     names = {"facility_id": "facility_name", "apr_drg_code": "apr_drg_description"}
     page = tables.forecast_page(
-        forecast, names, [0.8], [">= 12", "< 12"], title="Forecast for 2018", note=DATA
+        forecast,
+        names,
+        [0.8],
+        [">= 12", "< 12"],
+        "sum_discharges_lag1",
+        title="Forecast for 2018",
+        note=DATA,
     )
     assert page.startswith("<!DOCTYPE html>") and DATA in page
     data = page.split('<script type="application/json" id="forecast-data">')[1]
@@ -344,7 +350,7 @@ def test_forecast_page_holds_every_row_and_a_search_and_sort_script():
     assert [c["name"] for c in payload["columns"]][-3:] == [
         "2017 (last year)",
         "forecast 2018",
-        "80% interval",
+        "80% interval ($)",
     ]
     assert 'id="forecast-search"' in page and 'addEventListener("input", filter)' in page
     assert "<Hospital>" not in page.split("<script")[0]  # escaped outside the JSON

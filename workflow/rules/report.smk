@@ -175,14 +175,14 @@ rule report_forecast:
             f"{REPORT}/forecast/forecast_changes.png",
             caption="../report/forecast_changes.rst",
             category="Forecast",
-            subcategory="Forecast",
+            subcategory="Changes over last year",
             labels=report_labels("forecast changes over last year", "champion"),
         ),
         table=report(
             f"{REPORT}/forecast/forecast_table.html",
             caption="../report/forecast_table.rst",
             category="Forecast",
-            subcategory="Forecast",
+            subcategory="Forecast table",
             labels=report_labels("forecast table (search, sort)", "champion"),
         ),
         coverage=report(

@@ -259,6 +259,7 @@ FORECAST_PAGE_ROWS = 50
 _FORECAST_SCRIPT = r"""
 const data = JSON.parse(document.getElementById("forecast-data").textContent);
 const money = new Intl.NumberFormat("en-US", {maximumFractionDigits: 0});
+const short = new Intl.NumberFormat("en-US", {notation: "compact", maximumSignificantDigits: 3});
 const columns = data.columns;
 let rows = data.rows, shown = rows, sortColumn = -1, sortUp = true, page = 0;
 function cell(row, i) {
@@ -266,7 +267,7 @@ function cell(row, i) {
   if (kind === "facility") return data.facilities[value].join(" ");
   if (kind === "drg") return data.drgs[value].join(" ");
   if (kind === "group") return data.groups[value];
-  if (kind === "interval") return "$" + money.format(value) + " to $" + money.format(row[at + 1]);
+  if (kind === "interval") return short.format(value) + " to " + short.format(row[at + 1]);
   return "$" + money.format(value);
 }
 function sortKey(row, i) {
@@ -327,7 +328,7 @@ filter();
 
 _FORECAST_STYLE = """
 input#forecast-search { width: 28em; padding: 3px; margin: 0 8px 8px 0; }
-th { cursor: pointer; white-space: nowrap; }
+th { cursor: pointer; white-space: nowrap; text-align: left; }
 th[data-sort="up"]::after { content: " \\25B2"; }
 th[data-sort="down"]::after { content: " \\25BC"; }
 td { white-space: nowrap; }
@@ -339,6 +340,7 @@ def forecast_page(
     name_columns: Mapping[str, str],
     levels: Sequence[float],
     groups: Sequence[str],
+    group_column: str,
     *,
     title: str,
     note: str,
@@ -346,7 +348,8 @@ def forecast_page(
     """The forecast as a self-contained HTML page with a searchable, sortable, paged table:
     facility (id and name), DRG (code and description), interval group, last year's value,
     the forecast and its interval at each level, in whole dollars (the CSV keeps cents).
-    ``groups``: the interval groups in their order (sorting by group follows it).
+    ``groups``: the interval groups in their order (sorting by group follows it), groups of
+    ``group_column``. Intervals read in compact dollars (``239K to 656K``).
 
     The rows travel as JSON in the page (facilities and DRGs once each, rows referring to them
     by index) and a small inline script renders a page of them at a time; typing in the search
@@ -378,11 +381,11 @@ def forecast_page(
     columns = [
         {"name": "facility", "kind": "facility", "at": 0},
         {"name": "APR DRG", "kind": "drg", "at": 1},
-        {"name": "interval group", "kind": "group", "at": 2},
+        {"name": f"group ({group_column})", "kind": "group", "at": 2},
         {"name": f"{year - 1} (last year)", "kind": "money", "at": 3},
         {"name": f"forecast {year}", "kind": "money", "at": 4},
         *[
-            {"name": f"{100 * float(level):g}% interval", "kind": "interval", "at": 5 + 2 * i}
+            {"name": f"{100 * float(level):g}% interval ($)", "kind": "interval", "at": 5 + 2 * i}
             for i, level in enumerate(levels)
         ],
     ]
