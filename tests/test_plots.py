@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -321,8 +323,8 @@ def test_forecast_page_holds_every_row_and_a_search_and_sort_script():
             "interval_group": ["< 12", ">= 12", "< 12"],
             "persistence": [1000.4, -2000.0, 30.0],
             "prediction": [1100.6, -1900.0, 31.0],
-            "lower_0.8": [900.0, -2500.0, 20.0],
-            "upper_0.8": [1300.0, -1500.0, 40.0],
+            "lower_0.8": [901.2, -2504.9, 20.0],
+            "upper_0.8": [1300.0, -1495.0, 40.4],
         }
     )
     names = {"facility_id": "facility_name", "apr_drg_code": "apr_drg_description"}
@@ -336,14 +338,17 @@ def test_forecast_page_holds_every_row_and_a_search_and_sort_script():
         note=DATA,
     )
     assert page.startswith("<!DOCTYPE html>") and DATA in page
-    data = page.split('<script type="application/json" id="forecast-data">')[1]
-    payload = json.loads(data.split("</script>")[0])
-    # Facilities and DRGs once each (sorted by key), rows refer to them; whole dollars.
+    meta = page.split('<script type="application/json" id="forecast-meta">')[1]
+    payload = json.loads(meta.split("</script>")[0])
+    data = page.split('<script type="application/octet-stream" id="forecast-data">')[1]
+    columns = json.loads(zlib.decompress(base64.b64decode(data.split("</script>")[0])))
+    # Facilities and DRGs once each (sorted by key), rows refer to them; whole dollars, the
+    # intervals to 3 significant digits (as shown).
     assert payload["facilities"] == [["3", "Albany Med"], ["7", "St. Mary's <Hospital>"]]
     assert payload["drgs"] == [["194", "Heart failure"], ["720", "Septicemia"]]
     assert payload["groups"] == [">= 12", "< 12"]
-    assert payload["rows"] == [
-        [1, 0, 1, 1000, 1101, 900, 1300],
+    assert [list(row) for row in zip(*columns, strict=True)] == [
+        [1, 0, 1, 1000, 1101, 901, 1300],
         [0, 0, 0, -2000, -1900, -2500, -1500],
         [1, 1, 1, 30, 31, 20, 40],
     ]
@@ -391,6 +396,13 @@ def test_comparison_page_highlights_models_that_lose_to_the_baseline():
     assert DATA in page
     assert "<td>3 / 1</td>" not in page and '<td class="text">3 / 1</td>' in page
     assert '<td class="text">NO</td>' in page and '<td class="text">yes</td>' in page
+
+
+def test_significant_digits():
+    values = np.asarray([239_097.0, -1_483_780.0, 87.0, 0.4, 999.6])
+    np.testing.assert_array_equal(
+        tables.significant(values, 3), [239_000.0, -1_480_000.0, 87.0, 0.0, 1_000.0]
+    )
 
 
 @pytest.mark.parametrize("make", [lambda: figures.rows_along_chain(LINEAGE)])

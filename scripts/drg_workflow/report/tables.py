@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -253,15 +255,24 @@ def lineage_page(lineage: pd.DataFrame) -> str:
     )
 
 
+def significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (whole numbers stay whole):
+    ``239_097 -> 239_000``, ``-1_483_780 -> -1_480_000``, ``87 -> 87``."""
+    array = np.asarray(values, dtype=float)
+    magnitude = np.floor(np.log10(np.maximum(np.abs(array), 1.0)))
+    step = 10.0 ** np.maximum(magnitude - (digits - 1), 0)
+    return np.round(array / step) * step
+
+
 #: Rows the forecast page shows at once (it holds every row; a page is a slice of them).
 FORECAST_PAGE_ROWS = 50
 
 _FORECAST_SCRIPT = r"""
-const data = JSON.parse(document.getElementById("forecast-data").textContent);
+const data = JSON.parse(document.getElementById("forecast-meta").textContent);
 const money = new Intl.NumberFormat("en-US", {maximumFractionDigits: 0});
 const short = new Intl.NumberFormat("en-US", {notation: "compact", maximumSignificantDigits: 3});
 const columns = data.columns;
-let rows = data.rows, shown = rows, sortColumn = -1, sortUp = true, page = 0;
+let rows = [], shown = rows, sortColumn = -1, sortUp = true, page = 0;
 function cell(row, i) {
   const kind = columns[i].kind, at = columns[i].at, value = row[at];
   if (kind === "facility") return data.facilities[value].join(" ");
@@ -323,7 +334,16 @@ document.getElementById("forecast-search").addEventListener("input", filter);
 document.getElementById("forecast-previous").addEventListener("click", () => {
   page = Math.max(0, page - 1); render(); });
 document.getElementById("forecast-next").addEventListener("click", () => { page += 1; render(); });
-filter();
+async function load() {
+  // The rows: deflate-compressed JSON, one array per column, in base64.
+  const text = atob(document.getElementById("forecast-data").textContent.trim());
+  const bytes = Uint8Array.from(text, c => c.charCodeAt(0));
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+  const table = JSON.parse(await new Response(stream).text());
+  rows = table[0].map((_, r) => table.map(column => column[r]));
+  filter();
+}
+load();
 """
 
 _FORECAST_STYLE = """
@@ -351,8 +371,10 @@ def forecast_page(
     ``groups``: the interval groups in their order (sorting by group follows it), groups of
     ``group_column``. Intervals read in compact dollars (``239K to 656K``).
 
-    The rows travel as JSON in the page (facilities and DRGs once each, rows referring to them
-    by index) and a small inline script renders a page of them at a time; typing in the search
+    The rows travel in the page as deflate-compressed JSON columns (facilities and DRGs once
+    each, rows referring to them by index), since Chromium shows no report item whose data URL
+    exceeds 2 MB; a small inline script unpacks them (the browser's DecompressionStream) and
+    renders a page of rows at a time; typing in the search
     box keeps the rows whose facility, DRG or group contain every word typed, a click on a
     column's header sorts by it (intervals by their width). No network, no library.
     """
@@ -366,17 +388,19 @@ def forecast_page(
     facility_index = pd.Index(facilities[facility_key]).get_indexer(forecast[facility_key])
     drg_index = pd.Index(drgs[drg_key]).get_indexer(forecast[drg_key])
     group_index = pd.Index(groups).get_indexer(forecast["interval_group"])
-    # One integer row per forecast row: facility, DRG and group indices, then whole dollars
-    # (an interval takes two places, its lower and upper bound).
-    money = ["persistence", "prediction", *[c for level in levels for c in bound_columns(level)]]
-    records = np.column_stack(
+    # One integer column each: facility, DRG and group indices, last year's value and the
+    # forecast in whole dollars, then every interval's lower and upper bound to the 3
+    # significant digits shown (which also makes them compress to a third).
+    bounds = [c for level in levels for c in bound_columns(level)]
+    table = np.column_stack(
         [
             facility_index,
             drg_index,
             group_index,
-            np.round(forecast[money].to_numpy(dtype=float)).astype(np.int64),
+            np.round(forecast[["persistence", "prediction"]].to_numpy(dtype=float)),
+            significant(forecast[bounds].to_numpy(dtype=float), 3),
         ]
-    ).tolist()
+    ).astype(np.int64)
     year = int(forecast["year"].iloc[0]) if len(forecast) else 0
     columns = [
         {"name": "facility", "kind": "facility", "at": 0},
@@ -389,15 +413,16 @@ def forecast_page(
             for i, level in enumerate(levels)
         ],
     ]
-    payload = {
+    meta = {
         "columns": columns,
         "facilities": [[str(k), str(n)] for k, n in facilities.itertuples(index=False)],
         "drgs": [[str(k), str(n)] for k, n in drgs.itertuples(index=False)],
         "groups": groups,
-        "rows": records,
         "pageRows": FORECAST_PAGE_ROWS,
     }
-    data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
+    meta_json = json.dumps(meta, separators=(",", ":")).replace("</", "<\\/")
+    rows = json.dumps(table.T.tolist(), separators=(",", ":")).encode()
+    data = base64.b64encode(zlib.compress(rows, 9)).decode()
     head = "".join(f"<th>{html.escape(c['name'])}</th>" for c in columns)
     return (
         "\n".join(
@@ -414,7 +439,8 @@ def forecast_page(
                 '<button id="forecast-next">next</button> <span id="forecast-count"></span>',
                 f'<table id="forecast-table"><thead><tr>{head}</tr></thead>',
                 '<tbody id="forecast-body"></tbody></table>',
-                f'<script type="application/json" id="forecast-data">{data}</script>',
+                f'<script type="application/json" id="forecast-meta">{meta_json}</script>',
+                f'<script type="application/octet-stream" id="forecast-data">{data}</script>',
                 f"<script>{_FORECAST_SCRIPT}</script>",
                 "</body></html>",
             ]
