@@ -155,7 +155,7 @@ def benchmark_contracts(workdir: Path, config: dict, cores: int) -> None:
     wall = run_snakemake(workdir, cores, "verify")
     print(f"verify_chain (in-process):  {verify_seconds:6.2f} s")
     print(f"snakemake verify (wall):    {wall:6.2f} s")
-    assert read_json(results / "verify.json")["passed"]
+    assert read_json(workdir / "logs/verify/verify.json")["passed"]
 
 
 MODELLING_RULES = (
