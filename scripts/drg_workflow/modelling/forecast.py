@@ -1,5 +1,6 @@
-"""The next-year forecast: the features of year T+1, split-conformal prediction intervals and
-the forecast table.
+"""The next-year forecast: the features of year T+1, the calibration and assessment of its
+group-conditional prediction intervals (the intervals themselves are :mod:`.intervals`), the
+facility and DRG names of the last year, and the forecast table.
 
 The features of the year after the data's last year T come from the workflow's own
 transformations, never from a copy of them: placeholder rows for T+1 (one per (facility, DRG)
