@@ -162,6 +162,26 @@ def test_a_user_name_alone_and_a_storage_variable_are_accepted():
         validate_config(with_modelling(tuning={"storage_env": "not a name"}), SCHEMA)
 
 
+def test_a_password_in_mlflow_tracking_uri_stops_the_run_before_any_job(tmp_path: Path):
+    """The tracking URI from the environment becomes a rule param too: refused the same way."""
+    import os
+
+    from conftest import SMALL_CONFIG, snakemake_command, write_config
+
+    write_config(tmp_path, SMALL_CONFIG)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://alice:s3cret@mlflow.example.org:5000"}
+    result = subprocess.run(
+        snakemake_command(tmp_path, "-n"), capture_output=True, text=True, env=env, timeout=300
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        "environment variable MLFLOW_TRACKING_URI: 'http://mlflow.example.org:5000' carries a "
+        "user:password" in output
+    )
+    assert "MLFLOW_TRACKING_PASSWORD" in output and "s3cret" not in output
+
+
 def test_defaults_fill_every_model_and_setting():
     config = validate_config({}, SCHEMA)["modelling"]
     assert list(config["models"]) == ["random_forest", "ridge", "hist_gradient_boosting"]
