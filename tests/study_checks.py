@@ -3,6 +3,7 @@ its shards were killed and resumed (used by the workflow and cluster tests)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -12,6 +13,21 @@ from optuna.trial import TrialState
 
 from drg_workflow.modelling.tuning import open_storage
 from drg_workflow.versions import read_json
+
+
+def study_counts(workdir: Path, model: str, storage: str, client) -> str:
+    """One line: the study's trials by state and its MLflow trial runs by status (printed by
+    the kill tests, before their checks, to show what a kill and a resume left)."""
+    setup = read_json(workdir / f"results/tuning/{model}/setup.json")
+    study = optuna.load_study(study_name=setup["study_name"], storage=open_storage(storage))
+    states = Counter(t.state.name for t in study.get_trials())
+    runs = client.search_runs(
+        [setup["experiment_id"]],
+        f"tags.model = '{model}' and tags.stage = 'trial'",
+        max_results=1000,
+    )
+    statuses = Counter(r.info.status for r in runs)
+    return f"{model}: trials {dict(sorted(states.items()))}, runs {dict(sorted(statuses.items()))}"
 
 
 def assert_study_is_whole(workdir: Path, model: str, storage: str, client, budget: int) -> list:

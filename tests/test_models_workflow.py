@@ -286,6 +286,12 @@ def test_a_run_killed_mid_shard_resumes_without_repeating_trials(model_run: Path
     then the plain command: that shard kept its finished trials, its running trial is FAIL
     (interrupted) with its MLflow run KILLED, and it ran only the missing trials."""
     killed = read_json(model_run / "killed.json")
+    storage = os.environ["OPTUNA_STORAGE"]
+    print(f"after the kill: {killed}")
+    print(
+        "after the rerun:",
+        study_checks.study_counts(model_run, "random_forest", storage, mlflow_client),
+    )
     # What the kill left behind: a trial RUNNING in the study, its MLflow run RUNNING.
     assert "RUNNING" in killed["states"].values() and killed["running_runs"] >= 1
     assert killed["finished"] >= 1
