@@ -29,7 +29,9 @@ def tracking_uri():
     configured = MODELLING["mlflow"]["tracking_uri"]
     from_environment = os.environ.get("MLFLOW_TRACKING_URI")
     if not configured and from_environment:
-        refused = credentials_error("environment variable MLFLOW_TRACKING_URI", from_environment)
+        refused = credentials_error(
+            "environment variable MLFLOW_TRACKING_URI", from_environment
+        )
         if refused:
             raise WorkflowError(refused)
     return configured or from_environment or DEFAULT_TRACKING_URI
