@@ -1,4 +1,5 @@
-"""Concurrent tuning shards: Optuna journal storage + MLflow sqlite store, 2 processes."""
+"""Concurrent tuning shards (Optuna journal storage + MLflow sqlite store, 2 processes), and a
+shard killed in the middle of a trial, then resumed."""
 
 import json
 import multiprocessing
