@@ -1,7 +1,11 @@
-"""Concurrent tuning shards: Optuna journal storage + MLflow sqlite store, 2 processes."""
+"""Concurrent tuning shards (Optuna journal storage + MLflow sqlite store, 2 processes), and a
+shard killed in the middle of a trial, then resumed."""
 
 import json
 import multiprocessing
+import os
+import signal
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -178,7 +182,7 @@ def test_two_concurrent_shards(tmp_path, train_xy):
             assert len(history) == 3
             assert run.data.metrics["cv_rmse"] == pytest.approx(t.value)
 
-    results = study_results("rf-study", journal)
+    results = study_results(StudyRef.from_setup(setup))
     json.dumps(results)
     assert results["n_trials"] == 6 and results["n_fail"] == 0
     assert results["n_complete"] + results["n_pruned"] == 6
@@ -215,3 +219,94 @@ def test_shard_fails_loudly_when_every_trial_fails(tmp_path, train_xy):
     assert {r.data.tags["optuna_state"] for r in runs} == {"FAIL"}
     assert {r.info.status for r in runs} == {"FAILED"}
     assert all("error" in r.data.tags for r in runs)
+
+
+# ------------------------------------------------------------------ a shard killed mid-trial
+
+#: Trials of about a second (three fits of 60-100 trees each) that the pruner never stops, so
+#: a kill lands inside a trial, between two of its folds.
+SLOW_SPACE = {
+    "n_estimators": {"type": "int", "low": 60, "high": 100},
+    "max_depth": {"type": "int", "low": 6, "high": 10},
+}
+NEVER_PRUNE = {"n_startup_trials": 1000, "n_warmup_steps": 0}
+
+
+def _shard_trials(storage, name: str, shard: int) -> list:
+    study_id = storage.get_study_id_from_name(name)
+    return [t for t in storage.get_all_trials(study_id) if t.user_attrs.get("shard") == shard]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_a_shard_killed_mid_trial_resumes_without_repeating(tmp_path, train_xy, signal_name):
+    """Kill a shard's process while its second-or-later trial runs, then start the shard again:
+    the finished trials count, the running one is FAIL (interrupted) with its MLflow run KILLED,
+    and only the missing trials run. SIGKILL leaves the trial RUNNING for the next start to
+    close; SIGTERM (scancel, a time limit) lets the dying shard close it itself."""
+    X, y, years = train_xy
+    journal = str(tmp_path / "optuna" / "rf.journal")
+    setup = setup_study(tmp_path, "rf-kill", journal, "random_forest")
+    ref = StudyRef.from_setup(setup)
+    model = model_settings(
+        "random_forest", SLOW_SPACE, FIXED, n_shards=2, trials_per_shard=4, pruner=NEVER_PRUNE
+    )
+    ctx = multiprocessing.get_context("spawn")
+    process = ctx.Process(target=run_tuning_shard, args=(ref, model, X, y, years, 1))
+    process.start()
+    storage = open_storage(journal)
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.is_alive() and time.monotonic() < deadline, "shard ended before the kill"
+        trials = _shard_trials(storage, "rf-kill", 1) if process.is_alive() else []
+        finished = [t for t in trials if t.state.is_finished()]
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+        if finished and running:
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, getattr(signal, signal_name))
+    process.join(60)
+    killed_number = running[0].number
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(setup["tracking_uri"])
+
+    def trial_runs():
+        return client.search_runs([setup["experiment_id"]], "tags.stage = 'trial'")
+
+    left = {t.number: t for t in _shard_trials(storage, "rf-kill", 1)}
+    open_runs = [r for r in trial_runs() if r.info.status == "RUNNING"]
+    if signal_name == "SIGKILL":  # what a kill leaves behind
+        assert left[killed_number].state == TrialState.RUNNING and len(open_runs) == 1
+    else:  # the shard closed its trial before it exited
+        assert process.exitcode != 0
+        assert left[killed_number].state == TrialState.FAIL and open_runs == []
+        assert left[killed_number].user_attrs["interrupted"] is True
+    done_before = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in left.values())
+
+    summary = run_tuning_shard(ref, model, X, y, years, 1)
+
+    trials = _shard_trials(storage, "rf-kill", 1)
+    states = {t.number: t.state for t in trials}
+    assert sum(s == TrialState.COMPLETE for s in states.values()) == 4  # the budget, no more
+    assert [n for n, s in states.items() if s == TrialState.FAIL] == [killed_number]
+    assert TrialState.RUNNING not in states.values()
+    assert summary["n_trials_resumed"] == done_before
+    assert summary["n_trials_run"] == 4 - done_before
+    assert summary["interrupted_trial_numbers"] == [killed_number]
+    assert summary["trial_numbers"] == sorted(n for n in states if n != killed_number)
+    runs = trial_runs()
+    by_trial = {}
+    for run in runs:
+        by_trial.setdefault(int(run.data.tags["trial_number"]), []).append(run)
+    assert sorted(by_trial) == sorted(states)  # one run per trial, the killed one's too
+    assert all(len(found) == 1 for found in by_trial.values())
+    (killed_run,) = by_trial[killed_number]
+    assert killed_run.info.status == "KILLED" and killed_run.data.tags["interrupted"] == "true"
+    assert {r.info.status for n, (r,) in by_trial.items() if n != killed_number} == {"FINISHED"}
+    results = study_results(ref)
+    assert results["n_trials"] == 4 and results["n_interrupted"] == 1
+    assert results["best_value"] == min(t.value for t in trials if t.state == TrialState.COMPLETE)
+    # Started again once done, the shard runs nothing more.
+    again = run_tuning_shard(ref, model, X, y, years, 1)
+    assert again["n_trials_run"] == 0 and again["trial_numbers"] == summary["trial_numbers"]

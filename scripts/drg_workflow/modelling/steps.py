@@ -59,14 +59,23 @@ def settings_hash(params: Mapping[str, Any]) -> str:
     return config_hash(dict(params))
 
 
-def study_name(params: Mapping[str, Any], data_sha256: str) -> str:
-    """``<model>-<12 hex>``: the hash covers the model's settings and the data's sha256.
+def study_name(
+    params: Mapping[str, Any], data_sha256: str, experiment: Mapping[str, Any] | None = None
+) -> str:
+    """``<model>-<12 hex>``: the hash covers the model's settings, the data's sha256 and the
+    MLflow experiment the study logs to (tracking URI, experiment name and id).
 
     A change of data or configuration therefore always starts a new study: trials computed on
     other data or with another search space can never be mixed into it, even with
-    ``tuning.replace_existing_study: false``.
+    ``tuning.replace_existing_study: false``. Two workflow runs that share one Optuna storage
+    and one MLflow server with different experiment names get a study each: neither's setup
+    replaces the other's study, and each shard index has one process per study.
     """
-    digest = config_hash({"settings": settings_hash(params), "data_sha256": data_sha256})
+    where = {k: (experiment or {}).get(k) for k in ("tracking_uri", "experiment_name")}
+    where["experiment_id"] = (experiment or {}).get("experiment_id")
+    digest = config_hash(
+        {"settings": settings_hash(params), "data_sha256": data_sha256, "experiment": where}
+    )
     return f"{params['model']}-{digest[:12]}"
 
 
@@ -112,7 +121,7 @@ def setup_study(
     from .models import ModelConfigError
     from .search_space import check_model_estimator
     from .tracking import MlflowExperiment, create_parent_run
-    from .tuning import create_study
+    from .tuning import create_study, resolve_storage, storage_label
 
     model = ModelSettings.from_params(params)
     try:
@@ -123,9 +132,16 @@ def setup_study(
         raise ModelConfigError(f"config key {error}") from None
     experiment = MlflowExperiment.from_json(experiment_document)
     metadata = read_json(data_metadata_path)
-    name = study_name(params, metadata["sha256"])
+    name = study_name(params, metadata["sha256"], experiment_document)
     tuning = model.tuning
-    study = create_study(name, tuning.storage, replace_existing=tuning.replace_existing_study)
+    study = create_study(
+        name,
+        resolve_storage(tuning.storage, tuning.storage_env),
+        replace_existing=tuning.replace_existing_study,
+    )
+    # The storage as named in files and tags: never the URL of storage_env (it may hold a
+    # password); the jobs read that from their environment.
+    storage = None if tuning.storage_env else tuning.storage
     provenance = {
         "data_version": metadata["version"],
         "data_sha256": metadata["sha256"],
@@ -138,7 +154,7 @@ def setup_study(
         model.name,
         {
             "optuna_study": name,
-            "optuna_storage": tuning.storage,
+            "optuna_storage": storage_label(storage, tuning.storage_env),
             **{k: str(v) for k, v in provenance.items()},
         },
     )
@@ -148,7 +164,8 @@ def setup_study(
     return {
         "model": model.name,
         "study_name": name,
-        "storage": tuning.storage,
+        "storage": storage,
+        "storage_env": tuning.storage_env,
         "direction": "minimize",
         **experiment.to_json(),
         "parent_run_id": parent_run_id,
@@ -187,7 +204,7 @@ def tune_shard(
         started=round(started_at, 3),
         finished=round(started_at + seconds, 3),
         seconds=round(seconds, 3),
-        trials_per_minute=round(summary["n_trials_run"] * 60.0 / seconds, 3),
+        trials_per_minute=round(summary["n_trials_run"] * 60.0 / max(seconds, 1e-9), 3),
         n_train_rows=len(data.y["train"]),
     )
     return summary
@@ -276,6 +293,7 @@ def _metrics_document(
         "n_trials_complete": results["n_complete"],
         "n_trials_pruned": results["n_pruned"],
         "n_trials_fail": results["n_fail"],
+        "n_trials_interrupted": results["n_interrupted"],
         "best_params": results["best_params"],
         "best_trial_number": results["best_trial_number"],
         "fixed_params": dict(model.fixed_params),
@@ -301,8 +319,8 @@ def train_final(
     importances, log the final MLflow run (nested under the study's parent run) and close the
     parent run with the study's results.
 
-    Only the trials the current shard outputs report count (see
-    :func:`.tuning.study_results`).
+    Every trial of this setup of the study counts, whichever attempt of its shard ran it;
+    trials killed while running do not (see :func:`.tuning.study_results`).
     """
     from .tracking import (
         FinalRun,
@@ -311,13 +329,19 @@ def train_final(
         close_parent_run,
         log_final_run,
     )
-    from .tuning import study_results
+    from .tuning import StudyRef, TuningError, study_results
 
     model = ModelSettings.from_params(params)
     importance = ImportanceSettings.from_params(importance_params)
     frame, data = load_modelling_data(arrow_path, model.modelling)
-    trial_numbers = sorted({n for shard in shard_summaries for n in shard["trial_numbers"]})
-    results = study_results(setup["study_name"], setup["storage"], trial_numbers=trial_numbers)
+    results = study_results(StudyRef.from_setup(setup))
+    reported = sorted(n for shard in shard_summaries for n in shard["trial_numbers"])
+    if results["n_trials"] != len(reported):
+        raise TuningError(
+            f"study {setup['study_name']!r} holds {results['n_trials']} finished trials of this "
+            f"setup, but its shards report {len(reported)}: another process tunes the same "
+            "study (two runs sharing one storage and one MLflow experiment?)"
+        )
     fitted = _fit_and_evaluate(model, importance, data, results)
 
     experiment = MlflowExperiment.from_json(setup)

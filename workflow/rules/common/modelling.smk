@@ -4,6 +4,7 @@ import os
 
 from drg_workflow.chain import forecast_chain
 from drg_workflow.names import BASELINE_NAME
+from drg_workflow.urls import credentials_error
 
 #: Models tuned, trained and compared (the keys of modelling.models), in config order.
 MODELS = list(MODELLING["models"])
@@ -21,12 +22,19 @@ wildcard_constraints:
 
 
 def tracking_uri():
-    """modelling.mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else the local sqlite store."""
-    return (
-        MODELLING["mlflow"]["tracking_uri"]
-        or os.environ.get("MLFLOW_TRACKING_URI")
-        or DEFAULT_TRACKING_URI
-    )
+    """modelling.mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else the local sqlite store.
+
+    It is a param of the MLflow rules, so Snakemake records it: one from the environment with a
+    password in it stops the run (the config's is refused by the schema check)."""
+    configured = MODELLING["mlflow"]["tracking_uri"]
+    from_environment = os.environ.get("MLFLOW_TRACKING_URI")
+    if not configured and from_environment:
+        refused = credentials_error(
+            "environment variable MLFLOW_TRACKING_URI", from_environment
+        )
+        if refused:
+            raise WorkflowError(refused)
+    return configured or from_environment or DEFAULT_TRACKING_URI
 
 
 def mlflow_settings():
