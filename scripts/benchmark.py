@@ -248,11 +248,17 @@ def benchmark_tuning(workdir: Path, config: dict, cores: int) -> None:
     comparison = workdir / "results/models/comparison.csv"
     print(f"\n{comparison.name}:\n{comparison.read_text()}")
     forecast = json.loads((workdir / "results/forecast/forecast_metadata.json").read_text())
-    coverage = forecast["interval"]["test_coverage"]
+    by_group = forecast["interval"]["test"]["by_group"]
     print(
         f"forecast of {forecast['forecast_year']} by {forecast['model']}: {forecast['rows']} rows; "
-        f"{forecast['interval']['method']} interval coverage on the test years: "
-        + ", ".join(f"{year} {100 * value:.1f}%" for year, value in coverage.items())
+        f"{forecast['interval']['method']} interval coverage on the test years (all rows; "
+        "groups from lowest to highest): "
+        + "; ".join(
+            f"{level} {100 * groups['all']['coverage']:.1f}% "
+            f"({min(100 * g['coverage'] for g in groups.values()):.1f}-"
+            f"{max(100 * g['coverage'] for g in groups.values()):.1f}%)"
+            for level, groups in by_group.items()
+        )
     )
 
 

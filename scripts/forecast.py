@@ -1,11 +1,13 @@
-"""Rule forecast: next year's target for every (facility, DRG) of the last year, with an
-interval, from the champion loaded by its registry alias (or persistence without one)."""
+"""Rule forecast: next year's target for every (facility, DRG) of the last year, named, with
+intervals per group, from the champion loaded by its registry alias (or persistence without
+one)."""
 
 import sys
 
 import pandas as pd
 
 from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.intervals import ALL_ROWS
 from drg_workflow.modelling.steps import forecast_step
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.names import BASELINE_NAME
@@ -17,11 +19,13 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
     model = champion["champion"] or BASELINE_NAME
     base = read_json(snakemake.input.base_metadata)
     modelling = read_json(snakemake.input.metadata)
+    names = read_json(snakemake.input.names_metadata)
     result = forecast_step(
         snakemake.params.settings,
         champion,
         snakemake.input.base_arrow,
         snakemake.input.arrow,
+        snakemake.input.names_arrow,
         pd.read_csv(snakemake.input[f"predictions_{model}"]),
     )
     document = write_version(
@@ -35,21 +39,31 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         input_sha256=base["sha256"],
         extra={
             "modelling_data": {"version": modelling["version"], "sha256": modelling["sha256"]},
+            "names_data": {"version": names["version"], "sha256": names["sha256"]},
             **result.provenance,
         },
     )
     interval = result.provenance["interval"]
     log.info(
-        "forecast of %s for %d: %d rows by %s; %.0f%% interval (%s) covers %.1f%% of the test "
-        "years' rows",
+        "forecast of %s for %d: %d rows by %s; intervals (%s) per group of %s",
         result.provenance["target"],
         result.provenance["forecast_year"],
         document["rows"],
         model,
-        100 * interval["level"],
         interval["method"],
-        100 * interval["test_coverage"]["all"],
+        interval["groups"]["column"],
     )
+    for level, by_group in interval["test"]["by_group"].items():
+        coverages = [v["coverage"] for g, v in by_group.items() if g != ALL_ROWS]
+        log.info(
+            "%s interval on the test years: %.1f%% covered (groups %.1f%% to %.1f%%), "
+            "Winkler score %.0f",
+            level,
+            100 * by_group[ALL_ROWS]["coverage"],
+            100 * min(coverages),
+            100 * max(coverages),
+            by_group[ALL_ROWS]["winkler_score"],
+        )
     if result.warning:
         log.warning(result.warning)
         print(f"WARNING: {result.warning}", file=sys.stderr)

@@ -151,10 +151,13 @@ def test_models_learn_in_the_configured_form_and_the_forecast_follows(finished_r
     forecast = pd.read_csv(workdir / "results/forecast/forecast.csv")
     metadata = read_json(workdir / "results/forecast/forecast_metadata.json")
     assert metadata["interval"]["method"] == method and len(forecast) == metadata["rows"] > 0
-    values = forecast[["persistence", "prediction", "interval_lower", "interval_upper"]]
+    levels = metadata["interval"]["levels"]
+    bounds = [f"{side}_{level:g}" for level in levels for side in ("lower", "upper")]
+    values = forecast[["persistence", "prediction", *bounds]]
     assert np.isfinite(values.to_numpy()).all()
-    assert (forecast["interval_lower"] <= forecast["prediction"]).all()
-    assert (forecast["prediction"] <= forecast["interval_upper"]).all()
+    for level in levels:
+        assert (forecast[f"lower_{level:g}"] <= forecast["prediction"]).all()
+        assert (forecast["prediction"] <= forecast[f"upper_{level:g}"]).all()
 
 
 def test_on_other_data_the_best_model_beats_persistence_on_validation_and_test(finished_run):

@@ -509,10 +509,35 @@ def test_the_forecast_covers_every_facility_and_drg_of_the_last_year(model_run: 
     last = v10.loc[v10["year"] == last_year, keys]
     assert (forecast["year"] == last_year + 1).all()
     assert sorted(map(tuple, forecast[keys].to_numpy())) == sorted(map(tuple, last.to_numpy()))
-    values = forecast[["persistence", "prediction", "interval_lower", "interval_upper"]]
+    levels = (0.5, 0.8, 0.95)  # the schema's default forecast.interval_levels
+    bounds = [f"{side}_{level:g}" for level in levels for side in ("lower", "upper")]
+    assert list(forecast.columns) == [
+        "year",
+        "facility_id",
+        "facility_name",
+        "apr_drg_code",
+        "apr_drg_description",
+        "interval_group",
+        "persistence",
+        "prediction",
+        *bounds,
+    ]
+    values = forecast[["persistence", "prediction", *bounds]]
     assert np.isfinite(values.to_numpy()).all()
-    assert (forecast["interval_lower"] <= forecast["prediction"]).all()
-    assert (forecast["prediction"] <= forecast["interval_upper"]).all()
+    # Money in cents, intervals around the prediction and nested.
+    np.testing.assert_array_equal(values.to_numpy(), np.round(values.to_numpy(), 2))
+    for narrow, wide in zip(levels[:-1], levels[1:], strict=True):
+        assert (forecast[f"lower_{wide:g}"] <= forecast[f"lower_{narrow:g}"]).all()
+        assert (forecast[f"upper_{narrow:g}"] <= forecast[f"upper_{wide:g}"]).all()
+    assert (forecast["lower_0.5"] <= forecast["prediction"]).all()
+    assert (forecast["prediction"] <= forecast["upper_0.5"]).all()
+    # Names of the last year, joined by key.
+    v1 = read_arrow(model_run / "results/v1/v1.arrow")
+    last_names = v1.loc[v1["year"] == last_year].drop_duplicates("facility_id")
+    named = forecast.merge(last_names[["facility_id", "facility_name"]], on="facility_id")
+    assert len(named) == len(forecast) and forecast["facility_name"].notna().all()
+    assert (named["facility_name_x"] == named["facility_name_y"]).all()
+    assert forecast["apr_drg_description"].notna().all()
     # Persistence is last year's target.
     target = v10.loc[v10["year"] == last_year, [*keys, "w_total_median_profit"]]
     merged = forecast.merge(target, on=keys)
@@ -528,18 +553,61 @@ def test_the_forecast_covers_every_facility_and_drg_of_the_last_year(model_run: 
     v13_metadata = read_json(model_run / "results/v13/v13_metadata.json")
     assert metadata["modelling_data"] == {"version": "v13", "sha256": v13_metadata["sha256"]}
     interval = metadata["interval"]
-    assert interval["method"] == "signed_log" and interval["level"] == 0.8
-    assert set(interval["test_coverage"]) == {"2016", "2017", "all"}
-    # The coverage recorded is the coverage of the champion's test predictions.
+    assert interval["method"] == "signed_log" and interval["levels"] == list(levels)
+    assert interval["groups"]["column"] == "sum_discharges_lag1"
+    test = interval["test"]
+    assert test["years"] == [2016, 2017]
+    groups = interval["groups"]["order"]
+    assert sorted(groups) == sorted(interval["by_group"])
+    for level in ("0.5", "0.8", "0.95"):
+        assert sorted(test["by_group"][level]) == sorted([*groups, "all"])
+        assert set(test["by_year"][level]) == {"2016", "2017", "all"}
+        assert test["by_group"][level]["all"]["winkler_score"] > 0
+    assert set(forecast["interval_group"]) <= set(groups)
+    # The coverage recorded is the coverage of the champion's test predictions, with each
+    # row's group's quantile.
     predictions = pd.read_csv(model_run / f"results/models/{champion['champion']}/predictions.csv")
-    test = predictions[predictions["split"] == "test"]
-    q = interval["quantile"]
-    log_pred = np.sign(test["y_pred"]) * np.log1p(np.abs(test["y_pred"]))
-    log_true = np.sign(test["y_true"]) * np.log1p(np.abs(test["y_true"]))
-    assert interval["test_coverage"]["all"] == pytest.approx(
-        np.mean(np.abs(log_true - log_pred) <= q)
+    test_rows = predictions[predictions["split"] == "test"].merge(
+        v13(model_run)[[*keys, "year", "sum_discharges_lag1"]], on=["year", *keys]
     )
-    assert 0.6 <= interval["test_coverage"]["all"] <= 0.95
+    edges, volume = interval["groups"]["edges"], test_rows["sum_discharges_lag1"]
+    bins = np.asarray([g for g in groups if g != "missing"])
+    labels = np.where(volume.isna(), "missing", bins[np.searchsorted(edges, volume, "right")])
+    q = np.asarray([interval["by_group"][g]["quantiles"]["0.8"] for g in labels])
+    log_pred = np.sign(test_rows["y_pred"]) * np.log1p(np.abs(test_rows["y_pred"]))
+    log_true = np.sign(test_rows["y_true"]) * np.log1p(np.abs(test_rows["y_true"]))
+    assert test["by_group"]["0.8"]["all"]["coverage"] == pytest.approx(
+        np.mean(np.abs(log_true - log_pred) <= q), abs=1e-6
+    )
+    assert 0.6 <= test["by_group"]["0.8"]["all"]["coverage"] <= 0.95
+
+
+def test_the_forecast_has_the_same_bytes_when_the_champion_is_registered_again(
+    model_run: Path, tmp_path: Path
+):
+    """A second build that registers the champion again (a new registry version, new MLflow
+    ids) writes the same forecast.csv: the ids live only in the metadata. The model card goes
+    with the new version."""
+    workdir = tmp_path / "again"
+    shutil.copytree(model_run, workdir, symlinks=True)
+    result = run(workdir, "--forcerun", "register_champion")
+    assert result.returncode == 0, result.stderr[-3000:]
+    before = read_json(model_run / "results/forecast/forecast_metadata.json")
+    after = read_json(workdir / "results/forecast/forecast_metadata.json")
+    assert after["model_version"] != before["model_version"]
+    assert (workdir / "results/forecast/forecast.csv").read_bytes() == (
+        model_run / "results/forecast/forecast.csv"
+    ).read_bytes()
+    assert after["sha256"] == before["sha256"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workdir / 'results/mlflow/mlflow.db'}")
+    version = client.get_model_version_by_alias("drg-workflow-forecaster", "champion")
+    assert str(version.version) == after["model_version"]
+    card = (workdir / "results/forecast/model_card.md").read_text()
+    assert version.description == card
+    assert f"drg-workflow-forecaster, version {version.version}, alias champion" in card
+    assert "model_card.md" in {a.path for a in client.list_artifacts(version.run_id)}
 
 
 def test_baseline_rule_equals_the_package(model_run: Path):
@@ -728,8 +796,8 @@ def test_report_holds_every_category_figure_table_and_data_version(
     pngs = [p for p in items if p.suffix == ".png"]
     # Per model: history, importances, predicted vs actual, residuals, feature importances;
     # and rows along the chain, target by year, lag features, trials per shard, the forecast's
-    # changes and its interval coverage.
-    assert len(pngs) == 5 * len(MODELS) + 6
+    # changes, its intervals' coverage by group, their calibration and their width by group.
+    assert len(pngs) == 5 * len(MODELS) + 8
     for path in items:
         assert _embedded(html, path), path
     # The comparison table is embedded with every model, the baseline and the warnings.
@@ -752,8 +820,17 @@ def test_report_holds_every_category_figure_table_and_data_version(
         assert f'"sha256": "{meta["sha256"][:12]}"' in html
         assert _embedded(html, meta_path)  # the attached copy holds the same bytes
     # The forecast's figures, captioned with the registry alias they came from.
-    for figure in ("forecast_changes", "interval_coverage"):
-        assert _embedded(html, report_dir / f"forecast/{figure}.png")
+    for figure in (
+        "forecast_changes.png",
+        "coverage_by_group.png",
+        "interval_calibration.png",
+        "interval_width_by_group.png",
+        "forecast_table.html",
+        "model_card.html",
+    ):
+        assert _embedded(html, report_dir / f"forecast/{figure}")
+    card = (report_dir / "forecast/model_card.html").read_text()
+    assert "Prediction intervals: coverage per group and level" in card
     assert "models:/drg-workflow-forecaster@champion" in unescape(html)  # docutils writes &#64;
     # The default target's verify result joins the data versions.
     verify = model_run / "results/verify.json"
@@ -789,6 +866,14 @@ def test_report_renders_in_headless_chromium(report_html: Path, tmp_path: Path):
     assert '<p id="jswarning" style="display: none;">' in dom.stdout
     for category in REPORT_CATEGORIES:
         assert f"<span>{category}</span>" in dom.stdout, category
+    # The forecast's table (shown in the report's frame) renders its first page of rows, and
+    # a search narrows them.
+    table = report_html.parent / "results/report/forecast/forecast_table.html"
+    page = chromium("--dump-dom", table.as_uri())
+    assert page.returncode == 0, page.stderr[-2000:]
+    body = page.stdout.split('<tbody id="forecast-body">')[1].split("</tbody>")[0]
+    assert body.count("<tr>") == 50
+    assert re.search(r"of [\d,]+ rows; page 1 of \d+", page.stdout)
     screenshot = tmp_path / "report.png"
     shot = chromium("--window-size=1400,900", f"--screenshot={screenshot}", report_html.as_uri())
     assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]

@@ -560,28 +560,36 @@ def forecast_step(
     champion: Mapping[str, Any],
     base_arrow: str | Path,
     modelling_arrow: str | Path,
+    names_arrow: str | Path,
     calibration_predictions: pd.DataFrame,
 ) -> ForecastResult:
     """Forecast the target for the year after the data's last year.
 
-    ``params``: the shared modelling settings plus ``forecast`` (interval level and method)
-    and ``steps`` (the chain from lag_columns to the modelling data, see
-    :func:`drg_workflow.chain.forecast_chain`). ``champion``: ``champion.json`` plus the
-    tracking URI. ``calibration_predictions``: the champion's (or, without one, the baseline's)
-    predictions on the validation and test years: validation calibrates the interval, test
-    measures its coverage.
+    ``params``: the shared modelling settings plus ``forecast`` (interval method, levels and
+    groups; where the names come from) and ``steps`` (the chain from lag_columns to the
+    modelling data, see :func:`drg_workflow.chain.forecast_chain`). ``champion``:
+    ``champion.json`` plus the tracking URI. ``names_arrow``: the data version the facility
+    and DRG names are read from (``forecast.names.version``). ``calibration_predictions``: the
+    champion's (or, without one, the baseline's) predictions on the validation and test years:
+    validation calibrates the intervals per group, test measures their coverage.
     """
     from .forecast import (
         ChainStep,
-        ConformalInterval,
-        coverage_by_year,
+        IntervalSettings,
+        assess_intervals,
+        calibrate_intervals,
         forecast_table,
         next_year_features,
+        split_conformal,
+        with_group_column,
+        with_names,
     )
 
     settings = ModellingSettings.from_params(params)
+    interval_settings = IntervalSettings.from_params(params["forecast"])
+    name_columns = dict(params["forecast"]["names"]["columns"])
     base = read_arrow(base_arrow)
-    _, data = load_modelling_data(modelling_arrow, settings)
+    frame, data = load_modelling_data(modelling_arrow, settings)
     steps = [ChainStep(**step) for step in params["steps"]]
     features = next_year_features(base, steps, settings.features.lag_columns)
     persistence = baseline_predictions(features, settings.features)
@@ -590,12 +598,13 @@ def forecast_step(
     if prediction is None:
         warning = NO_CHAMPION_WARNING
         prediction = persistence
-    calibration = calibration_predictions.loc[calibration_predictions["split"] == "validation"]
-    interval = ConformalInterval.calibrate(
-        calibration["y_true"],
-        calibration["y_pred"],
-        params["forecast"]["interval_method"],
-        params["forecast"]["interval_level"],
+    held_out = with_group_column(calibration_predictions, frame, interval_settings.column)
+    calibration = held_out.loc[held_out["split"] == "validation"]
+    intervals = calibrate_intervals(calibration, interval_settings)
+    assessment = assess_intervals(
+        intervals,
+        split_conformal(calibration, interval_settings),
+        held_out.loc[held_out["split"] == "test"],
     )
     provenance = {
         "forecast_year": int(features["year"].iloc[0]),
@@ -607,10 +616,96 @@ def forecast_step(
         "model_uri": champion.get("model_uri"),
         "run_id": champion.get("run_id"),
         "interval": {
-            **interval.to_json(),
-            "calibration": "validation residuals",
-            "test_coverage": coverage_by_year(calibration_predictions, interval, "test"),
+            **intervals.to_json(),
+            "calibration": {
+                "rows": len(calibration),
+                "source": "validation predictions",
+                "years": sorted(int(y) for y in calibration["year"].unique()),
+            },
+            "test": assessment,
         },
     }
-    table = forecast_table(features, prediction, persistence, interval)
+    names = read_arrow(names_arrow, ["year", *name_columns, *name_columns.values()])
+    table = with_names(
+        forecast_table(features, prediction, persistence, intervals), names, name_columns
+    )
     return ForecastResult(table, provenance, warning)
+
+
+# --------------------------------------------------------------------------- model_card
+
+
+def model_card_facts(
+    params: Mapping[str, Any],
+    champion: Mapping[str, Any],
+    metrics: Mapping[str, Mapping[str, Any]],
+    forecast_metadata: Mapping[str, Any],
+    backtest: pd.DataFrame | None = None,
+) -> Any:
+    """The facts of the champion's model card (a :class:`.model_card.ModelCardFacts`), from the
+    shared modelling settings ``params``, ``champion.json``, every model's (and the
+    baseline's) ``metrics.json`` by name, the forecast's metadata and, when the workflow ran
+    one, the champion's backtest per origin year. Without a champion the card describes the
+    persistence fallback the forecast uses."""
+    from .model_card import ModelCardFacts
+
+    settings = ModellingSettings.from_params(params)
+    model = champion["champion"] or BASELINE_NAME
+    own, baseline = metrics[model], metrics[BASELINE_NAME]
+    split = settings.split
+    if champion["champion"] is None:
+        model_params: dict[str, Any] = {"prediction": baseline_rule(settings.features)}
+        target_form, n_features = "raw", 1
+        limitations = ("No model beat persistence: this card describes the fallback.",)
+    else:
+        model_params = {**own["fixed_params"], **own["best_params"]}
+        target_form, n_features = own["target_form"], len(own["features"])
+        limitations = ()
+    return ModelCardFacts(
+        registered_model=champion["registered_model"],
+        version=champion.get("version"),
+        model=model,
+        params=model_params,
+        target=settings.features.target,
+        target_form=target_form,
+        n_features=n_features,
+        data_version=own["data_version"],
+        data_sha256=own["data_sha256"],
+        training_years=split.train,
+        validation_years=split.validation,
+        test_years=split.test,
+        forecast_year=int(forecast_metadata["forecast_year"]),
+        run_id=champion.get("run_id"),
+        tracking_uri=champion["tracking_uri"],
+        metrics=own,
+        baseline_metrics=baseline,
+        intervals=forecast_metadata["interval"],
+        backtest=backtest,
+        limitations=limitations,
+    )
+
+
+def model_card_step(
+    params: Mapping[str, Any],
+    champion: Mapping[str, Any],
+    metrics: Mapping[str, Mapping[str, Any]],
+    forecast_metadata: Mapping[str, Any],
+    backtest: pd.DataFrame | None = None,
+) -> tuple[str, str]:
+    """The champion's model card as Markdown and HTML (see :func:`model_card_facts`); the
+    Markdown becomes the registered version's description and an artifact ``model_card.md``
+    of its MLflow run. Without a champion nothing is written to the registry."""
+    from .model_card import model_card, to_html, to_markdown
+    from .tracking import log_model_card
+
+    blocks = model_card(model_card_facts(params, champion, metrics, forecast_metadata, backtest))
+    markdown = to_markdown(blocks)
+    if champion["champion"] is not None:
+        log_model_card(
+            champion["tracking_uri"],
+            champion["registered_model"],
+            champion["version"],
+            champion["run_id"],
+            markdown,
+        )
+    return markdown, to_html(blocks)

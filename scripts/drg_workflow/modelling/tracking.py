@@ -507,3 +507,13 @@ def load_champion(tracking_uri: str, registered_model: str) -> tuple[BaseEstimat
     finally:
         mlflow.set_tracking_uri(previous_uri)
     return estimator, str(version.version)
+
+
+def log_model_card(
+    tracking_uri: str, registered_model: str, version: str, run_id: str, markdown: str
+) -> None:
+    """Put the model card on the registered ``version`` (its description, which MLflow's
+    registry shows as Markdown) and on its run (artifact ``model_card.md``)."""
+    client = tracking_client(tracking_uri)
+    client.update_model_version(registered_model, version, description=markdown)
+    client.log_text(run_id, markdown, "model_card.md")

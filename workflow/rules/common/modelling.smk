@@ -125,16 +125,20 @@ except ValueError as error:
 
 
 def forecast_inputs(wildcards):
-    """The champion, the base and modelling data, and every model's (and the baseline's)
-    held-out predictions, named `predictions_<model>`: the champion's calibrate the interval.
+    """The champion, the base and modelling data, the version the names come from, and every
+    model's (and the baseline's) held-out predictions, named `predictions_<model>`: the
+    champion's calibrate the intervals.
     """
     if FORECAST_CHAIN_ERROR:
         raise WorkflowError(FORECAST_CHAIN_ERROR)
     base = version_files(FORECAST_BASE_VERSION)
+    names = version_files(config["forecast"]["names"]["version"])
     return {
         "champion": CHAMPION,
         "base_arrow": base["arrow"],
         "base_metadata": base["metadata"],
+        "names_arrow": names["arrow"],
+        "names_metadata": names["metadata"],
         **modelling_data(wildcards),
         **{
             f"predictions_{model}": MODEL_PREDICTIONS.format(model=model)
