@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, SMALL_CONFIG, snakemake_command, write_config
+from conftest import ROOT, SMALL_CONFIG, deploy_as_module, snakemake_command, write_config
 
 from drg_workflow.config_validation import validate_config
 from drg_workflow.transformations import apply_transformation
@@ -153,10 +153,17 @@ def test_two_clean_runs_give_identical_bytes(small_run: Path, tmp_path: Path):
     assert different == []
 
 
-def test_a_killed_run_resumes_with_the_plain_command(small_run: Path, tmp_path: Path):
+@pytest.mark.parametrize("deployment", ["checkout", "module"])
+def test_a_killed_run_resumes_with_the_plain_command(
+    small_run: Path, tmp_path: Path, deployment: str
+):
     """SIGKILL of the whole run mid-chain (snakemake and its running job), then the plain
-    command: no --unlock, no --rerun-incomplete, and the same bytes as an uninterrupted run."""
-    write_config(tmp_path, SMALL_CONFIG)
+    command: no --unlock, no --rerun-incomplete, and the same bytes as an uninterrupted run;
+    in a checkout and in a user's directory that uses the workflow as a module."""
+    if deployment == "module":
+        deploy_as_module(tmp_path, SMALL_CONFIG)
+    else:
+        write_config(tmp_path, SMALL_CONFIG)
     # The plain command: no --nolock, so Snakemake's own locking is exercised too.
     plain = [arg for arg in snakemake_command(tmp_path, "features") if arg != "--nolock"]
     killed = subprocess.Popen(
