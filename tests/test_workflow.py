@@ -240,6 +240,19 @@ def test_a_forecast_from_data_without_lags_stops_naming_the_key(tmp_path: Path):
     )
 
 
+def test_a_forecast_whose_names_version_is_not_in_the_chain_stops_naming_the_key(
+    tmp_path: Path,
+):
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["forecast"] = {"names": {"version": "v99"}}
+    write_config(tmp_path, config)
+    forecast = run(tmp_path, "-n", "results/forecast/forecast.csv")
+    assert forecast.returncode != 0
+    assert "config key forecast.names.version: 'v99' is not a version of the chain" in (
+        forecast.stdout + forecast.stderr
+    )
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [

@@ -132,7 +132,13 @@ def forecast_inputs(wildcards):
     if FORECAST_CHAIN_ERROR:
         raise WorkflowError(FORECAST_CHAIN_ERROR)
     base = version_files(FORECAST_BASE_VERSION)
-    names = version_files(config["forecast"]["names"]["version"])
+    names_version = config["forecast"]["names"]["version"]
+    if names_version not in VERSIONS:
+        raise WorkflowError(
+            f"config key forecast.names.version: {names_version!r} is not a version of the "
+            f"chain ({', '.join(VERSIONS)})"
+        )
+    names = version_files(names_version)
     return {
         "champion": CHAMPION,
         "base_arrow": base["arrow"],
