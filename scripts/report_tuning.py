@@ -5,7 +5,7 @@ import optuna
 import pandas as pd
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.tuning import open_storage
+from drg_workflow.modelling.tuning import StudyRef
 from drg_workflow.report.figures import (
     optimisation_history,
     param_importances,
@@ -34,9 +34,13 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
     ):
         setup = read_json(setup_path)
         study = optuna.load_study(
-            study_name=setup["study_name"], storage=open_storage(setup["storage"])
+            study_name=setup["study_name"], storage=StudyRef.from_setup(setup).open_storage()
         )
-        numbers = {s["shard_index"]: s["trial_numbers"] for s in shards if s["model"] == model}
+        numbers = {
+            s["shard_index"]: s["trial_numbers"] + s.get("interrupted_trial_numbers", [])
+            for s in shards
+            if s["model"] == model
+        }
         trials = trials_frame(model, study.get_trials(deepcopy=False), numbers)
         frames.append(trials)
         save_png(optimisation_history(trials, model, data, settings), history_path)

@@ -4,6 +4,7 @@ Optuna study and the study's MLflow parent run."""
 from drg_workflow.errors import logged_rule
 from drg_workflow.modelling.steps import setup_study
 from drg_workflow.modelling.tracking import route_library_logs
+from drg_workflow.modelling.tuning import storage_label
 from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
@@ -18,7 +19,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
     log.info(
         "study %s in %s; MLflow experiment %s (%s), parent run %s",
         setup["study_name"],
-        setup["storage"],
+        storage_label(setup["storage"], setup["storage_env"]),
         setup["experiment_name"],
         setup["experiment_id"],
         setup["parent_run_id"],

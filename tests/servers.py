@@ -1,4 +1,5 @@
-"""Real servers on 127.0.0.1 for the tests: an S3 API (moto) and a small HTTP file server.
+"""Real servers on 127.0.0.1 for the tests: an S3 API (moto), a password-protected MLflow
+tracking server and a small HTTP file server.
 
 Each server is a child process started with :class:`subprocess.Popen` on a free loopback port,
 waited for until it answers (with a deadline), and stopped by its PID (terminate, then kill).
@@ -29,10 +30,13 @@ files, and has a few special paths that real download problems look like:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.server
+import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -146,6 +150,120 @@ def start_http(root: Path, log_dir: Path) -> ServerProcess:
         lambda port: [sys.executable, __file__, "http", str(root), str(port)],
         log_dir,
     )
+
+
+#: The run user's name on the tracking servers of the tests (one user per workflow run).
+MLFLOW_RUN_USER = "drg-run"
+
+
+@dataclass
+class MlflowServer:
+    """An ``mlflow server --app-name basic-auth`` and the user created for the workflow's run.
+
+    The admin's password exists only in the server's environment and this object; the run
+    user's is what the workflow gets, in ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``
+    (:meth:`run_environment`), the way docs/cluster.md sets it up.
+    """
+
+    process: ServerProcess
+    folder: Path
+    admin_password: str
+    run_password: str
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def run_environment(self) -> dict[str, str]:
+        """What a workflow run needs to reach the server as its user."""
+        return {
+            "MLFLOW_TRACKING_URI": self.url,
+            "MLFLOW_TRACKING_USERNAME": MLFLOW_RUN_USER,
+            "MLFLOW_TRACKING_PASSWORD": self.run_password,
+        }
+
+    def create_user(self, username: str, password: str) -> None:
+        """Create a user, as the admin does (POST /api/2.0/mlflow/users/create)."""
+        token = base64.b64encode(f"admin:{self.admin_password}".encode()).decode()
+        request = urllib.request.Request(
+            f"{self.url}/api/2.0/mlflow/users/create",
+            data=json.dumps({"username": username, "password": password}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_mlflow_server(folder: Path, deadline: float = 120.0) -> MlflowServer:
+    """A password-protected MLflow tracking server on 127.0.0.1 (sqlite backend and users,
+    artifacts proxied to ``folder/artifacts``) that lets no one in: an unauthenticated request
+    gets 401, and a user sees only the experiments and models it created or was granted
+    (``default_permission = NO_PERMISSIONS``). The admin's password is set from the server's
+    environment (``MLFLOW_AUTH_ADMIN_PASSWORD``), then the admin creates the run's user."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = NO_PERMISSIONS\n"
+        f"database_uri = sqlite:///{folder / 'users.db'}\n"
+        "admin_username = admin\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    admin_password = "admin-" + secrets.token_hex(12)
+    run_password = "run-" + secrets.token_hex(12)
+    process = start_server(
+        "mlflow",
+        lambda port: [
+            # `env` execs Python, so the PID stopped at the end is the server's. No background
+            # job runner: its worker processes would outlive the server's PID.
+            "env",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
+            f"MLFLOW_AUTH_CONFIG_PATH={config}",
+            f"MLFLOW_AUTH_ADMIN_PASSWORD={admin_password}",
+            f"MLFLOW_FLASK_SERVER_SECRET_KEY={secrets.token_hex(16)}",
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        folder,
+        ready_path="/health",
+        deadline=deadline,
+    )
+    server = MlflowServer(process, folder, admin_password, run_password)
+    try:
+        server.create_user(MLFLOW_RUN_USER, run_password)
+    except BaseException:
+        process.stop()
+        raise
+    return server
+
+
+def unauthenticated_status(url: str) -> int:
+    """The HTTP status of an API request to the tracking server at ``url`` without
+    credentials."""
+    try:
+        with urllib.request.urlopen(
+            f"{url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10
+        ) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def s3_environment(server: ServerProcess) -> dict[str, str]:

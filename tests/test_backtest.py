@@ -86,6 +86,8 @@ def test_origins_default_to_every_validation_and_test_year_and_the_first_ones_ch
         resolve_origins([2013, 2015], split, YEARS)
     with pytest.raises(ModellingDataError, match="no origin in the validation years"):
         resolve_origins([2016, 2017], split, YEARS)
+    with pytest.raises(ModellingDataError, match="no origin in the test years"):
+        resolve_origins([2014, 2015], split, YEARS)
     years = resolve_years(RELATIVE, None, 3, YEARS)
     assert years.origins == (2014, 2015, 2016, 2017)
     assert [years.role(o) for o in years.origins] == ["choosing"] * 2 + ["reporting"] * 2

@@ -94,16 +94,28 @@ TESTED_COMMANDS: dict[str, tuple[str, ...]] = {
     "tests/cluster/slurm_up.sh": (
         "tests/test_slurm_cluster.py::test_default_target_runs_through_slurm",
     ),
-    "mlflow server --backend-store-uri sqlite:///$PWD/server.db --artifacts-destination "
-    "$PWD/server-artifacts --host 127.0.0.1 --port 5000": (
-        "tests/test_slurm_cluster.py::test_server_holds_every_trial_and_the_final_models",
+    "mlflow server --app-name basic-auth --backend-store-uri sqlite:///$PWD/server.db "
+    "--artifacts-destination $PWD/server-artifacts --host 127.0.0.1 --port 5000": (
+        "tests/test_slurm_cluster.py::"
+        "test_server_holds_every_trial_the_final_models_and_the_champion",
     ),
     "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 snakemake --profile profiles/slurm": (
         "tests/test_slurm_cluster.py::test_default_target_runs_through_slurm",
     ),
-    "kill %1": ("tests/test_slurm_cluster.py::test_server_holds_every_trial_and_the_final_models",),
+    "kill %1": (
+        "tests/test_slurm_cluster.py::"
+        "test_server_holds_every_trial_the_final_models_and_the_champion",
+    ),
     "tests/cluster/slurm_down.sh": (
         "tests/test_slurm_cluster.py::test_default_target_runs_through_slurm",
+    ),
+    # docs/layout.md: the small configurations of .test/ (on a copy of .test)
+    "snakemake --cores 2 --directory .test --configfile .test/config-gap/config.yaml": (
+        "tests/test_test_configs.py::"
+        "test_config_gap_runs_end_to_end_and_forecasts_the_year_after_the_last",
+    ),
+    "snakemake --cores 2 --directory .test --configfile .test/config-file/config.yaml features": (
+        "tests/test_test_configs.py::test_config_file_builds_and_proves_every_version",
     ),
     # docs/models-and-tuning.md: a bigger budget in a second config file
     "printf 'modelling: {tuning: {n_shards: 4, trials_per_shard: 50}}\\n' > bigger.yaml": (

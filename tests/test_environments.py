@@ -8,7 +8,7 @@ holding what its script imports.
   package (transitively, imports inside functions included), is a package of that environment.
 
 Conda channels cannot be reached from the build machines, so the environments are not created
-here (README.md, "Running on a cluster"); these checks are what stands in for that.
+here (docs/cluster.md); these checks are what stands in for that.
 """
 
 from __future__ import annotations

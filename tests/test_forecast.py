@@ -25,16 +25,21 @@ from drg_workflow.modelling.comparison import (
     champion_model,
     comparison_warnings,
 )
-from drg_workflow.modelling.data import ModellingDataError, prepare_modelling_data
+from drg_workflow.modelling.data import KEY_COLUMNS, ModellingDataError, prepare_modelling_data
 from drg_workflow.modelling.final import evaluate_model, fit_final_model
 from drg_workflow.modelling.forecast import (
     ChainStep,
-    ConformalInterval,
     ForecastError,
+    IntervalSettings,
+    assess_intervals,
     backtest_residual_rows,
-    coverage_by_year,
+    calibrate_intervals,
     forecast_table,
+    last_year_names,
     next_year_features,
+    split_conformal,
+    with_group_column,
+    with_names,
 )
 from drg_workflow.modelling.models import build_model, final_estimator
 from drg_workflow.modelling.settings import MlflowSettings
@@ -140,54 +145,72 @@ def test_the_configured_model_learns_in_its_form_and_its_metrics_are_dollars():
 # --------------------------------------------------------------------------- intervals
 
 
+def held_out(seed: int, n: int = 4000) -> pd.DataFrame:
+    """Held-out predictions (keys, split, y_true, y_pred): log-normal errors, validation then
+    test."""
+    rng = np.random.default_rng(seed)
+    prediction = rng.lognormal(12, 1.5, n)
+    return pd.DataFrame(
+        {
+            "year": np.where(np.arange(n) < n // 2, 2015, 2016),
+            "facility_id": np.arange(n) % 97,
+            "apr_drg_code": np.arange(n),
+            "split": np.where(np.arange(n) < n // 2, "validation", "test"),
+            "y_true": prediction * np.exp(rng.normal(0, 0.3, n)),
+            "y_pred": prediction,
+        }
+    )
+
+
 @pytest.mark.parametrize("method", ["signed_log", "absolute"])
-def test_conformal_coverage_lands_near_the_nominal_level(method):
-    rng = np.random.default_rng(1)
-    prediction = rng.lognormal(12, 1.5, 8000)
-    noise = rng.normal(0, 0.3, 8000) if method == "signed_log" else rng.normal(0, 5e4, 8000)
-    truth = prediction * np.exp(noise) if method == "signed_log" else prediction + noise
-    calibration, test = slice(0, 4000), slice(4000, None)
-    interval = ConformalInterval.calibrate(truth[calibration], prediction[calibration], method, 0.8)
-    assert interval.n_calibration == 4000
-    assert 0.78 <= interval.coverage(truth[test], prediction[test]) <= 0.82
-    lower, upper = interval.bounds(prediction[test])
-    assert (lower <= prediction[test]).all() and (prediction[test] <= upper).all()
+def test_split_conformal_coverage_lands_near_the_nominal_levels(method):
+    rows = held_out(1, 8000)
+    if method == "absolute":
+        rows["y_true"] = rows["y_pred"] + np.random.default_rng(2).normal(0, 5e4, len(rows))
+    settings = IntervalSettings(method, (0.5, 0.8, 0.95), "constant", None)
+    rows["constant"] = 0
+    calibration, test = rows[rows["split"] == "validation"], rows[rows["split"] == "test"]
+    intervals = calibrate_intervals(calibration, settings)
+    assert intervals.n_calibration == (4000,)
+    report = assess_intervals(intervals, split_conformal(calibration, settings), test)
+    for level in ("0.5", "0.8", "0.95"):
+        assert abs(report["by_group"][level]["all"]["coverage"] - float(level)) < 0.02
+    assert report["years"] == [2016] and report["rows"] == 4000
+    assert set(report["by_year"]["0.8"]) == {"2016", "all"}
 
 
 def test_conformal_coverage_on_generated_data_near_the_nominal_level():
-    """The real generator and chain: calibrate a ridge model's interval on one year, measure it
-    on the next years (not exchangeable: coverage drifts a little, but stays near 80%)."""
+    """The real generator and chain: calibrate a ridge model's intervals per group of last
+    year's discharges on one year, measure them on the next years (not exchangeable: coverage
+    drifts a little, but stays near each level)."""
     data = prepare_modelling_data(modelling_frame(seed=8), model_settings("ridge", {}).modelling)
     model = fit_final_model(
         model_settings("ridge", {}), {"alpha": 1.0}, data.X["train"], data.y["train"]
     )
-    interval = ConformalInterval.calibrate(
-        data.y["validation"], model.predict(data.X["validation"]), "signed_log", 0.8
+    settings = IntervalSettings.from_params(CONFIG["forecast"])
+    rows = {
+        split: data.frames[split].assign(
+            y_true=data.y[split], y_pred=model.predict(data.X[split]), split=split
+        )
+        for split in ("validation", "test")
+    }
+    intervals = calibrate_intervals(rows["validation"], settings)
+    report = assess_intervals(
+        intervals, split_conformal(rows["validation"], settings), rows["test"]
     )
-    coverage = interval.coverage(data.y["test"], model.predict(data.X["test"]))
-    assert 0.7 <= coverage <= 0.9
+    for level in ("0.5", "0.8", "0.95"):
+        assert abs(report["by_group"][level]["all"]["coverage"] - float(level)) < 0.1
 
 
-def test_too_few_calibration_rows_give_an_infinite_interval():
-    interval = ConformalInterval.calibrate([1.0, 2.0, 3.0], [1.5, 2.5, 2.0], "absolute", 0.8)
-    assert interval.quantile == np.inf  # ceil(4 * 0.8) = 4 > 3 rows
-    interval = ConformalInterval.calibrate(np.arange(9.0), np.arange(9.0) + 1, "absolute", 0.8)
-    assert interval.quantile == 1.0
-    with pytest.raises(ForecastError, match="unknown interval method"):
-        ConformalInterval.calibrate([1.0], [1.0], "quantile", 0.8)
-
-
-def test_coverage_by_year_reports_each_year_and_all():
-    rows = pd.DataFrame(
-        {
-            "year": [2016, 2016, 2017, 2017],
-            "y_true": [1.0, 5.0, 2.0, 2.5],
-            "y_pred": [1.0, 1.0, 2.0, 2.0],
-        }
-    )
-    interval = ConformalInterval("absolute", 0.8, 1.0, 10)
-    assert coverage_by_year(rows, interval) == {"2016": 0.5, "2017": 1.0, "all": 0.75}
-    assert coverage_by_year(rows.iloc[:0], interval) == {}
+def test_the_grouping_column_is_joined_by_key_and_must_exist():
+    rows = held_out(3, 10)
+    frame = rows[list(KEY_COLUMNS)].assign(sum_discharges_lag1=np.arange(10.0))
+    joined = with_group_column(rows, frame, "sum_discharges_lag1")
+    np.testing.assert_array_equal(joined["sum_discharges_lag1"], np.arange(10.0))
+    with pytest.raises(ForecastError, match="forecast.interval_groups.column: 'nope'"):
+        with_group_column(rows, frame, "nope")
+    with pytest.raises(ForecastError, match="2 held-out predictions have no row"):
+        with_group_column(rows, frame.iloc[2:], "sum_discharges_lag1")
 
 
 def test_the_interval_calibrates_on_the_champions_backtest_residuals_or_persistences():
@@ -197,6 +220,8 @@ def test_the_interval_calibrates_on_the_champions_backtest_residuals_or_persiste
             "role": ["choosing", "choosing", "reporting", "reporting"],
             "model": ["ridge", "forest", "ridge", "forest"],
             "year": [2015, 2015, 2016, 2016],
+            "facility_id": [1, 1, 1, 1],
+            "apr_drg_code": [10, 10, 10, 10],
             "actual": [10.0, 10.0, 20.0, 20.0],
             "prediction": [11.0, 12.0, 19.0, 18.0],
             "persistence": [9.0, 9.0, 10.0, 10.0],
@@ -204,11 +229,14 @@ def test_the_interval_calibrates_on_the_champions_backtest_residuals_or_persiste
     )
     forest = backtest_residual_rows(predictions, "forest")
     assert forest["y_pred"].tolist() == [12.0, 18.0] and forest["role"].tolist()[0] == "choosing"
+    assert forest["year"].tolist() == [2015, 2016]
     persistence = backtest_residual_rows(predictions, None)
     assert persistence["y_pred"].tolist() == [9.0, 10.0]
     assert persistence["y_true"].tolist() == [10.0, 20.0]
     with pytest.raises(ForecastError, match="no predictions of model 'gbm'"):
         backtest_residual_rows(predictions, "gbm")
+    with pytest.raises(ForecastError, match="no predictions to calibrate"):
+        backtest_residual_rows(predictions.iloc[:0], None)
 
 
 # --------------------------------------------------------------------------- next year
@@ -265,32 +293,77 @@ def test_forecast_chain_needs_the_lag_step():
         forecast_chain(config)
 
 
-def test_forecast_table_holds_the_interval_around_each_prediction(frames):
+def test_forecast_table_holds_nested_intervals_in_cents_around_each_prediction(frames):
     base_version, steps = forecast_chain(CONFIG)
     features = next_year_features(
         frames[base_version], [ChainStep(**s) for s in steps], CONFIG["lags"]["columns"]
     )
     settings = model_settings("ridge", {}).modelling
     persistence = baseline_predictions(features, settings.features)
-    interval = ConformalInterval("signed_log", 0.8, 0.5, 100)
-    table = forecast_table(features, persistence * 1.05, persistence, interval)
+    rows = held_out(4, 2000).assign(sum_discharges_lag1=np.arange(2000.0) % 300)
+    intervals = calibrate_intervals(rows, IntervalSettings.from_params(CONFIG["forecast"]))
+    prediction = persistence * 1.0512345
+    table = forecast_table(features, prediction, persistence, intervals)
+    bounds = ["lower_0.5", "upper_0.5", "lower_0.8", "upper_0.8", "lower_0.95", "upper_0.95"]
     assert list(table.columns) == [
         "year",
         "facility_id",
         "apr_drg_code",
+        "interval_group",
         "persistence",
         "prediction",
-        "interval_lower",
-        "interval_upper",
+        *bounds,
     ]
-    values = table[["persistence", "prediction", "interval_lower", "interval_upper"]]
+    values = table[["persistence", "prediction", *bounds]]
     assert np.isfinite(values.to_numpy()).all()
-    assert (table["interval_lower"] <= table["prediction"]).all()
-    assert (table["prediction"] <= table["interval_upper"]).all()
+    # Cents: no value has more than two decimals.
+    np.testing.assert_array_equal(values.to_numpy(), np.round(values.to_numpy(), 2))
+    np.testing.assert_allclose(table["prediction"], prediction, atol=0.005)
+    assert (table["lower_0.95"] <= table["lower_0.8"]).all()
+    assert (table["lower_0.8"] <= table["lower_0.5"]).all()
+    assert (table["lower_0.5"] <= table["prediction"]).all()
+    assert (table["prediction"] <= table["upper_0.5"]).all()
+    assert (table["upper_0.5"] <= table["upper_0.8"]).all()
+    assert (table["upper_0.8"] <= table["upper_0.95"]).all()
+    assert set(table["interval_group"]) <= {*intervals.groups, "missing"}
     broken = persistence.copy()
     broken[3] = np.nan
     with pytest.raises(ForecastError, match="1 forecast rows are not finite"):
-        forecast_table(features, broken, persistence, interval)
+        forecast_table(features, broken, persistence, intervals)
+
+
+def test_names_are_those_of_the_last_year_a_key_appears_in():
+    names = pd.DataFrame(
+        {
+            "year": [2016, 2017, 2016, 2017, 2015, 2016],
+            "facility_id": [1, 1, 2, 2, 3, 3],
+            "facility_name": ["Old Name", "New Name", "Two", "Two", "Three", "Three Renamed"],
+            "apr_drg_code": [10, 10, 20, 20, 30, 30],
+            "apr_drg_description": ["Ten", "Ten", "Twenty (old)", "Twenty", "30", "Thirty"],
+        }
+    )
+    # Row order must not matter: the newest year wins however the rows are sorted.
+    shuffled = names.sample(frac=1.0, random_state=0)
+    assert last_year_names(shuffled, "facility_id", "facility_name").to_dict("list") == {
+        "facility_id": [1, 2, 3],
+        "facility_name": ["New Name", "Two", "Three Renamed"],
+    }
+    table = pd.DataFrame(
+        {"year": 2018, "facility_id": [2, 1], "apr_drg_code": [20, 30], "prediction": [1.0, 2.0]}
+    )
+    named = with_names(table, shuffled, CONFIG["forecast"]["names"]["columns"])
+    assert list(named.columns) == [
+        "year",
+        "facility_id",
+        "facility_name",
+        "apr_drg_code",
+        "apr_drg_description",
+        "prediction",
+    ]
+    assert named["facility_name"].tolist() == ["Two", "New Name"]
+    assert named["apr_drg_description"].tolist() == ["Twenty", "Thirty"]
+    with pytest.raises(ForecastError, match="has no column facility_name"):
+        last_year_names(names.drop(columns="facility_name"), "facility_id", "facility_name")
 
 
 # --------------------------------------------------------------------------- fallback
@@ -366,28 +439,37 @@ def test_with_a_constant_target_no_model_passes_the_gate_and_the_forecast_is_per
     base_version, steps = forecast_chain(CONFIG)
     base = frames[base_version].copy()
     base[TARGET] = 250_000.0
-    paths = {name: tmp_path / f"{name}.arrow" for name in ("base", "v13")}
+    paths = {name: tmp_path / f"{name}.arrow" for name in ("base", "v13", "v1")}
     import pyarrow as pa
 
     write_arrow(pa.Table.from_pandas(base, preserve_index=False), paths["base"])
     write_arrow(pa.Table.from_pandas(constant_target_data, preserve_index=False), paths["v13"])
+    write_arrow(pa.Table.from_pandas(frames["v1"], preserve_index=False), paths["v1"])
     params = {
         **shared_params(CONFIG),
         "forecast": CONFIG["forecast"],
         "steps": steps,
     }
     result = forecast_step(
-        params, champion, paths["base"], paths["v13"], backtest_predictions, years.to_json()
+        params,
+        champion,
+        paths["base"],
+        paths["v13"],
+        paths["v1"],
+        backtest_predictions,
+        years.to_json(),
     )
     assert result.warning == NO_CHAMPION_WARNING
     assert (
         result.provenance["model"] == "baseline" and result.provenance["fallback"] == "persistence"
     )
     interval = result.provenance["interval"]
-    assert interval["calibration"].endswith("choosing origins 2014, 2015")
-    assert set(interval["test_coverage"]) == {"2016", "2017", "all"}
+    assert interval["calibration"]["years"] == [2014, 2015, 2016, 2017]
+    assert interval["test"]["calibration_years"] == [2014, 2015]
+    assert interval["test"]["years"] == [2016, 2017]
     np.testing.assert_array_equal(result.table["prediction"], result.table["persistence"])
     assert (result.table["prediction"] == 250_000.0).all()
+    assert result.table["facility_name"].notna().all()
 
 
 def comparison_row(model: str) -> dict:

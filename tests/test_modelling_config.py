@@ -14,12 +14,13 @@ import pandas as pd
 import pytest
 import yaml
 from modelling_frames import modelling_frame, modelling_settings, modelling_years
+from optuna.trial import TrialState
 
 from drg_workflow.config_validation import ConfigError, validate_config
 from drg_workflow.modelling.baseline import evaluate_baseline
 from drg_workflow.modelling.data import split_by_year
 from drg_workflow.modelling.steps import study_name
-from drg_workflow.modelling.tuning import open_storage, study_results
+from drg_workflow.modelling.tuning import StudyRef, open_storage, study_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
@@ -217,6 +218,60 @@ def test_bad_modelling_config_names_the_key(config, expected):
     assert expected in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        (
+            with_modelling(tuning={"storage": "postgresql://alice:s3cret@db.example.org/optuna"}),
+            "config key modelling.tuning.storage: 'postgresql://db.example.org/optuna'",
+        ),
+        (
+            with_modelling(mlflow={"tracking_uri": "http://alice:s3cret@mlflow.example.org:5000"}),
+            "config key modelling.mlflow.tracking_uri: 'http://mlflow.example.org:5000'",
+        ),
+    ],
+)
+def test_a_password_in_a_url_is_refused_saying_how_to_pass_it(config, key):
+    """Both keys give the one message: where the password goes instead, never the password."""
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config, SCHEMA)
+    message = str(raised.value)
+    assert message.startswith(key) and "s3cret" not in message and "alice" not in message
+    for way in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "storage_env: OPTUNA"):
+        assert way in message
+
+
+def test_a_user_name_alone_and_a_storage_variable_are_accepted():
+    config = with_modelling(
+        tuning={"storage": "postgresql://alice@db/optuna", "storage_env": "OPTUNA_STORAGE"}
+    )
+    assert validate_config(config, SCHEMA)["modelling"]["tuning"]["storage_env"] == (
+        "OPTUNA_STORAGE"
+    )
+    with pytest.raises(ConfigError, match="modelling.tuning.storage_env"):
+        validate_config(with_modelling(tuning={"storage_env": "not a name"}), SCHEMA)
+
+
+def test_a_password_in_mlflow_tracking_uri_stops_the_run_before_any_job(tmp_path: Path):
+    """The tracking URI from the environment becomes a rule param too: refused the same way."""
+    import os
+
+    from conftest import SMALL_CONFIG, snakemake_command, write_config
+
+    write_config(tmp_path, SMALL_CONFIG)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://alice:s3cret@mlflow.example.org:5000"}
+    result = subprocess.run(
+        snakemake_command(tmp_path, "-n"), capture_output=True, text=True, env=env, timeout=300
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        "environment variable MLFLOW_TRACKING_URI: 'http://mlflow.example.org:5000' carries a "
+        "user:password" in output
+    )
+    assert "MLFLOW_TRACKING_PASSWORD" in output and "s3cret" not in output
+
+
 def test_defaults_fill_every_model_and_setting():
     config = validate_config({}, SCHEMA)["modelling"]
     assert list(config["models"]) == ["random_forest", "ridge", "hist_gradient_boosting"]
@@ -301,25 +356,51 @@ def test_study_name_changes_with_data_settings_and_years():
     assert study_name(copy.deepcopy(SETTINGS), "a" * 64) == name
 
 
-def test_study_results_count_only_the_current_shards_trials(tmp_path: Path):
-    """A re-run shard leaves its interrupted trials in the study; they must not count."""
+def test_study_results_count_this_setups_finished_trials_not_the_interrupted(tmp_path: Path):
+    """Trials of an earlier setup of the same study (replace_existing_study: false) and trials
+    killed while running do not count; a failed trial does."""
     storage = str(tmp_path / "s.journal")
     study = optuna.create_study(study_name="s", storage=open_storage(storage))
-    for value in (5.0, 1.0, 3.0, 2.0):
+    x = {"x": optuna.distributions.FloatDistribution(0, 10)}
+    for setup, value, state, attrs in (
+        ("old", 0.5, TrialState.COMPLETE, {}),
+        ("now", 5.0, TrialState.COMPLETE, {}),
+        ("now", 1.0, TrialState.FAIL, {"interrupted": True}),
+        ("now", 3.0, TrialState.COMPLETE, {}),
+        ("now", 2.0, TrialState.COMPLETE, {}),
+        ("now", 4.0, TrialState.FAIL, {}),
+    ):
         study.add_trial(
             optuna.trial.create_trial(
                 params={"x": value},
-                distributions={"x": optuna.distributions.FloatDistribution(0, 10)},
-                value=value,
-                user_attrs={"fold_rmse": [value * 10], "fold_mae": [value * 5]},
+                distributions=x,
+                value=value if state == TrialState.COMPLETE else None,
+                state=state,
+                user_attrs={
+                    "setup": setup,
+                    "shard": 0,
+                    "fold_rmse": [value * 10],
+                    "fold_mae": [value * 5],
+                    **attrs,
+                },
             )
         )
-    everything = study_results("s", storage)
-    assert everything["best_cv_rmse"] == 10.0 and everything["best_cv_mae"] == 5.0
-    assert everything["n_trials"] == 4 and everything["best_params"] == {"x": 1.0}
-    current = study_results("s", storage, trial_numbers=[0, 2, 3])
-    assert current["n_trials"] == 3 and current["best_params"] == {"x": 2.0}
-    assert current["best_trial_number"] == 3
+    ref = StudyRef("s", storage, "sqlite:///unused.db", "1", "now")
+    results = study_results(ref)
+    assert results["n_trials"] == 4 and results["n_complete"] == 3 and results["n_fail"] == 1
+    assert results["n_interrupted"] == 1 and results["n_running"] == 0
+    assert results["best_params"] == {"x": 2.0} and results["best_trial_number"] == 4
+    assert results["best_cv_rmse"] == 20.0 and results["best_cv_mae"] == 10.0
+    assert study_results(StudyRef("s", storage, "", "1", "old"))["best_value"] == 0.5
+
+
+def test_study_name_differs_per_mlflow_experiment():
+    """Two runs sharing one Optuna storage and one MLflow server, with other experiments,
+    get a study each."""
+    first = {"tracking_uri": "http://mlflow:5000", "experiment_name": "a", "experiment_id": "1"}
+    second = {**first, "experiment_name": "b", "experiment_id": "2"}
+    assert study_name(SETTINGS, "a" * 64, first) != study_name(SETTINGS, "a" * 64, second)
+    assert study_name(SETTINGS, "a" * 64, first) == study_name(SETTINGS, "a" * 64, dict(first))
 
 
 def test_the_baseline_row_holds_its_cv_mae_and_a_loss_ratio_of_one():

@@ -1,7 +1,11 @@
-"""Concurrent tuning shards: Optuna journal storage + MLflow sqlite store, 2 processes."""
+"""Concurrent tuning shards (Optuna journal storage + MLflow sqlite store, 2 processes), and a
+shard killed in the middle of a trial, then resumed."""
 
 import json
 import multiprocessing
+import os
+import signal
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -19,7 +23,6 @@ from optuna.trial import TrialState
 from drg_workflow.modelling.baseline import baseline_cv_scores
 from drg_workflow.modelling.data import prepare_modelling_data
 from drg_workflow.modelling.settings import MlflowSettings
-from drg_workflow.modelling.target_form import PERSISTENCE_PARAMS
 from drg_workflow.modelling.tracking import (
     close_parent_run,
     create_parent_run,
@@ -201,7 +204,7 @@ def test_two_concurrent_shards(tmp_path, train_xy):
             assert run.data.metrics["cv_rmse"] == pytest.approx(np.mean(t.user_attrs["fold_rmse"]))
             assert run.data.metrics["cv_mae"] == pytest.approx(np.mean(t.user_attrs["fold_mae"]))
 
-    results = study_results("rf-study", journal)
+    results = study_results(StudyRef.from_setup(setup))
     json.dumps(results)
     assert results["n_trials"] == 6 and results["n_fail"] == 0
     assert results["n_complete"] + results["n_pruned"] == 6
@@ -244,29 +247,37 @@ def test_shard_fails_loudly_when_every_trial_fails(tmp_path, train_xy):
     assert all("error" in r.data.tags for r in runs)
 
 
-def test_every_study_starts_with_the_persistence_trial(tmp_path, train_xy):
-    """The first trial of a study is the region of the search space that reduces to
-    persistence: its CV loss ratio is exactly 1 and its fold errors are persistence's."""
+def test_shard_zero_starts_every_study_with_the_persistence_trial(tmp_path, train_xy):
+    """The first trial of shard 0 is the region of the search space that reduces to
+    persistence: its CV loss ratio is exactly 1 and its fold errors are persistence's. It runs
+    once per study: not in other shards, not again when the shard is started again."""
     X, y, years = train_xy
-    journal = str(tmp_path / "optuna" / "ridge.journal")
-    study = create_study("ridge", journal, replace_existing=True, first_trial=PERSISTENCE_PARAMS)
+    setup = setup_study(tmp_path, "ridge", str(tmp_path / "optuna" / "ridge.journal"), "ridge")
+    ref = StudyRef.from_setup(setup)
     space = {
         "alpha": {"type": "float", "low": 0.1, "high": 10.0},
         "max_log_change": {"type": "float", "low": 0.0, "high": 1.0},
     }
-    model = model_settings("ridge", space)
-    study.optimize(make_objective(model, X, y, years), n_trials=2)
-    first = study.trials[0]
+    model = model_settings("ridge", space, n_shards=2, trials_per_shard=2)
+    first_shard = run_tuning_shard(ref, model, X, y, years, 0)
+    second_shard = run_tuning_shard(ref, model, X, y, years, 1)
+    study = optuna.load_study(study_name="ridge", storage=open_storage(setup["storage"]))
+    by_number = {t.number: t for t in study.trials}
+    first, second = (by_number[n] for n in first_shard["trial_numbers"])
     assert first.params["max_log_change"] == 0.0 and first.value == 1.0
+    assert first.user_attrs["persistence_trial"] is True
     frame = X.assign(year=years, **{TARGET: np.asarray(y)})
     persistence = baseline_cv_scores(frame, 3, model.modelling.features)
     assert first.user_attrs["fold_rmse"] == persistence["rmse"]
     assert first.user_attrs["fold_mae"] == persistence["mae"]
-    assert study.trials[1].params["max_log_change"] != 0.0  # queued once, not every trial
-    # Re-created without replacing: not queued again.
-    create_study("ridge", journal, replace_existing=False, first_trial=PERSISTENCE_PARAMS)
-    again = optuna.load_study(study_name="ridge", storage=open_storage(journal))
-    assert [t.state for t in again.trials] == [TrialState.COMPLETE] * 2
+    others = [second, *(by_number[n] for n in second_shard["trial_numbers"])]
+    assert all(t.params["max_log_change"] != 0.0 for t in others)
+    assert not any(t.user_attrs.get("persistence_trial") for t in others)
+    assert run_tuning_shard(ref, model, X, y, years, 0)["n_trials_run"] == 0
+    assert (
+        len(optuna.load_study(study_name="ridge", storage=open_storage(setup["storage"])).trials)
+        == 4
+    )
 
 
 #: Other generated data than the tests' default (seed 7, scale 0.01): other seeds and scales, on
@@ -290,14 +301,108 @@ def test_on_other_data_no_tuned_model_has_a_cv_error_above_persistence(tmp_path,
     persistence = baseline_cv_scores(frame, settings.cv_folds, settings.features)
     journal = str(tmp_path / "optuna.journal")
     for name, defaults in config["modelling"]["models"].items():
-        model = model_settings(name, defaults["search_space"], defaults["fixed_params"], config)
-        create_study(name, journal, replace_existing=True, first_trial=PERSISTENCE_PARAMS)
-        study = optuna.load_study(
-            study_name=name,
-            storage=open_storage(journal),
-            sampler=optuna.samplers.TPESampler(seed=seed),
+        model = model_settings(
+            name,
+            defaults["search_space"],
+            defaults["fixed_params"],
+            config,
+            n_shards=1,
+            trials_per_shard=2,
+            base_seed=seed,
         )
-        study.optimize(make_objective(model, X, y, years), n_trials=2)
-        best = study_results(name, journal)
+        ref = StudyRef.from_setup(setup_study(tmp_path, name, journal, name))
+        run_tuning_shard(ref, model, X, y, years, 0)
+        best = study_results(ref)
         assert best["best_cv_rmse"] <= np.mean(persistence["rmse"]), (name, best)
         assert best["best_cv_mae"] <= np.mean(persistence["mae"]), (name, best)
+
+
+# ------------------------------------------------------------------ a shard killed mid-trial
+
+#: Trials of about a second (three fits of 60-100 trees each) that the pruner never stops, so
+#: a kill lands inside a trial, between two of its folds.
+SLOW_SPACE = {
+    "n_estimators": {"type": "int", "low": 60, "high": 100},
+    "max_depth": {"type": "int", "low": 6, "high": 10},
+}
+NEVER_PRUNE = {"n_startup_trials": 1000, "n_warmup_steps": 0}
+
+
+def _shard_trials(storage, name: str, shard: int) -> list:
+    study_id = storage.get_study_id_from_name(name)
+    return [t for t in storage.get_all_trials(study_id) if t.user_attrs.get("shard") == shard]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_a_shard_killed_mid_trial_resumes_without_repeating(tmp_path, train_xy, signal_name):
+    """Kill a shard's process while its second-or-later trial runs, then start the shard again:
+    the finished trials count, the running one is FAIL (interrupted) with its MLflow run KILLED,
+    and only the missing trials run. SIGKILL leaves the trial RUNNING for the next start to
+    close; SIGTERM (scancel, a time limit) lets the dying shard close it itself."""
+    X, y, years = train_xy
+    journal = str(tmp_path / "optuna" / "rf.journal")
+    setup = setup_study(tmp_path, "rf-kill", journal, "random_forest")
+    ref = StudyRef.from_setup(setup)
+    model = model_settings(
+        "random_forest", SLOW_SPACE, FIXED, n_shards=2, trials_per_shard=4, pruner=NEVER_PRUNE
+    )
+    ctx = multiprocessing.get_context("spawn")
+    process = ctx.Process(target=run_tuning_shard, args=(ref, model, X, y, years, 1))
+    process.start()
+    storage = open_storage(journal)
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.is_alive() and time.monotonic() < deadline, "shard ended before the kill"
+        trials = _shard_trials(storage, "rf-kill", 1) if process.is_alive() else []
+        finished = [t for t in trials if t.state.is_finished()]
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+        if finished and running:
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, getattr(signal, signal_name))
+    process.join(60)
+    killed_number = running[0].number
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(setup["tracking_uri"])
+
+    def trial_runs():
+        return client.search_runs([setup["experiment_id"]], "tags.stage = 'trial'")
+
+    left = {t.number: t for t in _shard_trials(storage, "rf-kill", 1)}
+    open_runs = [r for r in trial_runs() if r.info.status == "RUNNING"]
+    if signal_name == "SIGKILL":  # what a kill leaves behind
+        assert left[killed_number].state == TrialState.RUNNING and len(open_runs) == 1
+    else:  # the shard closed its trial before it exited
+        assert process.exitcode != 0
+        assert left[killed_number].state == TrialState.FAIL and open_runs == []
+        assert left[killed_number].user_attrs["interrupted"] is True
+    done_before = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in left.values())
+
+    summary = run_tuning_shard(ref, model, X, y, years, 1)
+
+    trials = _shard_trials(storage, "rf-kill", 1)
+    states = {t.number: t.state for t in trials}
+    assert sum(s == TrialState.COMPLETE for s in states.values()) == 4  # the budget, no more
+    assert [n for n, s in states.items() if s == TrialState.FAIL] == [killed_number]
+    assert TrialState.RUNNING not in states.values()
+    assert summary["n_trials_resumed"] == done_before
+    assert summary["n_trials_run"] == 4 - done_before
+    assert summary["interrupted_trial_numbers"] == [killed_number]
+    assert summary["trial_numbers"] == sorted(n for n in states if n != killed_number)
+    runs = trial_runs()
+    by_trial = {}
+    for run in runs:
+        by_trial.setdefault(int(run.data.tags["trial_number"]), []).append(run)
+    assert sorted(by_trial) == sorted(states)  # one run per trial, the killed one's too
+    assert all(len(found) == 1 for found in by_trial.values())
+    (killed_run,) = by_trial[killed_number]
+    assert killed_run.info.status == "KILLED" and killed_run.data.tags["interrupted"] == "true"
+    assert {r.info.status for n, (r,) in by_trial.items() if n != killed_number} == {"FINISHED"}
+    results = study_results(ref)
+    assert results["n_trials"] == 4 and results["n_interrupted"] == 1
+    assert results["best_value"] == min(t.value for t in trials if t.state == TrialState.COMPLETE)
+    # Started again once done, the shard runs nothing more.
+    again = run_tuning_shard(ref, model, X, y, years, 1)
+    assert again["n_trials_run"] == 0 and again["trial_numbers"] == summary["trial_numbers"]

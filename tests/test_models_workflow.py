@@ -1,5 +1,11 @@
 """Real Snakemake runs of the modelling rules: setup, concurrent tuning shards, final fits,
-baseline and comparison, on small synthetic data with a few trials per shard."""
+baseline and comparison, on small synthetic data with a few trials per shard, tracked by a
+password-protected MLflow server, with the Optuna storage's URL in an environment variable.
+
+The module's run is killed (SIGKILL of Snakemake and its jobs) while the random forest's
+shards run, and resumed with the plain command; a second workflow run then shares the same
+Optuna storage and MLflow server under another experiment and user. Every test looks at what
+these runs left."""
 
 from __future__ import annotations
 
@@ -9,9 +15,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from html import unescape
 from pathlib import Path
 
@@ -19,9 +27,11 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from conftest import SMALL_CONFIG, deploy_as_module, snakemake_command, write_config
+import study_checks
+from conftest import ROOT, SMALL_CONFIG, deploy_as_module, snakemake_command, write_config
 from modelling_frames import model_settings, modelling_settings, small_config
 from optuna.trial import TrialState
+from servers import MlflowServer, start_mlflow_server, unauthenticated_status
 
 from drg_workflow.hashing import file_sha256
 from drg_workflow.modelling.backtest import PREDICTION_COLUMNS, SCORE_COLUMNS
@@ -34,12 +44,28 @@ from drg_workflow.versions import read_arrow, read_json
 
 pytestmark = pytest.mark.workflow
 
-#: Small data, tiny models, 2 shards x 3 trials per model (.test/config-basic).
-CONFIG: dict = SMALL_CONFIG
+
+def module_config() -> dict:
+    """.test/config-basic (tiny models, 2 shards x 3 trials per model) with the Optuna storage
+    named by an environment variable, the experiment's artifacts in the tracking server's own
+    store, and random-forest trials of about a second (so the kill lands inside one)."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    modelling = config["modelling"]
+    modelling["tuning"]["storage_env"] = "OPTUNA_STORAGE"
+    modelling["mlflow"] = {"artifact_location": None}
+    modelling["models"]["random_forest"]["search_space"]["n_estimators"] = {
+        "type": "int",
+        "low": 60,
+        "high": 100,
+    }
+    return config
+
+
+CONFIG: dict = module_config()
 MODELS = tuple(CONFIG["modelling"]["models"])
 N_SHARDS = CONFIG["modelling"]["tuning"]["n_shards"]
 TRIALS_PER_SHARD = CONFIG["modelling"]["tuning"]["trials_per_shard"]
-TRACKING_URI = "sqlite:///results/mlflow/mlflow.db"
+BUDGET = N_SHARDS * TRIALS_PER_SHARD
 #: What every search space holds: the region that reduces to persistence, and the loss weights.
 TARGET_FORM_SPACE = {
     "max_log_change": {"type": "float", "low": 0.0, "high": 1.0},
@@ -49,38 +75,159 @@ TARGET_FORM_SPACE = {
 VALIDATED_CONFIG = small_config(**copy.deepcopy(CONFIG))
 #: The default features, split and folds (the config above changes none of them).
 SETTINGS = modelling_settings()
+#: The second workflow run: one model, its own experiment and user, same storage and server.
+OTHER_EXPERIMENT, OTHER_USER = "drg-workflow-other", "drg-run-other"
+#: What the module's runs get in their environment (set by the tracking_server fixture).
+RUN_ENVIRONMENT: dict[str, str] = {}
 
 
-def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def run_environment(**extra: str) -> dict[str, str]:
+    """The environment of the module's runs: the tracking server's URI and user, the Optuna
+    storage's URL, then ``extra``."""
     # An MLFLOW_TRACKING_URI of the developer's shell would send the test's runs elsewhere.
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env.update(RUN_ENVIRONMENT)
+    env.update(extra)
+    return env
+
+
+def run(
+    workdir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        snakemake_command(workdir, *args), capture_output=True, text=True, timeout=600, env=env
+        snakemake_command(workdir, *args),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=run_environment(**(env or {})),
     )
 
 
 @pytest.fixture(scope="module")
-def model_run(tmp_path_factory) -> Path:
+def tracking_server(tmp_path_factory):
+    """The password-protected MLflow server, its run user's credentials in the environment of
+    the runs and of this process (for the tests' clients), and the Optuna storage URL, with a
+    token standing in for a password, in OPTUNA_STORAGE."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    server = start_mlflow_server(folder)
+    storage = folder / f"optuna-{server.run_password}" / "optuna.db"
+    environment = {**server.run_environment(), "OPTUNA_STORAGE": f"sqlite:///{storage}"}
+    RUN_ENVIRONMENT.update(environment)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in environment.items():
+                patch.setenv(name, value)
+            yield server
+    finally:
+        RUN_ENVIRONMENT.clear()
+        server.stop()
+
+
+def shard_trials_of(model: str, workdir: Path) -> list:
+    """The trials of a model's study (empty until its setup_study created it)."""
+    setup_path = workdir / f"results/tuning/{model}/setup.json"
+    if not setup_path.exists():
+        return []
+    setup = read_json(setup_path)
+    storage = open_storage(os.environ["OPTUNA_STORAGE"])
+    return optuna.load_study(study_name=setup["study_name"], storage=storage).get_trials()
+
+
+def kill_mid_shard(workdir: Path, targets: list[str]) -> dict:
+    """Run Snakemake for ``targets`` and SIGKILL it (Snakemake and its jobs) once a
+    random-forest shard has a finished trial and another running past its first fold; return
+    what the kill left: the study's trial states and the MLflow runs still RUNNING."""
+    killed = subprocess.Popen(
+        snakemake_command(workdir, *targets),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=run_environment(),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 420
+    try:
+        while True:
+            assert killed.poll() is None, "the run ended before the kill"
+            assert time.monotonic() < deadline, "no shard reached its second trial"
+            trials = shard_trials_of("random_forest", workdir)
+            shards_done = {t.user_attrs["shard"] for t in trials if t.state.is_finished()}
+            running = [
+                t
+                for t in trials
+                if t.state == TrialState.RUNNING
+                and t.intermediate_values
+                and t.user_attrs["shard"] in shards_done
+            ]
+            if running:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    from mlflow import MlflowClient
+
+    setup = read_json(workdir / "results/tuning/random_forest/setup.json")
+    runs = MlflowClient(RUN_ENVIRONMENT["MLFLOW_TRACKING_URI"]).search_runs(
+        [setup["experiment_id"]], "attributes.status = 'RUNNING' and tags.stage = 'trial'"
+    )
+    trials = shard_trials_of("random_forest", workdir)
+    return {
+        "states": {t.number: t.state.name for t in trials},
+        "running_runs": len(runs),
+        "finished": sum(t.state.is_finished() for t in trials),
+    }
+
+
+@pytest.fixture(scope="module")
+def model_run(tracking_server, tmp_path_factory) -> Path:
     """Features, then the two random-forest shards alone (the only jobs ready once its study
-    exists, so they run concurrently on the 2 cores), then the rest of the default target."""
+    exists, so they run concurrently on the 2 cores), killed mid-shard and resumed with the
+    same plain command, then the rest of the default target."""
     workdir = tmp_path_factory.mktemp("models")
     # Deployed the way other projects use the workflow: a Snakemake module in their own
     # directory (every test of this run goes through it).
     deploy_as_module(workdir, CONFIG)
     shards = [f"results/tuning/random_forest/shard_{i}.json" for i in range(N_SHARDS)]
-    first = run(workdir, *shards)
-    assert first.returncode == 0, first.stderr[-3000:]
+    killed = kill_mid_shard(workdir, shards)
+    (workdir / "killed.json").write_text(json.dumps(killed))
+    # The same command again (the workflow profile's rerun-incomplete redoes the killed jobs).
+    resumed = run(workdir, *shards)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     second = run(workdir)
     assert second.returncode == 0, second.stderr[-3000:]
     return workdir
 
 
 @pytest.fixture(scope="module")
-def mlflow_client(model_run: Path):
+def other_run(model_run: Path, tracking_server: MlflowServer, tmp_path_factory) -> Path:
+    """A second workflow run sharing the Optuna storage and the MLflow server, under another
+    experiment and its own user: the ridge model's comparison, on a copy of the data versions
+    (so it does not build the chain again). Without the experiment in the study's name both
+    runs would tune one study, and this run's setup would delete the first run's."""
+    workdir = tmp_path_factory.mktemp("other")
+    config = copy.deepcopy(CONFIG)
+    config["modelling"]["models"] = {"ridge": config["modelling"]["models"]["ridge"]}
+    config["modelling"]["mlflow"]["experiment_name"] = OTHER_EXPERIMENT
+    write_config(workdir, config)
+    for version in model_run.glob("results/v*/"):
+        if version.is_dir():
+            shutil.copytree(version, workdir / "results" / version.name)
+    shutil.copytree(model_run / ".snakemake/metadata", workdir / ".snakemake/metadata")
+    password = "other-" + tracking_server.run_password[::-1]
+    tracking_server.create_user(OTHER_USER, password)
+    user = {"MLFLOW_TRACKING_USERNAME": OTHER_USER, "MLFLOW_TRACKING_PASSWORD": password}
+    result = run(workdir, "results/models/comparison.csv", env=user)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rule lag_columns" not in result.stdout  # the copied versions were used
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def mlflow_client(model_run: Path, tracking_server: MlflowServer):
     from mlflow import MlflowClient
 
-    return MlflowClient(f"sqlite:///{model_run / 'results/mlflow/mlflow.db'}")
+    return MlflowClient(tracking_server.url)
 
 
 def v13(workdir: Path) -> pd.DataFrame:
@@ -106,40 +253,114 @@ def test_deployed_as_a_module_everything_lands_in_the_users_directory(model_run:
     assert read_json(model_run / "logs/verify/verify.json")["passed"]
 
 
-def test_study_holds_exactly_every_trial_of_the_concurrent_shards(model_run: Path):
+def assert_study_is_whole(workdir: Path, model: str, client) -> list:
+    """The per-study checks of study_checks.py on a study of this module's runs."""
+    return study_checks.assert_study_is_whole(
+        workdir, model, os.environ["OPTUNA_STORAGE"], client, BUDGET
+    )
+
+
+def test_study_holds_exactly_every_trial_of_the_concurrent_shards(model_run: Path, mlflow_client):
     for model in MODELS:
         setup = read_json(model_run / f"results/tuning/{model}/setup.json")
         assert setup["study_name"].startswith(f"{model}-")
-        storage = open_storage(str(model_run / setup["storage"]))
-        study = optuna.load_study(study_name=setup["study_name"], storage=storage)
-        states = [t.state for t in study.trials]
-        assert len(states) == N_SHARDS * TRIALS_PER_SHARD
-        assert set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}
-        assert TrialState.COMPLETE in states
+        # The storage's URL stays in the environment: files name the variable only.
+        assert setup["storage"] is None and setup["storage_env"] == "OPTUNA_STORAGE"
+        trials = assert_study_is_whole(model_run, model, mlflow_client)
+        finished = [t for t in trials if t.state != TrialState.FAIL]
         shards = [
             read_json(model_run / f"results/tuning/{model}/shard_{i}.json") for i in range(N_SHARDS)
         ]
         numbers = [n for shard in shards for n in shard["trial_numbers"]]
-        assert sorted(numbers) == sorted(t.number for t in study.trials)  # disjoint, complete
+        assert sorted(numbers) == sorted(t.number for t in finished)  # disjoint, complete
         assert [s["seed"] for s in shards] == [1000 + i for i in range(N_SHARDS)]
+        for shard in shards:
+            owned = [t for t in finished if t.user_attrs["shard"] == shard["shard_index"]]
+            assert len(owned) == TRIALS_PER_SHARD
         # Each trial records the fold RMSEs it reported, one per year fold unless pruned.
-        for trial in study.trials:
+        for trial in finished:
             if trial.state == TrialState.COMPLETE:
                 assert len(trial.intermediate_values) == 3
     # The random forest's two shards ran at the same time, against the one study.
-    rf = [read_json(model_run / f"results/tuning/random_forest/shard_{i}.json") for i in (0, 1)]
-    assert max(s["started"] for s in rf) < min(s["finished"] for s in rf)
+    rf = shard_trials_of("random_forest", model_run)
+    spans = [
+        [t for t in rf if t.user_attrs["shard"] == shard and t.datetime_complete]
+        for shard in range(N_SHARDS)
+    ]
+    starts = [min(t.datetime_start for t in span) for span in spans]
+    ends = [max(t.datetime_complete for t in span) for span in spans]
+    assert max(starts) < min(ends)
+
+
+def test_a_run_killed_mid_shard_resumes_without_repeating_trials(model_run: Path, mlflow_client):
+    """SIGKILL of the run while a random-forest shard had finished trials and one running,
+    then the plain command: that shard kept its finished trials, its running trial is FAIL
+    (interrupted) with its MLflow run KILLED, and it ran only the missing trials."""
+    killed = read_json(model_run / "killed.json")
+    storage = os.environ["OPTUNA_STORAGE"]
+    print(f"after the kill: {killed}")
+    print(
+        "after the rerun:",
+        study_checks.study_counts(model_run, "random_forest", storage, mlflow_client),
+    )
+    # What the kill left behind: a trial RUNNING in the study, its MLflow run RUNNING.
+    assert "RUNNING" in killed["states"].values() and killed["running_runs"] >= 1
+    assert killed["finished"] >= 1
+    trials = assert_study_is_whole(model_run, "random_forest", mlflow_client)
+    states = {str(t.number): t.state.name for t in trials}
+    interrupted = [n for n, state in killed["states"].items() if state == "RUNNING"]
+    assert all(states[n] == "FAIL" for n in interrupted)
+    # Trials finished before the kill are the same trials now: kept, not redone.
+    before = {n for n, state in killed["states"].items() if state in ("COMPLETE", "PRUNED")}
+    assert all(states[n] in ("COMPLETE", "PRUNED") for n in before)
+    assert len(trials) == BUDGET + len(interrupted)
+    shards = [
+        read_json(model_run / f"results/tuning/random_forest/shard_{i}.json")
+        for i in range(N_SHARDS)
+    ]
+    assert sum(s["n_trials_resumed"] for s in shards) == len(before)
+    assert sum(s["n_trials_run"] for s in shards) == BUDGET - len(before)
+    assert sorted(n for s in shards for n in s["interrupted_trial_numbers"]) == sorted(
+        map(int, interrupted)
+    )
+
+
+def test_two_runs_sharing_the_storage_and_the_server_keep_a_study_each(
+    model_run: Path, other_run: Path, tracking_server: MlflowServer
+):
+    """The second run (its own experiment and user) tuned its own ridge study in the same
+    Optuna storage; the first run's study is whole, and neither user sees the other's runs."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    first = read_json(model_run / "results/tuning/ridge/setup.json")
+    second = read_json(other_run / "results/tuning/ridge/setup.json")
+    assert first["study_name"] != second["study_name"]
+    assert first["experiment_id"] != second["experiment_id"]
+    names = optuna.get_all_study_names(open_storage(os.environ["OPTUNA_STORAGE"]))
+    assert {first["study_name"], second["study_name"]} <= set(names)
+    other_password = "other-" + tracking_server.run_password[::-1]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", OTHER_USER)
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", other_password)
+        other_client = MlflowClient(tracking_server.url)
+        assert_study_is_whole(other_run, "ridge", other_client)
+        with pytest.raises(MlflowException, match="403|PERMISSION_DENIED|Permission denied"):
+            other_client.get_experiment(first["experiment_id"])
+    assert_study_is_whole(model_run, "ridge", MlflowClient(tracking_server.url))
 
 
 def test_mlflow_holds_every_trial_under_its_parent_in_the_experiment(
-    model_run: Path, mlflow_client
+    model_run: Path, mlflow_client, tracking_server: MlflowServer
 ):
     experiment = mlflow_client.get_experiment_by_name("drg-workflow")
     assert experiment is not None
+    # The server's own artifact store, per experiment (what its basic-auth app can protect).
+    assert experiment.artifact_location == f"mlflow-artifacts:/{experiment.experiment_id}"
     # setup_mlflow created it, once; every setup and the baseline log into it.
     created = read_json(model_run / "results/mlflow/experiment.json")
     assert created["experiment_id"] == experiment.experiment_id
-    assert created["tracking_uri"] == TRACKING_URI
+    assert created["tracking_uri"] == tracking_server.url
     baseline = read_json(model_run / "results/models/baseline/metrics.json")
     assert baseline["mlflow"]["experiment_id"] == experiment.experiment_id
     for model in MODELS:
@@ -147,23 +368,32 @@ def test_mlflow_holds_every_trial_under_its_parent_in_the_experiment(
         assert setup["experiment_id"] == experiment.experiment_id
         trials = mlflow_client.search_runs(
             [experiment.experiment_id],
-            f"tags.model = '{model}' and tags.stage = 'trial'",
+            f"tags.model = '{model}' and tags.stage = 'trial' and attributes.status = 'FINISHED'",
             max_results=1000,
         )
-        assert len(trials) == N_SHARDS * TRIALS_PER_SHARD
+        assert len(trials) == BUDGET
         assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {setup["parent_run_id"]}
         assert {r.data.tags["optuna_state"] for r in trials} <= {"COMPLETE", "PRUNED"}
         assert all("fold_0_rmse" in r.data.metrics for r in trials)
-        parent = mlflow_client.get_run(setup["parent_run_id"])
-        assert parent.info.status == "FINISHED"
-        assert parent.data.metrics["n_trials"] == N_SHARDS * TRIALS_PER_SHARD
-    # Nothing was filed into the Default experiment (the set_experiment race).
-    default = mlflow_client.get_experiment_by_name("Default")
-    if default is not None:
-        assert mlflow_client.search_runs([default.experiment_id]) == []
+    # Nothing was filed into the Default experiment (the set_experiment race); only the admin
+    # may look there (the run's user has no permission on it).
+    from mlflow import MlflowClient
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", tracking_server.admin_password)
+        admin = MlflowClient(tracking_server.url)
+        default = admin.get_experiment_by_name("Default")
+        assert default is None or admin.search_runs([default.experiment_id]) == []
 
 
-def test_final_runs_trace_to_the_data_and_load_back(model_run: Path, mlflow_client):
+def test_the_tracking_server_lets_no_one_in_without_a_password(tracking_server: MlflowServer):
+    assert unauthenticated_status(tracking_server.url) == 401
+
+
+def test_final_runs_trace_to_the_data_and_load_back(
+    model_run: Path, mlflow_client, tracking_server: MlflowServer
+):
     import mlflow
 
     data_sha256 = read_json(model_run / "results/v13/v13_metadata.json")["sha256"]
@@ -184,7 +414,7 @@ def test_final_runs_trace_to_the_data_and_load_back(model_run: Path, mlflow_clie
         artifacts = {a.path for a in mlflow_client.list_artifacts(info["run_id"])}
         assert {"predictions", "importances", "settings.json"} <= artifacts
 
-        mlflow.set_tracking_uri(f"sqlite:///{model_run / 'results/mlflow/mlflow.db'}")
+        mlflow.set_tracking_uri(tracking_server.url)
         try:
             loaded = mlflow.sklearn.load_model(info["model_uri"])
         finally:
@@ -206,7 +436,7 @@ def test_comparison_has_every_model_and_the_baseline(model_run: Path):
     assert sorted(table["model"]) == sorted([*MODELS, "baseline"])
     models = table[table["model"] != "baseline"]
     trials = models["n_trials_complete"] + models["n_trials_pruned"]
-    assert (trials == N_SHARDS * TRIALS_PER_SHARD).all()
+    assert (trials == BUDGET).all()
     assert models[["cv_rmse", "cv_mae", "val_rmse", "test_rmse"]].notna().all().all()
     # Fit what is scored: the best trial of every study is never worse than persistence in CV.
     baseline = table.set_index("model").loc["baseline"]
@@ -303,7 +533,9 @@ def test_the_backtest_is_logged_in_mlflow_one_step_per_origin(model_run: Path, m
         )
 
 
-def test_the_champion_is_registered_and_loads_back_by_its_alias(model_run: Path, mlflow_client):
+def test_the_champion_is_registered_and_loads_back_by_its_alias(
+    model_run: Path, mlflow_client, tracking_server: MlflowServer
+):
     import mlflow
 
     table = pd.read_csv(model_run / "results/models/comparison.csv")
@@ -332,7 +564,7 @@ def test_the_champion_is_registered_and_loads_back_by_its_alias(model_run: Path,
     features = read_json(model_run / f"results/models/{champion['champion']}/metrics.json")[
         "features"
     ]
-    mlflow.set_tracking_uri(f"sqlite:///{model_run / 'results/mlflow/mlflow.db'}")
+    mlflow.set_tracking_uri(tracking_server.url)
     try:
         by_alias = mlflow.sklearn.load_model(f"models:/{name}@champion")
     finally:
@@ -351,13 +583,15 @@ def test_the_champion_is_registered_and_loads_back_by_its_alias(model_run: Path,
     assert by_alias.target_form == "relative"  # the schema default, learnt inside the model
 
 
-def test_the_champion_loads_by_alias_where_the_workflow_is_not(model_run: Path, tmp_path: Path):
+def test_the_champion_loads_by_alias_where_the_workflow_is_not(
+    model_run: Path, tmp_path: Path, tracking_server: MlflowServer
+):
     """A user's own Python, without this repository on its path: the model brings its code."""
     champion = read_json(model_run / "results/models/champion.json")["champion"]
     features = read_json(model_run / f"results/models/{champion}/metrics.json")["features"]
     script = f"""
 import json, sys, mlflow, pyarrow.ipc as ipc
-mlflow.set_tracking_uri("sqlite:///{model_run}/results/mlflow/mlflow.db")
+mlflow.set_tracking_uri("{tracking_server.url}")  # its user and password: the environment
 model = mlflow.sklearn.load_model("models:/drg-workflow-forecaster@champion")
 rows = ipc.open_file("{model_run}/results/v13/v13.arrow").read_all().to_pandas()
 print(sys.modules["drg_workflow"].__file__)
@@ -369,13 +603,14 @@ print(json.dumps(model.predict(rows[{features!r}].head(5)).tolist()))
     )
     assert result.returncode == 0, result.stderr[-3000:]
     module_file, predicted = result.stdout.strip().splitlines()[-2:]
-    assert "/artifacts/code/drg_workflow/" in module_file  # not this repository's copy
+    # The model's own copy of the package, downloaded from the server: not this repository's.
+    assert "/code/drg_workflow/" in module_file and str(ROOT) not in module_file
     saved = pd.read_csv(model_run / f"results/models/{champion}/predictions.csv")
     rows = v13(model_run).head(5)
     expected = read_json(model_run / "results/models/champion_refit.json")["model_uri"]
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{model_run / 'results/mlflow/mlflow.db'}")
+    mlflow.set_tracking_uri(tracking_server.url)
     try:
         from_run = mlflow.sklearn.load_model(expected).predict(rows[features])
     finally:
@@ -393,10 +628,35 @@ def test_the_forecast_covers_every_facility_and_drg_of_the_last_year(model_run: 
     last = v10.loc[v10["year"] == last_year, keys]
     assert (forecast["year"] == last_year + 1).all()
     assert sorted(map(tuple, forecast[keys].to_numpy())) == sorted(map(tuple, last.to_numpy()))
-    values = forecast[["persistence", "prediction", "interval_lower", "interval_upper"]]
+    levels = (0.5, 0.8, 0.95)  # the schema's default forecast.interval_levels
+    bounds = [f"{side}_{level:g}" for level in levels for side in ("lower", "upper")]
+    assert list(forecast.columns) == [
+        "year",
+        "facility_id",
+        "facility_name",
+        "apr_drg_code",
+        "apr_drg_description",
+        "interval_group",
+        "persistence",
+        "prediction",
+        *bounds,
+    ]
+    values = forecast[["persistence", "prediction", *bounds]]
     assert np.isfinite(values.to_numpy()).all()
-    assert (forecast["interval_lower"] <= forecast["prediction"]).all()
-    assert (forecast["prediction"] <= forecast["interval_upper"]).all()
+    # Money in cents, intervals around the prediction and nested.
+    np.testing.assert_array_equal(values.to_numpy(), np.round(values.to_numpy(), 2))
+    for narrow, wide in zip(levels[:-1], levels[1:], strict=True):
+        assert (forecast[f"lower_{wide:g}"] <= forecast[f"lower_{narrow:g}"]).all()
+        assert (forecast[f"upper_{narrow:g}"] <= forecast[f"upper_{wide:g}"]).all()
+    assert (forecast["lower_0.5"] <= forecast["prediction"]).all()
+    assert (forecast["prediction"] <= forecast["upper_0.5"]).all()
+    # Names of the last year, joined by key.
+    v1 = read_arrow(model_run / "results/v1/v1.arrow")
+    last_names = v1.loc[v1["year"] == last_year].drop_duplicates("facility_id")
+    named = forecast.merge(last_names[["facility_id", "facility_name"]], on="facility_id")
+    assert len(named) == len(forecast) and forecast["facility_name"].notna().all()
+    assert (named["facility_name_x"] == named["facility_name_y"]).all()
+    assert forecast["apr_drg_description"].notna().all()
     # Persistence is last year's target.
     target = v10.loc[v10["year"] == last_year, [*keys, "w_total_median_profit"]]
     merged = forecast.merge(target, on=keys)
@@ -414,30 +674,70 @@ def test_the_forecast_covers_every_facility_and_drg_of_the_last_year(model_run: 
     assert metadata["last_data_year"] == last_year
     assert metadata["training_years"] == champion["training_years"]
     interval = metadata["interval"]
-    assert interval["method"] == "signed_log" and interval["level"] == 0.8
-    assert interval["calibration"] == "backtest residuals at the choosing origins 2014, 2015"
-    assert set(interval["test_coverage"]) == {"2017", "all"}
-    # Calibrated on the champion's backtest residuals at the choosing origins, its coverage
-    # measured at the reporting origin.
+    assert interval["method"] == "signed_log" and interval["levels"] == list(levels)
+    assert interval["groups"]["column"] == "sum_discharges_lag1"
+    # Calibrated on the champion's backtest residuals at every origin; measured at the
+    # reporting origin with the same groups calibrated on the choosing origins only.
+    assert interval["calibration"]["years"] == [2014, 2015, 2017]
+    test = interval["test"]
+    assert test["years"] == [2017] and test["calibration_years"] == [2014, 2015]
+    groups = interval["groups"]["order"]
+    assert sorted(groups) == sorted(interval["by_group"])
+    for level in ("0.5", "0.8", "0.95"):
+        assert sorted(test["by_group"][level]) == sorted([*groups, "all"])
+        assert set(test["by_year"][level]) == {"2017", "all"}
+        assert test["by_group"][level]["all"]["winkler_score"] > 0
+    assert set(forecast["interval_group"]) <= set(groups)
+    # The coverage recorded is the coverage of the champion's backtest predictions at the
+    # reporting origin, with each row's group's quantile.
     predictions = pd.read_csv(model_run / "results/backtest/predictions.csv")
-    predictions = predictions[predictions["model"] == champion["champion"]]
-
-    def log_residuals(rows: pd.DataFrame) -> np.ndarray:
-        def signed_log(x: pd.Series) -> np.ndarray:
-            return np.sign(x) * np.log1p(np.abs(x))
-
-        return np.abs(signed_log(rows["actual"]) - signed_log(rows["prediction"])).to_numpy()
-
-    calibration = np.sort(log_residuals(predictions[predictions["role"] == "choosing"]))
-    rank = int(np.ceil((len(calibration) + 1) * 0.8))
-    assert interval["quantile"] == pytest.approx(calibration[rank - 1])
-    reporting = log_residuals(predictions[predictions["role"] == "reporting"])
-    assert interval["test_coverage"]["all"] == pytest.approx(
-        np.mean(reporting <= interval["quantile"])
+    test_rows = predictions[
+        (predictions["model"] == champion["champion"]) & (predictions["role"] == "reporting")
+    ].merge(v13(model_run)[[*keys, "year", "sum_discharges_lag1"]], on=["year", *keys])
+    test_rows = test_rows.rename(columns={"actual": "y_true", "prediction": "y_pred"})
+    edges, volume = interval["groups"]["edges"], test_rows["sum_discharges_lag1"]
+    bins = np.asarray([g for g in groups if g != "missing"])
+    labels = np.where(volume.isna(), "missing", bins[np.searchsorted(edges, volume, "right")])
+    q = np.asarray([test["quantiles"][g]["0.8"] for g in labels])
+    log_pred = np.sign(test_rows["y_pred"]) * np.log1p(np.abs(test_rows["y_pred"]))
+    log_true = np.sign(test_rows["y_true"]) * np.log1p(np.abs(test_rows["y_true"]))
+    assert test["by_group"]["0.8"]["all"]["coverage"] == pytest.approx(
+        np.mean(np.abs(log_true - log_pred) <= q), abs=1e-6
     )
-    assert 0.6 <= interval["test_coverage"]["all"] <= 0.95
+    assert 0.6 <= test["by_group"]["0.8"]["all"]["coverage"] <= 0.95
     log = (model_run / "logs/forecast/forecast.log").read_text()
     assert f"for {last_year + 1}, the year after the data's last year {last_year}" in log
+
+
+def test_the_forecast_has_the_same_bytes_when_the_champion_is_registered_again(
+    model_run: Path, mlflow_client, tmp_path: Path
+):
+    """A second build that registers the champion again (a new registry version, new MLflow
+    ids) writes the same forecast.csv: the ids live only in the metadata. The model card goes
+    with the new version, as its description and an artifact of its run."""
+    name = "drg-workflow-forecaster"
+    before = read_json(model_run / "results/forecast/forecast_metadata.json")
+    workdir = tmp_path / "again"
+    shutil.copytree(model_run, workdir, symlinks=True)
+    try:
+        result = run(workdir, "--forcerun", "register_champion")
+        assert result.returncode == 0, result.stderr[-3000:]
+        after = read_json(workdir / "results/forecast/forecast_metadata.json")
+        assert after["model_version"] != before["model_version"]
+        assert (workdir / "results/forecast/forecast.csv").read_bytes() == (
+            model_run / "results/forecast/forecast.csv"
+        ).read_bytes()
+        assert after["sha256"] == before["sha256"]
+        version = mlflow_client.get_model_version_by_alias(name, "champion")
+        assert str(version.version) == after["model_version"]
+        card = (workdir / "results/forecast/model_card.md").read_text()
+        assert version.description == card
+        assert f"{name}, version {version.version}, alias champion" in card
+        artifacts = {a.path for a in mlflow_client.list_artifacts(version.run_id)}
+        assert "model_card.md" in artifacts
+    finally:
+        # The module's run shares the server's registry: its champion is its own version again.
+        mlflow_client.set_registered_model_alias(name, "champion", before["model_version"])
 
 
 def test_baseline_rule_equals_the_package(model_run: Path):
@@ -635,8 +935,9 @@ def test_report_holds_every_category_figure_table_and_data_version(
     pngs = [p for p in items if p.suffix == ".png"]
     # Per model: history, importances, predicted vs actual, residuals, feature importances;
     # and rows along the chain, target by year, lag features, trials per shard, the backtest's
-    # skill by origin, the forecast's changes and its interval coverage.
-    assert len(pngs) == 5 * len(MODELS) + 7
+    # skill by origin, the forecast's changes, its intervals' coverage by group, their
+    # calibration and their width by group.
+    assert len(pngs) == 5 * len(MODELS) + 9
     for path in items:
         assert _embedded(html, path), path
     # The comparison table is embedded with every model, the baseline and the warnings.
@@ -665,8 +966,17 @@ def test_report_holds_every_category_figure_table_and_data_version(
     assert "choosing" in backtest and "reporting" in backtest and "(champion)" in backtest
     assert _embedded(html, report_dir / "backtest/skill_by_origin.png")
     # The forecast's figures, captioned with the registry alias they came from.
-    for figure in ("forecast_changes", "interval_coverage"):
-        assert _embedded(html, report_dir / f"forecast/{figure}.png")
+    for figure in (
+        "forecast_changes.png",
+        "coverage_by_group.png",
+        "interval_calibration.png",
+        "interval_width_by_group.png",
+        "forecast_table.html",
+        "model_card.html",
+    ):
+        assert _embedded(html, report_dir / f"forecast/{figure}")
+    card = (report_dir / "forecast/model_card.html").read_text()
+    assert "Prediction intervals: coverage per group and level" in card
     assert "models:/drg-workflow-forecaster@champion" in unescape(html)  # docutils writes &#64;
     # The default target's verify result joins the data versions.
     verify = model_run / "results/verify.json"
@@ -702,8 +1012,46 @@ def test_report_renders_in_headless_chromium(report_html: Path, tmp_path: Path):
     assert '<p id="jswarning" style="display: none;">' in dom.stdout
     for category in REPORT_CATEGORIES:
         assert f"<span>{category}</span>" in dom.stdout, category
+    # The forecast's table (shown in the report's frame) renders its first page of rows, and
+    # a search narrows them.
+    table = report_html.parent / "results/report/forecast/forecast_table.html"
+    page = chromium("--dump-dom", table.as_uri())
+    assert page.returncode == 0, page.stderr[-2000:]
+    body = page.stdout.split('<tbody id="forecast-body">')[1].split("</tbody>")[0]
+    assert body.count("<tr>") == 50
+    assert re.search(r"of [\d,]+ rows; page 1 of \d+", page.stdout)
     screenshot = tmp_path / "report.png"
     shot = chromium("--window-size=1400,900", f"--screenshot={screenshot}", report_html.as_uri())
     assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]
     assert screenshot.read_bytes().startswith(b"\x89PNG")
     assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_no_password_in_any_file_or_the_report(
+    model_run: Path, report_html: Path, tracking_server: MlflowServer
+):
+    """The run's MLflow password and the Optuna storage URL (a token in its path stands in for
+    a database password) were in the environment only: neither is in any file the runs left
+    under results/, logs/, benchmarks/ or .snakemake/ (Snakemake's records of every job's
+    params), nor in the report HTML, while the runs did log to the server."""
+    secrets = {
+        "MLflow password": tracking_server.run_password.encode(),
+        "Optuna storage URL": os.environ["OPTUNA_STORAGE"].encode(),
+        "admin password": tracking_server.admin_password.encode(),
+    }
+    files = [report_html] + [
+        path
+        for folder in ("results", "logs", "benchmarks", ".snakemake")
+        for path in (model_run / folder).rglob("*")
+        if path.is_file()
+    ]
+    assert len(files) > 100 and any(".snakemake/metadata" in str(path) for path in files)
+    leaks = [
+        f"{what} in {path.relative_to(model_run)}"
+        for path in files
+        for what, secret in secrets.items()
+        if secret in path.read_bytes()
+    ]
+    assert leaks == []
+    # Files name the variable that holds the storage instead.
+    assert b"$OPTUNA_STORAGE" in (model_run / "logs/setup_study/ridge.log").read_bytes()

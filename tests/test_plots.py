@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import zlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -242,19 +245,121 @@ def test_forecast_changes_counts_every_row_and_marks_the_median():
     assert ax.get_legend().get_texts()[0].get_text() == "median +10.0%"
 
 
-def test_interval_coverage_has_a_bar_per_test_year_and_the_nominal_line():
-    coverage = {"2016": 0.79, "2017": 0.75, "all": 0.77}
-    figure = figures.interval_coverage(coverage, 0.8, "signed_log", DATA)
-    _check(figure, "actual values inside the interval (%)", DATA)
+#: The forecast metadata's interval assessment for two groups and two levels.
+ASSESSMENT = {
+    "rows": 300,
+    "years": [2016, 2017],
+    "calibration_years": [2014, 2015],
+    "by_group": {
+        level: {
+            group: {"rows": 100, "coverage": cov, "winkler_score": 1.0, "median_width": 1.0}
+            for group, cov in zip(("< 12", ">= 12", "all"), covs, strict=True)
+        }
+        for level, covs in (("0.5", (0.49, 0.52, 0.505)), ("0.8", (0.78, 0.81, 0.795)))
+    },
+    "split_conformal_by_group": {
+        level: {
+            group: {"rows": 100, "coverage": cov, "winkler_score": 1.0, "median_width": 1.0}
+            for group, cov in zip(("< 12", ">= 12", "all"), covs, strict=True)
+        }
+        for level, covs in (("0.5", (0.40, 0.60, 0.5)), ("0.8", (0.70, 0.90, 0.8)))
+    },
+}
+
+
+def test_coverage_by_group_draws_each_group_at_each_level_against_the_nominal_line():
+    figure = figures.coverage_by_group(
+        ASSESSMENT, [">= 12", "< 12"], "sum_discharges_lag1", "signed_log", DATA
+    )
+    _check(figure, "actual values inside the interval (%)", "sum_discharges_lag1", DATA)
     ax = figure.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["2016", "2017", "all"]
-    assert [round(p.get_height(), 6) for p in ax.patches] == [79.0, 75.0, 77.0]
-    assert ax.lines[0].get_ydata()[0] == 80.0
-    texts = {t.get_text() for t in ax.texts}
-    assert {"79.0%", "75.0%", "77.0%"} <= texts
-    # Without a reporting origin (only choosing origins configured) the figure says so.
-    empty = figures.interval_coverage({}, 0.8, "signed_log", DATA)
-    assert "no reporting origin: coverage not measured" in _texts(empty)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [">= 12", "< 12", "all"]
+    # Per level: the nominal line, the groups by group and with one quantile for all.
+    by_group = [line for line in ax.lines if line.get_label() == "80% by group"]
+    np.testing.assert_allclose(by_group[0].get_ydata(), [81.0, 78.0, 79.5])
+    plain = [line for line in ax.lines if line.get_label() == "80% one quantile for all"]
+    np.testing.assert_allclose(plain[0].get_ydata(), [90.0, 70.0, 80.0])
+    assert any(list(line.get_ydata()) == [80.0, 80.0] for line in ax.lines)
+
+
+def test_interval_calibration_puts_nominal_against_empirical_coverage():
+    figure = figures.interval_calibration(ASSESSMENT, ["< 12", ">= 12"], "signed_log", DATA)
+    _check(figure, "nominal coverage (%)", "empirical coverage", DATA)
+    ax = figure.axes[0]
+    overall = [line for line in ax.lines if line.get_label() == "all rows, by group"][0]
+    np.testing.assert_allclose(overall.get_xdata(), [50.0, 80.0])
+    np.testing.assert_allclose(overall.get_ydata(), [50.5, 79.5])
+    # The diagonal, and two lines per group (by group and one quantile for all).
+    assert len(ax.lines) == 1 + 2 * 2 + 1
+
+
+def test_interval_width_by_group_is_the_median_width_per_group_and_level():
+    forecast = pd.DataFrame(
+        {
+            "interval_group": ["< 12", "< 12", ">= 12"],
+            "prediction": [100.0, 300.0, 5000.0],
+            "lower_0.5": [90.0, 250.0, 4000.0],
+            "upper_0.5": [110.0, 350.0, 6000.0],
+            "lower_0.8": [50.0, 200.0, 3000.0],
+            "upper_0.8": [150.0, 500.0, 7000.0],
+        }
+    )
+    figure = figures.interval_width_by_group(
+        forecast, [0.5, 0.8], ["< 12", ">= 12"], "sum_discharges_lag1", 2018, DATA
+    )
+    _check(figure, "median interval width (dollars, log scale)", DATA)
+    ax = figure.axes[0]
+    heights = [round(p.get_height(), 6) for p in ax.patches]
+    assert heights == [60.0, 2000.0, 200.0, 4000.0]  # 50%: medians of 20, 100; 2000 ...
+
+
+def test_forecast_page_holds_every_row_and_a_search_and_sort_script():
+    forecast = pd.DataFrame(
+        {
+            "year": 2018,
+            "facility_id": [7, 3, 7],
+            "facility_name": ["St. Mary's <Hospital>", "Albany Med", "St. Mary's <Hospital>"],
+            "apr_drg_code": [194, 194, 720],
+            "apr_drg_description": ["Heart failure", "Heart failure", "Septicemia"],
+            "interval_group": ["< 12", ">= 12", "< 12"],
+            "persistence": [1000.4, -2000.0, 30.0],
+            "prediction": [1100.6, -1900.0, 31.0],
+            "lower_0.8": [901.2, -2504.9, 20.0],
+            "upper_0.8": [1300.0, -1495.0, 40.4],
+        }
+    )
+    names = {"facility_id": "facility_name", "apr_drg_code": "apr_drg_description"}
+    page = tables.forecast_page(
+        forecast,
+        names,
+        [0.8],
+        [">= 12", "< 12"],
+        "sum_discharges_lag1",
+        title="Forecast for 2018",
+        note=DATA,
+    )
+    assert page.startswith("<!DOCTYPE html>") and DATA in page
+    meta = page.split('<script type="application/json" id="forecast-meta">')[1]
+    payload = json.loads(meta.split("</script>")[0])
+    data = page.split('<script type="application/octet-stream" id="forecast-data">')[1]
+    columns = json.loads(zlib.decompress(base64.b64decode(data.split("</script>")[0])))
+    # Facilities and DRGs once each (sorted by key), rows refer to them; whole dollars, the
+    # intervals to 3 significant digits (as shown).
+    assert payload["facilities"] == [["3", "Albany Med"], ["7", "St. Mary's <Hospital>"]]
+    assert payload["drgs"] == [["194", "Heart failure"], ["720", "Septicemia"]]
+    assert payload["groups"] == [">= 12", "< 12"]
+    assert [list(row) for row in zip(*columns, strict=True)] == [
+        [1, 0, 1, 1000, 1101, 901, 1300],
+        [0, 0, 0, -2000, -1900, -2500, -1500],
+        [1, 1, 1, 30, 31, 20, 40],
+    ]
+    assert [c["name"] for c in payload["columns"]][-3:] == [
+        "2017 (last year)",
+        "forecast 2018",
+        "80% interval ($)",
+    ]
+    assert 'id="forecast-search"' in page and 'addEventListener("input", filter)' in page
+    assert "<Hospital>" not in page.split("<script")[0]  # escaped outside the JSON
 
 
 def test_feature_importances_with_and_without_impurity():
@@ -345,6 +450,13 @@ def test_backtest_page_tells_choosing_from_reporting_origins():
     assert "+0.200 [+0.100, +0.300]" in page and "90% bootstrap interval" in page
     assert '<td class="text">(last year&#x27;s value)</td>' in page
     assert page.count('<tr class="baseline">') == 2
+
+
+def test_significant_digits():
+    values = np.asarray([239_097.0, -1_483_780.0, 87.0, 0.4, 999.6])
+    np.testing.assert_array_equal(
+        tables.significant(values, 3), [239_000.0, -1_480_000.0, 87.0, 0.0, 1_000.0]
+    )
 
 
 @pytest.mark.parametrize("make", [lambda: figures.rows_along_chain(LINEAGE)])

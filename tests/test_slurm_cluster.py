@@ -1,14 +1,21 @@
-"""The workflow on a real one-node SLURM cluster, tracked by a real MLflow server.
+"""The workflow on a real one-node SLURM cluster, tracked by a real password-protected MLflow
+server.
 
 ``tests/cluster/slurm_up.sh`` installs (Debian packages), configures and starts munged,
-slurmctld and slurmd on this machine; an ``mlflow server`` (sqlite backend, artifacts in a
-temporary folder) listens on 127.0.0.1. The small configuration's default target then runs
-through ``--profile profiles/slurm`` with ``MLFLOW_TRACKING_URI`` pointing at the server, the way
-a cluster user runs it (README.md, "Running on a cluster"). The tests check that the jobs went
-through SLURM (one SLURM job per tuning shard), that the server holds every trial run, the
-final runs and their models, that the data versions are byte-identical to a local run, and that
-a rule failing on SLURM fails the run and shows the rule's log. Skipped, saying why, only where
-SLURM cannot be installed at all (no apt-get, no root).
+slurmctld and slurmd on this machine; an ``mlflow server --app-name basic-auth`` (sqlite
+backend, artifacts in a temporary folder, no access without a password) listens on 127.0.0.1,
+with a user for the workflow's run. The small configuration's default target then runs through
+``--profile profiles/slurm`` with ``MLFLOW_TRACKING_URI`` and the user's
+``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` in the environment, the way a cluster user runs it
+(docs/cluster.md). While it runs, one tuning shard's SLURM job is cancelled (``scancel``) in the
+middle of a trial; the profile's ``retries`` submits it again and it resumes. The tests check
+that the jobs went through SLURM (one SLURM job per tuning shard, the cancelled one twice), that
+every study is whole after the cancel (the budget of finished trials, nothing left running, one
+MLflow run per trial), that the server refuses requests without credentials and holds the
+runs, the models and the champion alias, that no password landed in a file, that the data
+versions are byte-identical to a local run, and that a rule failing on SLURM fails the run and
+shows the rule's log. Skipped, saying why, only where SLURM cannot be installed at all (no
+apt-get, no root).
 """
 
 from __future__ import annotations
@@ -17,14 +24,19 @@ import copy
 import os
 import re
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import pytest
+import study_checks
 from conftest import ROOT, SMALL_CONFIG, snakemake_command, write_config
-from servers import start_server
+from optuna.trial import TrialState
+from servers import start_mlflow_server, unauthenticated_status
+
+from drg_workflow.modelling.tuning import open_storage
+from drg_workflow.versions import read_json
 
 pytestmark = pytest.mark.workflow
 
@@ -35,17 +47,32 @@ PROFILE = ROOT / "profiles" / "slurm"
 STARTED = Path(os.environ.get("DRG_SLURM_STATE", "/run/drg-slurm")) / "started"
 
 MODELS = ("ridge", "random_forest")
-N_SHARDS, TRIALS_PER_SHARD = 2, 2
+N_SHARDS, TRIALS_PER_SHARD = 2, 3
+BUDGET = N_SHARDS * TRIALS_PER_SHARD
+#: The model whose shard is cancelled mid-trial.
+CANCELLED_MODEL = "random_forest"
 
 
 def cluster_config() -> dict:
-    """.test/config-basic with two of its tiny models, 2 shards x 2 trials each, and the
-    artifacts in the server's own store (the nodes share no artifact path)."""
+    """.test/config-basic with two of its tiny models, 2 shards x 3 trials each, the artifacts
+    in the server's own store per experiment (the nodes share no artifact path, and the
+    server's basic-auth ties them to the experiment's permissions), and random-forest trials
+    of about a second (so the cancel lands inside one)."""
     config = copy.deepcopy(SMALL_CONFIG)
     modelling = config["modelling"]
     modelling["models"] = {model: modelling["models"][model] for model in MODELS}
-    modelling["tuning"] = {"n_shards": N_SHARDS, "trials_per_shard": TRIALS_PER_SHARD}
-    modelling["mlflow"] = {"artifact_location": "mlflow-artifacts:/drg-workflow"}
+    modelling["models"]["random_forest"]["search_space"]["n_estimators"] = {
+        "type": "int",
+        "low": 60,
+        "high": 100,
+    }
+    # No pruning: a pruned trial ends right after its first fold, too soon for the cancel.
+    modelling["tuning"] = {
+        "n_shards": N_SHARDS,
+        "trials_per_shard": TRIALS_PER_SHARD,
+        "pruner": {"n_startup_trials": 1000},
+    }
+    modelling["mlflow"] = {"artifact_location": None}
     return config
 
 
@@ -57,7 +84,8 @@ SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\
 
 def environment(**extra: str) -> dict[str, str]:
     """The test's environment for Snakemake (and, through sbatch, for every SLURM job)."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    tracking = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    env = {k: v for k, v in os.environ.items() if k not in tracking}
     return {**env, "MLFLOW_DISABLE_TELEMETRY": "true", **extra}
 
 
@@ -138,37 +166,13 @@ def cluster_run(slurm_cluster, tmp_path_factory):
     write_config(slurm_dir, CONFIG)
     failing = local = slurm = None
 
-    server = start_server(
-        "mlflow",
-        lambda port: [
-            # No background job runner: its worker processes would outlive the server's PID
-            # (`env` execs Python, so the PID stopped at the end is the server's).
-            "env",
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{server_dir / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(server_dir / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        server_dir,
-        ready_path="/health",
-        deadline=120,
-    )
+    server = start_mlflow_server(server_dir)
     try:
         started = time.monotonic()
-        slurm = snakemake(slurm_dir, *profile, env=environment(MLFLOW_TRACKING_URI=server.url))
+        slurm = snakemake(slurm_dir, *profile, env=environment(**server.run_environment()))
         local = snakemake(local_dir, "features", env=environment())
         failing = snakemake(failing_dir, "results/v0/v0.csv", *profile, env=environment())
+        cancelled = cancel_mid_shard(slurm, slurm_dir)
         results = {"failed": failing.finish(), "local": local.finish()}
         results["slurm"] = slurm.finish(timeout=900)
         seconds = time.monotonic() - started
@@ -180,12 +184,52 @@ def cluster_run(slurm_cluster, tmp_path_factory):
             "slurm_seconds": seconds,
             "server": server,
             "server_dir": server_dir,
+            "cancelled": cancelled,
         }
     finally:
         server.stop()
         for run in (failing, local, slurm):
             if run is not None:
                 run.stop()
+
+
+def cancel_mid_shard(slurm: Run, workdir: Path, deadline: float = 600) -> dict:
+    """``scancel`` the SLURM job of a random-forest shard once it has a finished trial and
+    another running past its first fold; return the job id, the shard and what the study held
+    right before the cancel."""
+    journal = workdir / f"results/optuna/{CANCELLED_MODEL}.journal"
+    setup_path = workdir / f"results/tuning/{CANCELLED_MODEL}/setup.json"
+    stop_at = time.monotonic() + deadline
+    while True:
+        assert slurm.process.poll() is None, slurm.output.read_text()[-5000:]
+        assert time.monotonic() < stop_at, "no shard job reached its second trial"
+        time.sleep(0.05)
+        jobs = {
+            wildcards: job_id
+            for job_id, rule, wildcards in submissions(slurm.output.read_text(errors="replace"))
+            if rule == "tune_shard"
+        }
+        if not setup_path.exists() or not journal.exists():
+            continue
+        name = read_json(setup_path)["study_name"]
+        trials = optuna.load_study(study_name=name, storage=open_storage(str(journal))).trials
+        done = {t.user_attrs["shard"] for t in trials if t.state.is_finished()}
+        for trial in trials:
+            shard = trial.user_attrs.get("shard")
+            job = jobs.get(f"{CANCELLED_MODEL}_{shard}")
+            if (
+                trial.state == TrialState.RUNNING
+                and trial.intermediate_values
+                and shard in done
+                and job
+            ):
+                subprocess.run(["scancel", job], check=True, timeout=60)
+                return {
+                    "job_id": job,
+                    "shard": shard,
+                    "running_trial": trial.number,
+                    "states": {t.number: t.state.name for t in trials},
+                }
 
 
 def submissions(output: str) -> list[tuple[str, str, str]]:
@@ -223,35 +267,108 @@ def test_default_target_runs_through_slurm(cluster_run):
         timeout=60,
     )
     states = dict(line.split() for line in listed.stdout.splitlines())
-    recent = [job_id for job_id, rule, _ in submitted if rule in ("tune_shard", "train_final")]
+    cancelled = cluster_run["cancelled"]["job_id"]
+    assert states.get(cancelled) == "CANCELLED", states
+    recent = [
+        job_id
+        for job_id, rule, _ in submitted
+        if rule in ("tune_shard", "train_final") and job_id != cancelled
+    ]
     assert {states.get(job_id) for job_id in recent} == {"COMPLETED"}, (states, recent)
 
 
 def test_tuning_shards_are_separate_slurm_jobs(cluster_run):
     _code, output = cluster_run["slurm"]
-    shards = {
-        wildcards: job_id for job_id, rule, wildcards in submissions(output) if rule == "tune_shard"
-    }
+    shards: dict[str, list[str]] = {}
+    for job_id, rule, wildcards in submissions(output):
+        if rule == "tune_shard":
+            shards.setdefault(wildcards, []).append(job_id)
     expected = {f"{model}_{shard}" for model in MODELS for shard in range(N_SHARDS)}
     assert set(shards) == expected, shards
-    assert len(set(shards.values())) == len(expected), shards
+    # The cancelled shard's job was submitted again by the profile's retries, once.
+    cancelled = cluster_run["cancelled"]
+    again = shards.pop(f"{CANCELLED_MODEL}_{cancelled['shard']}")
+    assert len(again) == 2 and again[0] == cancelled["job_id"], again
+    assert all(len(ids) == 1 for ids in shards.values()), shards
 
 
-def test_server_holds_every_trial_and_the_final_models(cluster_run):
+@pytest.fixture(scope="module")
+def client(cluster_run):
+    """An MLflow client of the server, logged in as the workflow's run user."""
     from mlflow import MlflowClient
 
+    server = cluster_run["server"]
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in server.run_environment().items():
+            patch.setenv(name, value)
+        yield MlflowClient(server.url)
+
+
+def test_a_shard_cancelled_mid_trial_resumes_on_retry(cluster_run, client):
+    """scancel of a random-forest shard's job while a trial ran, after one finished: the
+    retried job kept the finished trials, marked the running one FAIL (interrupted) with its
+    MLflow run KILLED, and ran only the missing ones; every study is whole."""
+    assert cluster_run["slurm"][0] == 0, cluster_run["slurm"][1][-8000:]
+    cancelled = cluster_run["cancelled"]
+    slurm_dir = cluster_run["slurm_dir"]
+    print(f"at the cancel: {cancelled}")
+    for model in MODELS:
+        journal = str(slurm_dir / f"results/optuna/{model}.journal")
+        print("after the retry:", study_checks.study_counts(slurm_dir, model, journal, client))
+    for model in MODELS:
+        trials = study_checks.assert_study_is_whole(
+            slurm_dir, model, str(slurm_dir / f"results/optuna/{model}.journal"), client, BUDGET
+        )
+        if model == CANCELLED_MODEL:
+            states = {t.number: t.state for t in trials}
+            assert states[cancelled["running_trial"]] == TrialState.FAIL
+            before = [int(n) for n, s in cancelled["states"].items() if s in ("COMPLETE", "PRUNED")]
+            assert all(states[n] in (TrialState.COMPLETE, TrialState.PRUNED) for n in before)
+    shard = read_json(
+        slurm_dir / f"results/tuning/{CANCELLED_MODEL}/shard_{cancelled['shard']}.json"
+    )
+    assert shard["interrupted_trial_numbers"] == [cancelled["running_trial"]]
+    assert shard["n_trials_resumed"] >= 1
+    assert shard["n_trials_resumed"] + shard["n_trials_run"] == TRIALS_PER_SHARD
+
+
+def test_the_server_refuses_requests_without_a_password(cluster_run):
+    assert unauthenticated_status(cluster_run["server"].url) == 401
+
+
+def test_no_password_in_any_file_of_the_cluster_run(cluster_run):
+    """The run user's password was in the environment of Snakemake and its SLURM jobs only."""
+    secret = cluster_run["server"].run_password.encode()
+    slurm_dir = cluster_run["slurm_dir"]
+    files = [
+        path
+        for folder in ("results", "logs", "benchmarks", ".snakemake")
+        for path in (slurm_dir / folder).rglob("*")
+        if path.is_file()
+    ]
+    assert len(files) > 100
+    assert [str(path) for path in files if secret in path.read_bytes()] == []
+
+
+def test_server_holds_every_trial_the_final_models_and_the_champion(cluster_run, client):
     assert cluster_run["slurm"][0] == 0
-    client = MlflowClient(tracking_uri=cluster_run["server"].url)
     experiment = client.get_experiment_by_name("drg-workflow")
     assert experiment is not None
-    assert experiment.artifact_location.startswith("mlflow-artifacts:")
+    assert experiment.artifact_location == f"mlflow-artifacts:/{experiment.experiment_id}"
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    trials = [run for run in runs if run.data.tags.get("stage") == "trial"]
+    trials = [
+        run
+        for run in runs
+        if run.data.tags.get("stage") == "trial" and run.info.status == "FINISHED"
+    ]
     finals = [run for run in runs if run.data.tags.get("stage") == "final"]
-    assert len(trials) == len(MODELS) * N_SHARDS * TRIALS_PER_SHARD, len(trials)
-    assert {(run.data.tags["model"], run.info.status) for run in trials} == {
-        (model, "FINISHED") for model in MODELS
-    }
+    assert len(trials) == len(MODELS) * BUDGET, len(trials)
+    assert {run.data.tags["model"] for run in trials} == set(MODELS)
+    champion = read_json(cluster_run["slurm_dir"] / "results/models/champion.json")
+    if champion["champion"] is not None:
+        version = client.get_model_version_by_alias(champion["registered_model"], "champion")
+        assert str(version.version) == champion["version"]
+        assert version.run_id == champion["run_id"]
     assert sorted(run.data.tags["model"] for run in finals) == sorted(MODELS)
     # Each final model is a logged model of its run, its files in the server's artifact folder.
     models = client.search_logged_models([experiment.experiment_id])

@@ -177,28 +177,46 @@ def assert_one_clear_error(result: subprocess.CompletedProcess, rule: str, messa
 # --------------------------------------------------------------------------------------------
 
 
-def test_s3_source_and_results_in_s3(moto: ServerProcess, tmp_path: Path, raw_bytes: bytes):
-    """Targeted build, then the rest, then nothing to do; every version lands in the bucket."""
-    env = s3_environment(moto)
-    raw = {"source": "s3", "s3": f"s3://{INPUT_BUCKET}/{RAW_KEY}"}
-    prefix = "drg"
-    flags = [
-        "--default-storage-provider",
-        "s3",
-        "--default-storage-prefix",
-        f"s3://{RESULTS_BUCKET}/{prefix}",
-    ]
+#: The flags that keep every result in the S3 bucket (docs/real-data-and-s3.md).
+RESULTS_PREFIX = "drg"
+S3_RESULTS = [
+    "--default-storage-provider",
+    "s3",
+    "--default-storage-prefix",
+    f"s3://{RESULTS_BUCKET}/{RESULTS_PREFIX}",
+]
+S3_RAW = {"source": "s3", "s3": f"s3://{INPUT_BUCKET}/{RAW_KEY}"}
 
-    targeted = run(tmp_path, raw, *flags, "results/v11/v11.csv", env=env)
+
+@pytest.fixture(scope="module")
+def s3_build(moto: ServerProcess, tmp_path_factory) -> dict:
+    """Raw data from S3 and every result in S3: a targeted build (v11), then the rest of the
+    versions (`features`); what each left in the bucket."""
+    workdir = tmp_path_factory.mktemp("s3-results")
+    env = s3_environment(moto)
+    targeted = run(workdir, S3_RAW, *S3_RESULTS, "results/v11/v11.csv", env=env)
     assert targeted.returncode == 0, targeted.stderr[-3000:]
-    keys = s3_keys(moto, RESULTS_BUCKET, prefix)
+    keys_after_targeted = s3_keys(moto, RESULTS_BUCKET, RESULTS_PREFIX)
+    # `features` = every data version; the modelling state (MLflow DB, Optuna journal) is
+    # local by design (see docs/real-data-and-s3.md).
+    full = run(workdir, S3_RAW, *S3_RESULTS, "features", env=env)
+    assert full.returncode == 0, full.stderr[-3000:]
+    return {
+        "workdir": workdir,
+        "env": env,
+        "keys_after_targeted": keys_after_targeted,
+        "full": full,
+    }
+
+
+def test_s3_source_and_results_in_s3(s3_build: dict, moto: ServerProcess, raw_bytes: bytes):
+    """Targeted build, then the rest, then nothing to do; every version lands in the bucket."""
+    workdir, env, prefix = s3_build["workdir"], s3_build["env"], RESULTS_PREFIX
+    keys = s3_build["keys_after_targeted"]
     assert "results/v11/v11.csv" in keys and "results/v0/v0_metadata.json" in keys
     assert not any(k.startswith(("results/v12/", "results/v13/")) for k in keys)
 
-    # `features` = every data version; the modelling state (MLflow DB, Optuna journal) is
-    # local by design (see README "Results in S3").
-    full = run(tmp_path, raw, *flags, "features", env=env)
-    assert full.returncode == 0, full.stderr[-3000:]
+    full = s3_build["full"]
     ran = full.stdout + full.stderr
     assert "rule rolling_columns:" in ran and "rule ingest_raw:" not in ran
     keys = s3_keys(moto, RESULTS_BUCKET, prefix)
@@ -207,9 +225,9 @@ def test_s3_source_and_results_in_s3(moto: ServerProcess, tmp_path: Path, raw_by
             assert f"results/{version}/{name}" in keys
     assert "logs/ingest_raw/v0.log" in keys and "benchmarks/lag_columns/v11.tsv" in keys
     # Nothing was written to the local results tree.
-    assert not (tmp_path / "results").exists()
+    assert not (workdir / "results").exists()
 
-    again = run(tmp_path, raw, *flags, "features", "-n", env=env)
+    again = run(workdir, S3_RAW, *S3_RESULTS, "features", "-n", env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Nothing to be done" in again.stdout + again.stderr
 
@@ -218,11 +236,62 @@ def test_s3_source_and_results_in_s3(moto: ServerProcess, tmp_path: Path, raw_by
     )["Body"]
     v0 = json.loads(body.read())
     assert v0["raw_file"] == {
-        "uri": raw["s3"],
+        "uri": S3_RAW["s3"],
         "sha256": hashlib.sha256(raw_bytes).hexdigest(),
     }
-    assert v0["transformation"]["parameters"]["s3"] == raw["s3"]
-    assert str(tmp_path) not in json.dumps(v0) and ".snakemake" not in json.dumps(v0)
+    assert v0["transformation"]["parameters"]["s3"] == S3_RAW["s3"]
+    assert str(workdir) not in json.dumps(v0) and ".snakemake" not in json.dumps(v0)
+
+
+def test_verify_proves_the_chain_in_s3_and_names_an_edited_object(
+    s3_build: dict, moto: ServerProcess
+):
+    """`snakemake verify` and the default target's verify_build with every result in S3: they
+    check the objects as they are, build nothing, and name an object edited in the bucket the
+    way they name an edited local file."""
+    workdir, env = s3_build["workdir"], s3_build["env"]
+    client = s3_client(moto)
+
+    def report(key: str) -> dict:
+        body = client.get_object(Bucket=RESULTS_BUCKET, Key=f"{RESULTS_PREFIX}/{key}")["Body"]
+        return json.loads(body.read())
+
+    proven = run(workdir, S3_RAW, *S3_RESULTS, "verify", env=env)
+    assert proven.returncode == 0, proven.stderr[-3000:]
+    lines = [line for line in proven.stdout.splitlines() if re.match(r"^v\d", line)]
+    assert [line.split()[:2] for line in lines] == [[v, "ok"] for v in VERSIONS]
+    assert report("logs/verify/verify.json")["passed"]
+    assert not (workdir / "results").exists()  # read from the bucket, not from local files
+
+    key = f"{RESULTS_PREFIX}/results/v8/v8.csv"
+    lines = client.get_object(Bucket=RESULTS_BUCKET, Key=key)["Body"].read().splitlines(True)
+    client.put_object(Bucket=RESULTS_BUCKET, Key=key, Body=b"".join(lines[:2] + lines[3:]))
+    problem = "v8: CSV sha256"
+    broken = run(workdir, S3_RAW, *S3_RESULTS, "verify", env=env)
+    assert broken.returncode != 0
+    assert "ERROR in rule verify: the chain on disk is broken:" in broken.stderr
+    assert problem in broken.stderr and "(the CSV was changed after it was built)" in broken.stderr
+    assert "--forcerun agg_severities (the rule of v8)" in broken.stderr
+    assert re.search(r"^v8 +BROKEN  CSV sha256", broken.stdout, re.M)
+    assert report("logs/verify/verify.json")["first_broken"] == {
+        "version": "v8",
+        "rule": "agg_severities",
+    }
+    ran = broken.stdout + broken.stderr
+    assert re.findall(r"^(?:local)?rule (\w+):", ran, re.M) == ["verify"]  # nothing rebuilt
+
+    # verify_build, the default target's last job, on the versions in the bucket (with a
+    # stand-in for the comparison, which this test does not build).
+    client.put_object(
+        Bucket=RESULTS_BUCKET,
+        Key=f"{RESULTS_PREFIX}/results/models/comparison.csv",
+        Body=b"model\n",
+    )
+    only = ("results/verify.json", "--allowed-rules", "verify_build")
+    built = run(workdir, S3_RAW, *S3_RESULTS, *only, env=env)
+    assert built.returncode != 0
+    assert "ERROR in rule verify_build: the chain on disk is broken:" in built.stderr
+    assert problem in built.stderr
 
 
 def test_missing_s3_object_stops_before_any_job(moto: ServerProcess, tmp_path: Path):

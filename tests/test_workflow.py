@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, SMALL_CONFIG, snakemake_command, write_config
+from conftest import ROOT, SMALL_CONFIG, deploy_as_module, snakemake_command, write_config
 
 from drg_workflow.config_validation import validate_config
 from drg_workflow.transformations import apply_transformation
@@ -153,10 +153,17 @@ def test_two_clean_runs_give_identical_bytes(small_run: Path, tmp_path: Path):
     assert different == []
 
 
-def test_a_killed_run_resumes_with_the_plain_command(small_run: Path, tmp_path: Path):
+@pytest.mark.parametrize("deployment", ["checkout", "module"])
+def test_a_killed_run_resumes_with_the_plain_command(
+    small_run: Path, tmp_path: Path, deployment: str
+):
     """SIGKILL of the whole run mid-chain (snakemake and its running job), then the plain
-    command: no --unlock, no --rerun-incomplete, and the same bytes as an uninterrupted run."""
-    write_config(tmp_path, SMALL_CONFIG)
+    command: no --unlock, no --rerun-incomplete, and the same bytes as an uninterrupted run;
+    in a checkout and in a user's directory that uses the workflow as a module."""
+    if deployment == "module":
+        deploy_as_module(tmp_path, SMALL_CONFIG)
+    else:
+        write_config(tmp_path, SMALL_CONFIG)
     # The plain command: no --nolock, so Snakemake's own locking is exercised too.
     plain = [arg for arg in snakemake_command(tmp_path, "features") if arg != "--nolock"]
     killed = subprocess.Popen(
@@ -229,6 +236,19 @@ def test_a_forecast_from_data_without_lags_stops_naming_the_key(tmp_path: Path):
     forecast = run(tmp_path, "-n", "results/forecast/forecast.csv")
     assert forecast.returncode != 0
     assert "config key modelling.data_version 'v9' is not made through lag_columns" in (
+        forecast.stdout + forecast.stderr
+    )
+
+
+def test_a_forecast_whose_names_version_is_not_in_the_chain_stops_naming_the_key(
+    tmp_path: Path,
+):
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["forecast"] = {"names": {"version": "v99"}}
+    write_config(tmp_path, config)
+    forecast = run(tmp_path, "-n", "results/forecast/forecast.csv")
+    assert forecast.returncode != 0
+    assert "config key forecast.names.version: 'v99' is not a version of the chain" in (
         forecast.stdout + forecast.stderr
     )
 

@@ -22,6 +22,7 @@ from drg_workflow.contract_settings import check_contracts
 from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.names import RAW_VERSION, SPLIT_NAMES
 from drg_workflow.registry import default_contracts, registered_transformations
+from drg_workflow.urls import credentials_error
 
 
 class ConfigError(DrgWorkflowError):
@@ -153,6 +154,7 @@ def validate_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     check_chain_versions(config)
     check_year_ranges(config)
+    check_credentials(config)
     check_modelling(config)
     try:
         check_contracts(config)
@@ -188,6 +190,26 @@ def check_year_ranges(config: Mapping[str, Any]) -> None:
     first, last = config["raw"]["plausible_years"]
     if first > last:
         raise ConfigError(f"config key raw.plausible_years: {first} is after {last}")
+
+
+#: Settings that may hold a URL with credentials: each refuses a password (check_credentials).
+URL_KEYS: tuple[tuple[str, ...], ...] = (
+    ("modelling", "tuning", "storage"),
+    ("modelling", "mlflow", "tracking_uri"),
+)
+
+
+def check_credentials(config: Mapping[str, Any]) -> None:
+    """No ``user:password@`` in the storage and tracking URLs: they are rule params, which
+    Snakemake records in ``.snakemake/metadata`` and the report (``raw.url`` is refused by its
+    schema pattern). One message says how to pass the password instead; it never repeats it."""
+    for path in URL_KEYS:
+        value: Any = config
+        for key in path:
+            value = value[key]
+        message = credentials_error(f"config key {'.'.join(path)}", value) if value else None
+        if message:
+            raise ConfigError(message)
 
 
 def check_split_form(split: Mapping[str, Any]) -> bool:

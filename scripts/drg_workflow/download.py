@@ -41,6 +41,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from drg_workflow import __version__
 from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.files import atomic_output
+from drg_workflow.urls import public_url
 
 __all__ = ["DownloadError", "DownloadResult", "download", "public_url"]
 
@@ -69,16 +70,6 @@ class DownloadResult:
     size: int
     sha256: str
     attempts: int
-
-
-def public_url(url: str) -> str:
-    """``url`` without any ``user:password@`` part, fit for logs and metadata."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def download(

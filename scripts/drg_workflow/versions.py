@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +90,11 @@ def write_arrow(table: pa.Table, path: str | os.PathLike) -> str:
     return digest
 
 
-def read_arrow(path: str | os.PathLike) -> pd.DataFrame:
-    """Read the Arrow copy of a version."""
+def read_arrow(path: str | os.PathLike, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read the Arrow copy of a version (only ``columns``, when given)."""
     with pa.memory_map(str(path)) as source:
-        return pa_ipc.open_file(source).read_all().to_pandas()
+        table = pa_ipc.open_file(source).read_all()
+        return (table if columns is None else table.select(list(columns))).to_pandas()
 
 
 def arrow_columns(path: str | os.PathLike) -> list[str]:

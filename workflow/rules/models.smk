@@ -13,7 +13,7 @@
 # {origin} are in common/modelling.smk.
 # split_years, setup_mlflow, setup_study, compare_models and register_champion are bookkeeping
 # (a few MLflow and Optuna calls, no model fits): local rules, so on a cluster they run in the
-# Snakemake process's host instead of waiting in the queue (README.md, "Running on a cluster").
+# Snakemake process's host instead of waiting in the queue (docs/cluster.md).
 
 
 checkpoint split_years:

@@ -205,13 +205,36 @@ rule report_forecast:
             f"{REPORT}/forecast/forecast_changes.png",
             caption="../report/forecast_changes.rst",
             category="Forecast",
+            subcategory="Changes over last year",
             labels=report_labels("forecast changes over last year", "champion"),
         ),
-        coverage=report(
-            f"{REPORT}/forecast/interval_coverage.png",
-            caption="../report/interval_coverage.rst",
+        table=report(
+            f"{REPORT}/forecast/forecast_table.html",
+            caption="../report/forecast_table.rst",
             category="Forecast",
-            labels=report_labels("interval coverage on the test years", "champion"),
+            subcategory="Forecast table",
+            labels=report_labels("forecast table (search, sort)", "champion"),
+        ),
+        coverage=report(
+            f"{REPORT}/forecast/coverage_by_group.png",
+            caption="../report/coverage_by_group.rst",
+            category="Forecast",
+            subcategory="Prediction intervals",
+            labels=report_labels("coverage by group and level", "champion"),
+        ),
+        calibration=report(
+            f"{REPORT}/forecast/interval_calibration.png",
+            caption="../report/interval_calibration.rst",
+            category="Forecast",
+            subcategory="Prediction intervals",
+            labels=report_labels("nominal vs empirical coverage", "champion"),
+        ),
+        widths=report(
+            f"{REPORT}/forecast/interval_width_by_group.png",
+            caption="../report/interval_width_by_group.rst",
+            category="Forecast",
+            subcategory="Prediction intervals",
+            labels=report_labels("interval width by group", "champion"),
         ),
     log:
         "logs/report_forecast/report_forecast.log",
@@ -220,5 +243,7 @@ rule report_forecast:
     localrule: True
     conda:
         "../envs/modelling.yaml"
+    params:
+        name_columns=config["forecast"]["names"]["columns"],
     script:
         "../../scripts/report_forecast.py"

@@ -10,9 +10,16 @@
 # as input would make Snakemake rebuild the dependants of a newer input before the check).
 # The default target ends with verify_build: the same check as the last job, after every
 # version and the model comparison (and again whenever one of them is newer than its report).
+#
+# Results in a storage (--default-storage-provider s3): the files are objects, not on disk, so
+# rule verify then takes the chain's files as input, each flagged before_update: Snakemake
+# retrieves them as they are in the storage without looking for the jobs that make them, so it
+# still builds nothing first (a missing object stops it naming the object).
 
 
 rule verify:
+    input:
+        unpack(verify_storage_inputs),
     log:
         log="logs/verify/verify.log",
         report="logs/verify/verify.json",

@@ -1,5 +1,6 @@
-"""The next-year forecast: the features of year T+1, split-conformal prediction intervals and
-the forecast table.
+"""The next-year forecast: the features of year T+1, the calibration and assessment of its
+group-conditional prediction intervals (the intervals themselves are :mod:`.intervals`), the
+facility and DRG names of the last year, and the forecast table.
 
 The features of the year after the data's last year T come from the workflow's own
 transformations, never from a copy of them: placeholder rows for T+1 (one per (facility, DRG)
@@ -10,9 +11,9 @@ modelling data. The rows of T+1 are then the modelling data of a year not yet se
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,16 +22,12 @@ from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.transformations import apply_transformation
 
 from .data import KEY_COLUMNS
-from .target_form import signed_exp, signed_log
-
-#: The forecast table's columns after the keys (the interval bounds at the configured level).
-FORECAST_VALUE_COLUMNS: tuple[str, ...] = (
-    "persistence",
-    "prediction",
-    "interval_lower",
-    "interval_upper",
+from .intervals import (
+    MondrianIntervals,
+    assessment_json,
+    bound_columns,
+    interval_assessment,
 )
-INTERVAL_METHODS: tuple[str, ...] = ("signed_log", "absolute")
 
 
 class ForecastError(DrgWorkflowError):
@@ -78,126 +75,210 @@ def next_year_features(
     return rows.sort_values(list(KEY_COLUMNS[1:]), kind="stable", ignore_index=True)
 
 
-# --------------------------------------------------------------------------- intervals
+# --------------------------------------------------------------------------- names
 
 
-@dataclass(frozen=True)
-class ConformalInterval:
-    """A split-conformal prediction interval calibrated on held-out residuals.
+def last_year_names(frame: pd.DataFrame, key: str, name: str) -> pd.DataFrame:
+    """Each ``key``'s ``name`` in the last year it appears in: ``(key, name)``, one row per key.
 
-    ``signed_log``: the residuals are differences of signed logs (:func:`.target_form.
-    signed_log`), so the interval ``[sexp(slog(p) - q), sexp(slog(p) + q)]`` is wider for
-    larger predictions, as the errors of a heavy-tailed target are; ``absolute``: residuals in
-    dollars, ``[p - q, p + q]``. ``quantile`` is the ``ceil((n + 1) * level) / n`` empirical
-    quantile of the ``n`` absolute calibration residuals (infinite when n is too small), which
-    gives coverage >= level for exchangeable rows.
+    A facility renamed between years reads by its newest name; two names of one key in its
+    last year (not expected) resolve to the alphabetically last, so the choice never depends
+    on row order.
     """
-
-    method: str
-    level: float
-    quantile: float
-    n_calibration: int
-
-    @classmethod
-    def calibrate(
-        cls,
-        y_true: np.ndarray | pd.Series,
-        y_pred: np.ndarray | pd.Series,
-        method: str,
-        level: float,
-    ) -> ConformalInterval:
-        """Calibrate on held-out ``y_true`` and predictions ``y_pred`` (e.g. validation)."""
-        if method not in INTERVAL_METHODS:
-            raise ForecastError(
-                f"unknown interval method {method!r}; known: {', '.join(INTERVAL_METHODS)}"
-            )
-        if not 0 < level < 1:
-            raise ForecastError(f"interval level must lie in (0, 1), not {level}")
-        residuals = np.abs(_scale(y_true, method) - _scale(y_pred, method))
-        n = len(residuals)
-        if n == 0:
-            raise ForecastError("no calibration rows for the prediction interval")
-        rank = math.ceil((n + 1) * level)
-        quantile = math.inf if rank > n else float(np.sort(residuals)[rank - 1])
-        return cls(method=method, level=float(level), quantile=quantile, n_calibration=n)
-
-    def bounds(self, y_pred: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        """The interval ``(lower, upper)`` around each prediction (always containing it)."""
-        scaled = _scale(y_pred, self.method)
-        lower, upper = scaled - self.quantile, scaled + self.quantile
-        if self.method == "signed_log":
-            return signed_exp(lower), signed_exp(upper)
-        return lower, upper
-
-    def coverage(self, y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series) -> float:
-        """The share of rows whose ``y_true`` lies in the interval around ``y_pred``."""
-        lower, upper = self.bounds(y_pred)
-        truth = np.asarray(y_true, dtype=float)
-        return float(np.mean((truth >= lower) & (truth <= upper)))
-
-    def to_json(self) -> dict:
-        return asdict(self)
+    missing = [c for c in ("year", key, name) if c not in frame.columns]
+    if missing:
+        raise ForecastError(f"the names' data version has no column {', '.join(missing)}")
+    rows = frame.loc[frame[name].notna(), ["year", key, name]]
+    latest = rows.sort_values([key, "year", name], kind="stable").drop_duplicates(key, keep="last")
+    return latest.loc[:, [key, name]].reset_index(drop=True)
 
 
-def _scale(values: np.ndarray | pd.Series, method: str) -> np.ndarray:
-    return signed_log(values) if method == "signed_log" else np.asarray(values, dtype=float)
+def with_names(
+    table: pd.DataFrame, names_source: pd.DataFrame, name_columns: Mapping[str, str]
+) -> pd.DataFrame:
+    """``table`` with, right after each key column of ``name_columns`` (key -> name column),
+    that key's name of its last year in ``names_source`` (see :func:`last_year_names`)."""
+    result = table
+    for key, name in name_columns.items():
+        names = last_year_names(names_source, key, name)
+        result = result.merge(names, on=key, how="left", validate="many_to_one", sort=False)
+    order: list[str] = []
+    for column in table.columns:
+        order.append(column)
+        order.extend(name for key, name in name_columns.items() if key == column)
+    return result.loc[:, order]
 
 
 def backtest_residual_rows(predictions: pd.DataFrame, model: str | None) -> pd.DataFrame:
     """The rows of the backtest's out-of-sample predictions (see
-    :data:`.backtest.PREDICTION_COLUMNS`) that calibrate and test the forecast's interval:
+    :data:`.backtest.PREDICTION_COLUMNS`) that calibrate and assess the forecast's intervals:
     ``model``'s predictions, or persistence's (of any one model's rows) for ``None``; columns
-    year, role, y_true, y_pred.
+    role, the keys (year is the origin), y_true, y_pred.
 
     Raises:
         ForecastError: the predictions hold no row of ``model``.
     """
+    if predictions.empty:
+        raise ForecastError("the backtest has no predictions to calibrate the intervals on")
     chosen = model if model is not None else str(predictions["model"].iloc[0])
     rows = predictions.loc[predictions["model"] == chosen]
     if rows.empty:
         raise ForecastError(f"the backtest has no predictions of model {chosen!r}")
-    return pd.DataFrame(
-        {
-            "year": rows["year"].to_numpy(),
-            "role": rows["role"].to_numpy(),
-            "y_true": rows["actual"].to_numpy(dtype=float),
-            "y_pred": rows["prediction" if model is not None else "persistence"].to_numpy(
-                dtype=float
-            ),
-        }
+    result = rows.loc[:, ["role", *KEY_COLUMNS]].reset_index(drop=True)
+    result["y_true"] = rows["actual"].to_numpy(dtype=float)
+    result["y_pred"] = rows["prediction" if model is not None else "persistence"].to_numpy(
+        dtype=float
     )
-
-
-def coverage_by_year(rows: pd.DataFrame, interval: ConformalInterval) -> dict[str, float]:
-    """The interval's coverage on each year of ``rows`` (columns year, y_true, y_pred), plus
-    ``"all"``; empty without rows (no reporting origin to measure it on)."""
-    if rows.empty:
-        return {}
-    result = {
-        str(int(year)): interval.coverage(part["y_true"], part["y_pred"])
-        for year, part in rows.groupby("year", sort=True)
-    }
-    result["all"] = interval.coverage(rows["y_true"], rows["y_pred"])
     return result
+
+
+# --------------------------------------------------------------------------- table
+
+
+def cents(values: np.ndarray | pd.Series) -> np.ndarray:
+    """Dollars rounded to cents (and -0.0 written as 0)."""
+    return np.round(np.asarray(values, dtype=float), 2) + 0.0
 
 
 def forecast_table(
     features: pd.DataFrame,
     prediction: np.ndarray,
     persistence: np.ndarray,
-    interval: ConformalInterval,
+    intervals: MondrianIntervals,
 ) -> pd.DataFrame:
-    """The forecast: keys of year T+1, the persistence value, the prediction and its interval.
+    """The forecast: keys of year T+1, each row's interval group (by the calibration's
+    grouping column), the persistence value, the prediction and its interval at every level
+    (``lower_<level>``, ``upper_<level>``, narrowest first), all money in cents.
 
     Raises:
         ForecastError: a prediction or persistence value is not finite.
     """
     table = features.loc[:, list(KEY_COLUMNS)].reset_index(drop=True)
+    group_values = features[intervals.binning.column].to_numpy()
+    table["interval_group"] = intervals.group_labels(group_values)
     table["persistence"] = np.asarray(persistence, dtype=float)
     table["prediction"] = np.asarray(prediction, dtype=float)
-    table["interval_lower"], table["interval_upper"] = interval.bounds(table["prediction"])
     bad = ~np.isfinite(table[["persistence", "prediction"]].to_numpy()).all(axis=1)
     if bad.any():
         first = table.loc[bad, list(KEY_COLUMNS)].iloc[0].to_dict()
         raise ForecastError(f"{int(bad.sum())} forecast rows are not finite, e.g. {first}")
+    for level, (lower, upper) in intervals.bounds(table["prediction"], group_values).items():
+        low_column, high_column = bound_columns(level)
+        table[low_column], table[high_column] = cents(lower), cents(upper)
+    table["persistence"], table["prediction"] = cents(persistence), cents(prediction)
     return table
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """``forecast.interval_method``, ``interval_levels`` and ``interval_groups`` (the column
+    rows are grouped by and its bins, or ``None``: the column's values are the groups)."""
+
+    method: str
+    levels: tuple[float, ...]
+    column: str
+    bins: int | None
+
+    @classmethod
+    def from_params(cls, forecast: Mapping[str, Any]) -> IntervalSettings:
+        """From the validated config's ``forecast`` section."""
+        groups = forecast["interval_groups"]
+        return cls(
+            method=forecast["interval_method"],
+            levels=tuple(sorted(float(level) for level in forecast["interval_levels"])),
+            column=groups["column"],
+            bins=None if groups["bins"] is None else int(groups["bins"]),
+        )
+
+
+def with_group_column(predictions: pd.DataFrame, frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Held-out ``predictions`` (keys, y_true, y_pred) with the grouping ``column`` of their
+    rows in the modelling data ``frame`` (joined by key, unless they carry it already).
+
+    Raises:
+        ForecastError: the column is in neither, or a prediction's row is not in ``frame``.
+    """
+    if column in predictions.columns:
+        return predictions
+    if column not in frame.columns:
+        raise ForecastError(
+            f"config key forecast.interval_groups.column: {column!r} is not a column of the "
+            "modelling data"
+        )
+    keys = list(KEY_COLUMNS)
+    joined = predictions.merge(
+        frame.loc[:, [*keys, column]], on=keys, how="left", validate="many_to_one", indicator=True
+    )
+    lost = int((joined.pop("_merge") != "both").sum())
+    if lost:
+        raise ForecastError(f"{lost} held-out predictions have no row in the modelling data")
+    return joined
+
+
+def split_conformal(calibration: pd.DataFrame, settings: IntervalSettings) -> MondrianIntervals:
+    """Plain split-conformal intervals (one quantile per level for every row), the reference
+    the group-conditional intervals are measured against."""
+    return MondrianIntervals.calibrate(
+        calibration["y_true"],
+        calibration["y_pred"],
+        np.zeros(len(calibration)),
+        method=settings.method,
+        levels=settings.levels,
+        column=settings.column,
+        bins=None,
+    )
+
+
+def calibrate_intervals(
+    calibration: pd.DataFrame,
+    settings: IntervalSettings,
+    groups_of: MondrianIntervals | None = None,
+) -> MondrianIntervals:
+    """Group-conditional intervals calibrated on held-out rows (y_true, y_pred and the grouping
+    column); in the groups of ``groups_of`` (its binning) if given, else in bins of these
+    rows."""
+    return MondrianIntervals.calibrate(
+        calibration["y_true"],
+        calibration["y_pred"],
+        calibration[settings.column],
+        method=settings.method,
+        levels=settings.levels,
+        column=settings.column,
+        bins=settings.bins,
+        binning=None if groups_of is None else groups_of.binning,
+    )
+
+
+def assess_intervals(
+    intervals: MondrianIntervals, reference: MondrianIntervals, assessment: pd.DataFrame
+) -> dict[str, Any]:
+    """How ``intervals`` (and the plain split-conformal ``reference``) did on held-out rows
+    never used to calibrate them (y_true, y_pred, year and the grouping column): per level,
+    coverage, mean Winkler score and median width per group and for all rows (``by_group``,
+    ``split_conformal_by_group``), and per year (``by_year``); and the quantiles per group and
+    level of ``intervals`` (``quantiles``), so the coverage can be recomputed."""
+    column = intervals.binning.column
+    labels = intervals.group_labels(assessment[column])
+    bounds = intervals.bounds(assessment["y_pred"], assessment[column])
+    reference_bounds = reference.bounds(assessment["y_pred"], np.zeros(len(assessment)))
+    years = assessment["year"].astype(int).astype(str).to_numpy()
+    return {
+        "years": sorted(int(y) for y in set(years)),
+        "rows": len(assessment),
+        "quantiles": {
+            group: figures["quantiles"]
+            for group, figures in intervals.to_json()["by_group"].items()
+        },
+        "by_group": assessment_json(
+            interval_assessment(assessment["y_true"], bounds, labels, intervals.groups)
+        ),
+        "split_conformal_by_group": assessment_json(
+            interval_assessment(assessment["y_true"], reference_bounds, labels, intervals.groups)
+        ),
+        "by_year": assessment_json(
+            interval_assessment(assessment["y_true"], bounds, years, sorted(set(years)))
+        ),
+    }

@@ -101,6 +101,8 @@ class TuningSettings:
     trials_per_shard: int
     base_seed: int
     storage: str
+    #: The environment variable holding the storage URL instead (``None``: ``storage``).
+    storage_env: str | None
     replace_existing_study: bool
     pruner_n_startup_trials: int
     pruner_n_warmup_steps: int
@@ -113,6 +115,7 @@ class TuningSettings:
             trials_per_shard=int(tuning["trials_per_shard"]),
             base_seed=int(tuning["base_seed"]),
             storage=tuning["storage"],
+            storage_env=tuning.get("storage_env"),
             replace_existing_study=bool(tuning["replace_existing_study"]),
             pruner_n_startup_trials=int(tuning["pruner"]["n_startup_trials"]),
             pruner_n_warmup_steps=int(tuning["pruner"]["n_warmup_steps"]),
@@ -188,7 +191,8 @@ class MlflowSettings:
 
     tracking_uri: str
     experiment_name: str
-    artifact_location: str
+    #: ``None``: the tracking server's default (``mlflow-artifacts:/<experiment id>``).
+    artifact_location: str | None
 
     @classmethod
     def from_params(cls, mlflow: Mapping[str, Any]) -> MlflowSettings:

@@ -66,17 +66,30 @@ def settings_hash(params: Mapping[str, Any]) -> str:
 
 
 def study_name(
-    params: Mapping[str, Any], data_sha256: str, years: Mapping[str, Any] | None = None
+    params: Mapping[str, Any],
+    data_sha256: str,
+    years: Mapping[str, Any] | None = None,
+    experiment: Mapping[str, Any] | None = None,
 ) -> str:
-    """``<model>-<12 hex>``: the hash covers the model's settings, the data's sha256 and the
-    resolved years (``split.json``'s split and origins).
+    """``<model>-<12 hex>``: the hash covers the model's settings, the data's sha256, the
+    resolved years (``split.json``'s split and origins) and the MLflow experiment the study
+    logs to (tracking URI, experiment name and id).
 
     A change of data, configuration or split therefore always starts a new study: trials
     computed on other data, other train years or with another search space can never be mixed
-    into it, even with ``tuning.replace_existing_study: false``.
+    into it, even with ``tuning.replace_existing_study: false``. Two workflow runs that share
+    one Optuna storage and one MLflow server with different experiment names get a study each:
+    neither's setup replaces the other's study, and each shard index has one process per study.
     """
+    where = {k: (experiment or {}).get(k) for k in ("tracking_uri", "experiment_name")}
+    where["experiment_id"] = (experiment or {}).get("experiment_id")
     digest = config_hash(
-        {"settings": settings_hash(params), "data_sha256": data_sha256, "years": years}
+        {
+            "settings": settings_hash(params),
+            "data_sha256": data_sha256,
+            "years": years,
+            "experiment": where,
+        }
     )
     return f"{params['model']}-{digest[:12]}"
 
@@ -195,7 +208,7 @@ def setup_study(
     years_document: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Check the model's configuration against its estimator, then create its Optuna study
-    (its first trial queued at :data:`.target_form.PERSISTENCE_PARAMS`, which predicts
+    (whose first trial, shard 0's, is at :data:`.models.PERSISTENCE_PARAMS`, which predicts
     persistence) and the study's MLflow parent run.
 
     Returns the document written to ``results/tuning/{model}/setup.json``: what the shards need
@@ -208,9 +221,8 @@ def setup_study(
     """
     from .models import ModelConfigError
     from .search_space import check_model_estimator
-    from .target_form import PERSISTENCE_PARAMS
     from .tracking import MlflowExperiment, create_parent_run
-    from .tuning import create_study
+    from .tuning import create_study, resolve_storage, storage_label
 
     years = ModellingYears.from_json(years_document)
     model = model_settings(params, years)
@@ -222,14 +234,16 @@ def setup_study(
         raise ModelConfigError(f"config key {error}") from None
     experiment = MlflowExperiment.from_json(experiment_document)
     metadata = read_json(data_metadata_path)
-    name = study_name(params, metadata["sha256"], years.to_json())
+    name = study_name(params, metadata["sha256"], years.to_json(), experiment_document)
     tuning = model.tuning
     study = create_study(
         name,
-        tuning.storage,
+        resolve_storage(tuning.storage, tuning.storage_env),
         replace_existing=tuning.replace_existing_study,
-        first_trial=PERSISTENCE_PARAMS,
     )
+    # The storage as named in files and tags: never the URL of storage_env (it may hold a
+    # password); the jobs read that from their environment.
+    storage = None if tuning.storage_env else tuning.storage
     provenance = {
         "data_version": metadata["version"],
         "data_sha256": metadata["sha256"],
@@ -242,7 +256,7 @@ def setup_study(
         model.name,
         {
             "optuna_study": name,
-            "optuna_storage": tuning.storage,
+            "optuna_storage": storage_label(storage, tuning.storage_env),
             **{k: str(v) for k, v in provenance.items()},
         },
     )
@@ -252,7 +266,8 @@ def setup_study(
     return {
         "model": model.name,
         "study_name": name,
-        "storage": tuning.storage,
+        "storage": storage,
+        "storage_env": tuning.storage_env,
         "direction": "minimize",
         **experiment.to_json(),
         "parent_run_id": parent_run_id,
@@ -292,7 +307,7 @@ def tune_shard(
         started=round(started_at, 3),
         finished=round(started_at + seconds, 3),
         seconds=round(seconds, 3),
-        trials_per_minute=round(summary["n_trials_run"] * 60.0 / seconds, 3),
+        trials_per_minute=round(summary["n_trials_run"] * 60.0 / max(seconds, 1e-9), 3),
         n_train_rows=len(data.y["train"]),
     )
     return summary
@@ -386,6 +401,7 @@ def _metrics_document(
         "n_trials_complete": results["n_complete"],
         "n_trials_pruned": results["n_pruned"],
         "n_trials_fail": results["n_fail"],
+        "n_trials_interrupted": results["n_interrupted"],
         "best_params": results["best_params"],
         "best_trial_number": results["best_trial_number"],
         "fixed_params": dict(model.fixed_params),
@@ -416,8 +432,8 @@ def train_final(
     importances, log the final MLflow run (nested under the study's parent run) and close the
     parent run with the study's results.
 
-    Only the trials the current shard outputs report count (see
-    :func:`.tuning.study_results`).
+    Every trial of this setup of the study counts, whichever attempt of its shard ran it;
+    trials killed while running do not (see :func:`.tuning.study_results`).
     """
     from .tracking import (
         FinalRun,
@@ -426,13 +442,19 @@ def train_final(
         close_parent_run,
         log_final_run,
     )
-    from .tuning import study_results
+    from .tuning import StudyRef, TuningError, study_results
 
     model = model_settings(params, ModellingYears.from_json(years_document))
     importance = ImportanceSettings.from_params(importance_params)
     frame, data = load_modelling_data(arrow_path, model.modelling)
-    trial_numbers = sorted({n for shard in shard_summaries for n in shard["trial_numbers"]})
-    results = study_results(setup["study_name"], setup["storage"], trial_numbers=trial_numbers)
+    results = study_results(StudyRef.from_setup(setup))
+    reported = sorted(n for shard in shard_summaries for n in shard["trial_numbers"])
+    if results["n_trials"] != len(reported):
+        raise TuningError(
+            f"study {setup['study_name']!r} holds {results['n_trials']} finished trials of this "
+            f"setup, but its shards report {len(reported)}: another process tunes the same "
+            "study (two runs sharing one storage and one MLflow experiment?)"
+        )
     fitted = _fit_and_evaluate(model, importance, data, results)
 
     experiment = MlflowExperiment.from_json(setup)
@@ -935,32 +957,48 @@ def forecast_step(
     champion: Mapping[str, Any],
     base_arrow: str | Path,
     modelling_arrow: str | Path,
+    names_arrow: str | Path,
     backtest_predictions: pd.DataFrame,
     years_document: Mapping[str, Any],
 ) -> ForecastResult:
     """Forecast the target for the year after the data's last year.
 
-    ``params``: the shared modelling settings plus ``forecast`` (interval level and method)
-    and ``steps`` (the chain from lag_columns to the modelling data, see
-    :func:`drg_workflow.chain.forecast_chain`). ``champion``: ``champion.json``.
-    ``backtest_predictions``: the backtest's out-of-sample predictions: the champion's (or,
-    without one, persistence's) at the choosing origins calibrate the interval, those at the
-    reporting origins measure its coverage.
+    ``params``: the shared modelling settings plus ``forecast`` (interval method, levels and
+    groups; where the names come from) and ``steps`` (the chain from lag_columns to the
+    modelling data, see :func:`drg_workflow.chain.forecast_chain`). ``champion``:
+    ``champion.json`` plus the tracking URI. ``names_arrow``: the data version the facility
+    and DRG names are read from (``forecast.names.version``). ``backtest_predictions``: the
+    backtest's out-of-sample predictions; the champion's (or, without one, persistence's)
+    calibrate the intervals per group.
+
+    Like the champion (refitted on every year), the forecast's intervals are calibrated on
+    every origin of the backtest. How such intervals do on years they never saw is measured
+    with intervals calibrated on the choosing origins only, on the reporting origins
+    (``interval.test``: coverage and Winkler score per level and group, and plain
+    split-conformal's for reference), in the same groups.
     """
-    from .data import select_features
+    from .data import KEY_COLUMNS, select_features
     from .forecast import (
         ChainStep,
-        ConformalInterval,
+        ForecastError,
+        IntervalSettings,
+        assess_intervals,
         backtest_residual_rows,
-        coverage_by_year,
+        calibrate_intervals,
         forecast_table,
         next_year_features,
+        split_conformal,
+        with_group_column,
+        with_names,
     )
 
     settings = modelling_settings(params, ModellingYears.from_json(years_document))
+    interval_settings = IntervalSettings.from_params(params["forecast"])
+    name_columns = dict(params["forecast"]["names"]["columns"])
     base = read_arrow(base_arrow)
+    modelling_columns = arrow_columns(modelling_arrow)
     feature_columns = select_features(
-        arrow_columns(modelling_arrow),
+        modelling_columns,
         settings.features,
         settings.include_same_year_features,
         settings.include_year,
@@ -973,14 +1011,29 @@ def forecast_step(
     if prediction is None:
         warning = NO_CHAMPION_WARNING
         prediction = persistence
-    residuals = backtest_residual_rows(backtest_predictions, champion["champion"])
-    calibration = residuals.loc[residuals["role"] == CHOOSING_ROLE]
-    interval = ConformalInterval.calibrate(
-        calibration["y_true"],
-        calibration["y_pred"],
-        params["forecast"]["interval_method"],
-        params["forecast"]["interval_level"],
+    if interval_settings.column not in modelling_columns:
+        raise ForecastError(
+            f"config key forecast.interval_groups.column: {interval_settings.column!r} is not "
+            "a column of the modelling data"
+        )
+    groups = read_arrow(modelling_arrow, [*KEY_COLUMNS, interval_settings.column])
+    residuals = with_group_column(
+        backtest_residual_rows(backtest_predictions, champion["champion"]),
+        groups,
+        interval_settings.column,
     )
+    choosing = residuals.loc[residuals["role"] == CHOOSING_ROLE]
+    reporting = residuals.loc[residuals["role"] == REPORTING_ROLE]
+    intervals = calibrate_intervals(residuals, interval_settings)
+    # The same groups (bins of every origin's rows), calibrated on the choosing origins only.
+    assessment = {
+        "calibration_years": sorted(int(y) for y in choosing["year"].unique()),
+        **assess_intervals(
+            calibrate_intervals(choosing, interval_settings, groups_of=intervals),
+            split_conformal(choosing, interval_settings),
+            reporting,
+        ),
+    }
     last_year = int(base["year"].max())
     provenance = {
         "forecast_year": int(features["year"].iloc[0]),
@@ -994,13 +1047,103 @@ def forecast_step(
         "run_id": champion.get("run_id"),
         "training_years": champion.get("training_years"),
         "interval": {
-            **interval.to_json(),
-            "calibration": "backtest residuals at the choosing origins "
-            + ", ".join(str(int(year)) for year in sorted(calibration["year"].unique())),
-            "test_coverage": coverage_by_year(
-                residuals.loc[residuals["role"] == REPORTING_ROLE], interval
-            ),
+            **intervals.to_json(),
+            "calibration": {
+                "rows": len(residuals),
+                "source": "backtest out-of-sample predictions at every origin",
+                "years": sorted(int(y) for y in residuals["year"].unique()),
+            },
+            "test": assessment,
         },
     }
-    table = forecast_table(features, prediction, persistence, interval)
+    names = read_arrow(names_arrow, ["year", *name_columns, *name_columns.values()])
+    table = with_names(
+        forecast_table(features, prediction, persistence, intervals), names, name_columns
+    )
     return ForecastResult(table, provenance, warning)
+
+
+# --------------------------------------------------------------------------- model_card
+
+
+def model_card_facts(
+    params: Mapping[str, Any],
+    champion: Mapping[str, Any],
+    metrics: Mapping[str, Mapping[str, Any]],
+    forecast_metadata: Mapping[str, Any],
+    years_document: Mapping[str, Any],
+    backtest: pd.DataFrame,
+) -> Any:
+    """The facts of the champion's model card (a :class:`.model_card.ModelCardFacts`), from the
+    shared modelling settings ``params``, ``champion.json``, every model's (and the
+    baseline's) ``metrics.json`` by name, the forecast's metadata, the resolved years
+    (``split.json``) and the backtest table (the champion's rows are shown). Without a
+    champion the card describes the persistence fallback the forecast uses."""
+    from .model_card import ModelCardFacts
+
+    years = ModellingYears.from_json(years_document)
+    settings = modelling_settings(params, years)
+    model = champion["champion"] or BASELINE_NAME
+    own, baseline = metrics[model], metrics[BASELINE_NAME]
+    split = settings.split
+    if champion["champion"] is None:
+        model_params: dict[str, Any] = {"prediction": baseline_rule(settings.features)}
+        target_form, n_features = "raw", 1
+        limitations = ("No model beat persistence: this card describes the fallback.",)
+        training_years = split.train
+    else:
+        model_params = {**own["fixed_params"], **own["best_params"]}
+        target_form, n_features = own["target_form"], len(own["features"])
+        limitations = ()
+        training_years = (min(champion["training_years"]), max(champion["training_years"]))
+    return ModelCardFacts(
+        registered_model=champion["registered_model"],
+        version=champion.get("version"),
+        model=model,
+        params=model_params,
+        target=settings.features.target,
+        target_form=target_form,
+        n_features=n_features,
+        data_version=own["data_version"],
+        data_sha256=own["data_sha256"],
+        training_years=training_years,
+        validation_years=split.validation,
+        test_years=split.test,
+        forecast_year=int(forecast_metadata["forecast_year"]),
+        run_id=champion.get("run_id"),
+        tracking_uri=champion["tracking_uri"],
+        metrics=own,
+        baseline_metrics=baseline,
+        intervals=forecast_metadata["interval"],
+        backtest=backtest.loc[backtest["model"] == model].reset_index(drop=True),
+        limitations=limitations,
+    )
+
+
+def model_card_step(
+    params: Mapping[str, Any],
+    champion: Mapping[str, Any],
+    metrics: Mapping[str, Mapping[str, Any]],
+    forecast_metadata: Mapping[str, Any],
+    years_document: Mapping[str, Any],
+    backtest: pd.DataFrame,
+) -> tuple[str, str]:
+    """The champion's model card as Markdown and HTML (see :func:`model_card_facts`); the
+    Markdown becomes the registered version's description and an artifact ``model_card.md``
+    of its MLflow run. Without a champion nothing is written to the registry."""
+    from .model_card import model_card, to_html, to_markdown
+    from .tracking import log_model_card
+
+    blocks = model_card(
+        model_card_facts(params, champion, metrics, forecast_metadata, years_document, backtest)
+    )
+    markdown = to_markdown(blocks)
+    if champion["champion"] is not None:
+        log_model_card(
+            champion["tracking_uri"],
+            champion["registered_model"],
+            champion["version"],
+            champion["run_id"],
+            markdown,
+        )
+    return markdown, to_html(blocks)

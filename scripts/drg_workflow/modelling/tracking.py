@@ -128,7 +128,11 @@ def ensure_experiment(settings: MlflowSettings) -> MlflowExperiment:
 
     client = tracking_client(settings.tracking_uri)
     name = settings.experiment_name
-    wanted = _absolute_artifact_location(settings.artifact_location)
+    wanted = (
+        None
+        if settings.artifact_location is None
+        else _absolute_artifact_location(settings.artifact_location)
+    )
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
@@ -139,7 +143,7 @@ def ensure_experiment(settings: MlflowSettings) -> MlflowExperiment:
         experiment = client.get_experiment_by_name(name)
     if experiment.lifecycle_stage == LifecycleStage.DELETED:
         client.restore_experiment(experiment.experiment_id)
-    if experiment.artifact_location.removeprefix("file://") != wanted:
+    if wanted is not None and experiment.artifact_location.removeprefix("file://") != wanted:
         _log.warning(
             "MLflow experiment %r exists with artifact_location %s (config asks for %s); "
             "keeping the existing one",
@@ -229,6 +233,29 @@ def finish_trial_run(
     client.set_terminated(run_id, status=_RUN_STATUS.get(state, "KILLED"))
 
 
+def end_interrupted_trial_run(client: MlflowClient, run_id: str) -> None:
+    """End the run of a trial whose process was killed: tags ``optuna_state`` FAIL and
+    ``interrupted``, status KILLED (also when the run had been ended just before the kill)."""
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag("optuna_state", "FAIL"), RunTag("interrupted", "true")])
+    client.set_terminated(run_id, status="KILLED")
+
+
+def running_trial_runs(
+    client: MlflowClient, experiment_id: str, parent_run_id: str | None, shard: int
+) -> list[str]:
+    """Ids of a shard's trial runs still RUNNING (under the study's parent run): at the start of
+    the shard, runs that its killed predecessor left open."""
+    query = (
+        f"tags.stage = '{TRIAL_STAGE}' and tags.shard = '{shard}' and attributes.status = 'RUNNING'"
+    )
+    if parent_run_id:
+        query += f" and tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    runs = client.search_runs([experiment_id], query, max_results=1000)
+    return [run.info.run_id for run in runs]
+
+
 def close_parent_run(tracking_uri: str, parent_run_id: str, results: Mapping[str, Any]) -> None:
     """Log a study's results (``tuning.study_results``) on its parent run; mark it FINISHED."""
     from mlflow.entities import Metric, Param, RunTag
@@ -241,7 +268,7 @@ def close_parent_run(tracking_uri: str, parent_run_id: str, results: Mapping[str
     ]
     metrics += [
         Metric(k, float(results[k]), now, 0)
-        for k in ("n_trials", "n_complete", "n_pruned", "n_fail")
+        for k in ("n_trials", "n_complete", "n_pruned", "n_fail", "n_interrupted")
         if k in results
     ]
     params = [Param(f"best.{k}", str(v)) for k, v in results.get("best_params", {}).items()]
@@ -580,3 +607,13 @@ def load_champion(tracking_uri: str, registered_model: str) -> tuple[BaseEstimat
     finally:
         mlflow.set_tracking_uri(previous_uri)
     return estimator, str(version.version)
+
+
+def log_model_card(
+    tracking_uri: str, registered_model: str, version: str, run_id: str, markdown: str
+) -> None:
+    """Put the model card on the registered ``version`` (its description, which MLflow's
+    registry shows as Markdown) and on its run (artifact ``model_card.md``)."""
+    client = tracking_client(tracking_uri)
+    client.update_model_version(registered_model, version, description=markdown)
+    client.log_text(run_id, markdown, "model_card.md")

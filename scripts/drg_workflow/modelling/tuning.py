@@ -8,17 +8,24 @@ Flow (one Optuna study and one MLflow parent run per model):
    under the study's parent run (:mod:`.tracking`).
 3. :func:`study_results` once all shards are done.
 
+A shard killed at any point and started again resumes: its finished trials count, the trial
+that was running is marked failed, and only the missing trials run (:func:`run_tuning_shard`).
+
 Parallel tuning is not bit-reproducible (trials interleave through the shared storage); the
 final refit from the chosen parameters is.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -33,10 +40,13 @@ from . import tracking
 from .baseline import baseline_predictions
 from .data import fold_years, year_folds
 from .metrics import mae, rmse
-from .models import model_estimator
+from .models import PERSISTENCE_PARAMS, model_estimator
 from .search_space import suggest_params
 from .settings import ModelSettings
 from .sqlite import sqlite_file, sqlite_init_lock
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 RDB_PREFIXES: tuple[str, ...] = ("sqlite:", "postgresql", "mysql")
 
@@ -74,14 +84,12 @@ def create_study(
     *,
     replace_existing: bool,
     direction: str = "minimize",
-    first_trial: Mapping[str, Any] | None = None,
 ) -> optuna.Study:
     """Create the study (or load it if it exists and ``replace_existing`` is false).
 
     ``replace_existing`` deletes a study of the same name first, so that re-running the setup
-    does not mix old and new trials. ``first_trial`` (parameter values) is queued as the first
-    trial of a new study: the workflow queues :data:`.target_form.PERSISTENCE_PARAMS`, so every
-    study scores persistence itself and its best trial is never worse than persistence.
+    does not mix old and new trials. (The study's first trial, at
+    :data:`.models.PERSISTENCE_PARAMS`, is shard 0's to run: see :func:`run_tuning_shard`.)
 
     Raises:
         TuningError: an existing study optimises in the other direction.
@@ -100,8 +108,6 @@ def create_study(
             f"study {study_name!r} exists with direction {study.direction.name.lower()}, "
             f"not {direction}"
         )
-    if first_trial is not None and not study.get_trials(deepcopy=False):
-        study.enqueue_trial(dict(first_trial))
     return study
 
 
@@ -219,28 +225,135 @@ def make_objective(
 
 # --------------------------------------------------------------------------- shards
 
+#: Trial user attributes: the shard that ran the trial, the setup it belongs to (the study's
+#: MLflow parent run id, new with every setup_study run), its MLflow run, and whether its
+#: process was killed while it ran.
+SHARD_ATTR = "shard"
+SETUP_ATTR = "setup"
+MLFLOW_RUN_ATTR = "mlflow_run_id"
+INTERRUPTED_ATTR = "interrupted"
+#: Trial user attribute of the study's trial at :data:`.models.PERSISTENCE_PARAMS`.
+PERSISTENCE_TRIAL_ATTR = "persistence_trial"
+
+
+class ShardInterrupted(BaseException):
+    """The shard's process got SIGTERM (``scancel``, a SLURM time limit, Snakemake stopping).
+
+    A ``BaseException`` like ``KeyboardInterrupt``: an objective catching ``Exception`` does not
+    swallow it."""
+
+
+def resolve_storage(storage: str | None, storage_env: str | None) -> str:
+    """The Optuna storage to open: the URL in the environment variable ``storage_env`` if one
+    is named (``modelling.tuning.storage_env``: it may carry a password, so it is read here, in
+    the job, and never written anywhere), else ``storage``.
+
+    Raises:
+        TuningError: the variable is not set in this process's environment.
+    """
+    if not storage_env:
+        if not storage:
+            raise TuningError("no Optuna storage: modelling.tuning.storage is empty")
+        return storage
+    value = os.environ.get(storage_env)
+    if not value:
+        raise TuningError(
+            f"config key modelling.tuning.storage_env names the environment variable "
+            f"{storage_env}, which is not set here: export it (the Optuna storage URL) where "
+            "Snakemake runs; its jobs, on a cluster too, inherit it"
+        )
+    return value
+
+
+def storage_label(storage: str | None, storage_env: str | None) -> str:
+    """How a storage is named in files and MLflow tags: ``$VARIABLE`` for one from the
+    environment (its value is never written), else the configured path or URL."""
+    return f"${storage_env}" if storage_env else str(storage)
+
 
 @dataclass(frozen=True)
 class StudyRef:
     """Where a model's study and its MLflow parent run are (from its ``setup.json``)."""
 
     study_name: str
-    storage: str
+    storage: str | None
     tracking_uri: str
     experiment_id: str
     parent_run_id: str | None
+    storage_env: str | None = None
 
     @classmethod
     def from_setup(cls, setup: Mapping[str, Any]) -> StudyRef:
-        return cls(**{k: setup[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: setup[k] for k in cls.__dataclass_fields__ if k in setup})
+
+    def open_storage(self) -> BaseStorage:
+        """The study's storage, opened (its URL from the environment if so configured)."""
+        return open_storage(resolve_storage(self.storage, self.storage_env))
 
 
-def _load_shard_study(study: StudyRef, model: ModelSettings, seed: int) -> optuna.Study:
-    """The study with this shard's seeded TPE sampler and the configured median pruner."""
+def _trial_attrs(trial: FrozenTrial) -> tuple[Any, Any]:
+    return trial.user_attrs.get(SHARD_ATTR), trial.user_attrs.get(SETUP_ATTR)
+
+
+def shard_trials(
+    trials: Sequence[FrozenTrial], study: StudyRef, shard_index: int
+) -> list[FrozenTrial]:
+    """The trials a shard created for this setup of the study (every attempt of it)."""
+    mine = (shard_index, study.parent_run_id or "")
+    return [t for t in trials if _trial_attrs(t) == mine]
+
+
+def is_interrupted(trial: FrozenTrial) -> bool:
+    """A trial whose process was killed while it ran (marked FAIL when that was found)."""
+    return trial.state == TrialState.FAIL and bool(trial.user_attrs.get(INTERRUPTED_ATTR))
+
+
+def counts_toward_budget(trial: FrozenTrial) -> bool:
+    """A trial that ran to its end: complete, pruned, or failed by its own error (a killed
+    one does not count, and its shard runs another in its place)."""
+    return trial.state.is_finished() and not is_interrupted(trial)
+
+
+def end_interrupted_trials(
+    storage: BaseStorage, study: StudyRef, shard_index: int, client: MlflowClient
+) -> list[int]:
+    """Close what a killed run of this shard left open; return the trial numbers marked.
+
+    The shard is the only process for its index, so at its start any of its trials still
+    RUNNING belongs to a process that is gone: it is marked FAIL with ``interrupted`` (so it
+    does not count toward the budget), and its MLflow run is ended KILLED. A trial run still
+    RUNNING in MLflow under the study's parent run with this shard's tag (killed before the
+    trial recorded its run id) is ended KILLED as well.
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    running = [
+        t
+        for t in shard_trials(storage.get_all_trials(study_id, deepcopy=False), study, shard_index)
+        if t.state == TrialState.RUNNING
+    ]
+    run_ids: set[str] = set()
+    for trial in running:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, INTERRUPTED_ATTR, True)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        if trial.user_attrs.get(MLFLOW_RUN_ATTR):
+            run_ids.add(trial.user_attrs[MLFLOW_RUN_ATTR])
+    run_ids |= set(
+        tracking.running_trial_runs(client, study.experiment_id, study.parent_run_id, shard_index)
+    )
+    for run_id in sorted(run_ids):
+        tracking.end_interrupted_trial_run(client, run_id)
+    return sorted(t.number for t in running)
+
+
+def _load_shard_study(
+    study: StudyRef, storage: BaseStorage, model: ModelSettings, seed: int
+) -> optuna.Study:
+    """The study with a seeded TPE sampler and the configured median pruner."""
     tuning = model.tuning
     return optuna.load_study(
         study_name=study.study_name,
-        storage=open_storage(study.storage),
+        storage=storage,
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=tuning.tpe_n_startup_trials),
         pruner=optuna.pruners.MedianPruner(
             n_startup_trials=tuning.pruner_n_startup_trials,
@@ -249,62 +362,131 @@ def _load_shard_study(study: StudyRef, model: ModelSettings, seed: int) -> optun
     )
 
 
+def _new_shard_trial(
+    optuna_study: optuna.Study,
+    storage: BaseStorage,
+    attrs: Mapping[str, Any],
+    fixed_params: Mapping[str, Any] | None = None,
+) -> optuna.Trial:
+    """A new RUNNING trial that carries its shard and setup (and ``fixed_params``, the values
+    its ``suggest_*`` calls return for those names) from its first write.
+
+    What ``Study.ask`` (and ``Study.enqueue_trial``) do, except that the trial is created from a
+    template holding the user attributes: created and tagged in one storage write, a killed
+    shard can never leave a running trial that no shard owns.
+    """
+    # "fixed_params" is the system attribute Optuna's enqueue_trial writes and Trial reads.
+    system_attrs = {"fixed_params": dict(fixed_params)} if fixed_params else {}
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING, user_attrs=dict(attrs), system_attrs=system_attrs
+    )
+    study_id = storage.get_study_id_from_name(optuna_study.study_name)
+    trial_id = storage.create_new_trial(study_id, template_trial=template)
+    return optuna.Trial(optuna_study, trial_id)
+
+
 @dataclass
 class _ShardLog:
-    """The trials this shard ran, their MLflow runs and their errors."""
+    """The errors of the trials this attempt of the shard ran."""
 
     trial_numbers: list[int] = field(default_factory=list)
-    run_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
-def _logged_objective(
+def _run_trial(
+    optuna_study: optuna.Study,
+    storage: BaseStorage,
+    client: MlflowClient,
     study: StudyRef,
     model: ModelSettings,
     objective: Callable[[optuna.Trial], float],
     record: TrialRecord,
     shard_tags: Mapping[str, str],
     shard_log: _ShardLog,
-) -> Callable[[optuna.Trial], float]:
-    """``objective`` that also logs each trial as an MLflow run, whatever its outcome."""
-    client = tracking.tracking_client(study.tracking_uri)
-
-    def logged(trial: optuna.Trial) -> float:
-        run_id = tracking.start_trial_run(
-            client, study.experiment_id, study.parent_run_id, model.name, trial.number, shard_tags
-        )
-        shard_log.trial_numbers.append(trial.number)
-        shard_log.run_ids.append(run_id)
-        trial.set_user_attr("mlflow_run_id", run_id)
-        trial.set_user_attr("shard", int(shard_tags["shard"]))
-        record.params, record.fold_rmse, record.fold_mae = {}, [], []
-        state, value, error = "KILLED", None, None
-        start = time.perf_counter()
-        try:
-            value = objective(trial)
-            state = "COMPLETE"
-            return value
-        except optuna.TrialPruned:
-            state = "PRUNED"
-            raise
-        except Exception as exc:
-            state, error = "FAIL", f"{type(exc).__name__}: {exc}"
-            shard_log.errors.append(error)
-            raise
-        finally:
+    catch_failures: bool,
+    persistence_trial: bool = False,
+) -> None:
+    """Run one trial: create it (tagged), log it as an MLflow run whatever its outcome, end the
+    run, then tell Optuna. A SIGTERM mid-trial ends both as interrupted and re-raises.
+    ``persistence_trial``: the trial's parameters are :data:`.models.PERSISTENCE_PARAMS` (the
+    others sampled as usual)."""
+    shard = int(shard_tags["shard"])
+    attrs = {SHARD_ATTR: shard, SETUP_ATTR: study.parent_run_id or ""}
+    if persistence_trial:
+        attrs[PERSISTENCE_TRIAL_ATTR] = True
+    trial = _new_shard_trial(
+        optuna_study, storage, attrs, PERSISTENCE_PARAMS if persistence_trial else None
+    )
+    shard_log.trial_numbers.append(trial.number)
+    run_id = tracking.start_trial_run(
+        client, study.experiment_id, study.parent_run_id, model.name, trial.number, shard_tags
+    )
+    trial.set_user_attr(MLFLOW_RUN_ATTR, run_id)
+    record.params, record.fold_rmse, record.fold_mae = {}, [], []
+    value, error = None, None
+    start = time.perf_counter()
+    try:
+        value = objective(trial)
+        state = TrialState.COMPLETE
+    except optuna.TrialPruned:
+        state = TrialState.PRUNED
+    except (ShardInterrupted, KeyboardInterrupt):
+        trial.set_user_attr(INTERRUPTED_ATTR, True)
+        trial.set_user_attr("fold_rmse", list(record.fold_rmse))
+        trial.set_user_attr("fold_mae", list(record.fold_mae))
+        tracking.end_interrupted_trial_run(client, run_id)
+        optuna_study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception as exc:
+        state, error = TrialState.FAIL, f"{type(exc).__name__}: {exc}"
+        shard_log.errors.append(error)
+        if not catch_failures:
             tracking.finish_trial_run(
                 client,
                 run_id,
                 record.params,
                 record.fold_rmse,
                 record.fold_mae,
-                state,
-                value,
-                time.perf_counter() - start,
+                state.name,
+                None,
+                0.0,
                 error,
             )
+            optuna_study.tell(trial, state=state)
+            raise
+    # The MLflow run ends first: killed between the two, the trial is still RUNNING and the
+    # next start of the shard marks both as interrupted (end_interrupted_trials).
+    trial.set_user_attr("fold_rmse", list(record.fold_rmse))
+    trial.set_user_attr("fold_mae", list(record.fold_mae))
+    tracking.finish_trial_run(
+        client,
+        run_id,
+        record.params,
+        record.fold_rmse,
+        record.fold_mae,
+        state.name,
+        value,
+        time.perf_counter() - start,
+        error,
+    )
+    optuna_study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
 
-    return logged
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into :class:`ShardInterrupted` while the shard runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise ShardInterrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _shard_summary(
@@ -312,30 +494,35 @@ def _shard_summary(
     study: StudyRef,
     model: ModelSettings,
     shard_index: int,
-    seed: int,
+    seeds: tuple[int, int],
     shard_log: _ShardLog,
+    resumed: int,
 ) -> dict[str, Any]:
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    n_pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    budget = [t for t in trials if counts_toward_budget(t)]
+    complete = [t for t in budget if t.state == TrialState.COMPLETE]
+    n_pruned = sum(t.state == TrialState.PRUNED for t in budget)
     if not complete and not n_pruned:
         raise RuntimeError(
-            f"all {len(trials)} trials of shard {shard_index} of study {study.study_name!r} "
+            f"all {len(budget)} trials of shard {shard_index} of study {study.study_name!r} "
             f"failed; first error: {shard_log.errors[0] if shard_log.errors else 'unknown'}"
         )
-    best = min(complete, key=lambda t: t.value) if complete else None
+    best = min(complete, key=lambda t: (t.value, t.number)) if complete else None
     return {
         "model": model.name,
         "study_name": study.study_name,
         "shard_index": shard_index,
-        "seed": seed,
-        "n_trials_run": len(trials),
+        "seed": seeds[0],
+        "sampler_seed": seeds[1],
+        "n_trials_run": len(shard_log.trial_numbers),
+        "n_trials_resumed": resumed,
         "n_complete": len(complete),
         "n_pruned": int(n_pruned),
-        "n_fail": sum(t.state == TrialState.FAIL for t in trials),
+        "n_fail": sum(t.state == TrialState.FAIL for t in budget),
         "best_value_in_shard": float(best.value) if best else None,
         "best_trial_number_in_shard": best.number if best else None,
-        "trial_numbers": sorted(shard_log.trial_numbers),
-        "mlflow_run_ids": shard_log.run_ids,
+        "trial_numbers": sorted(t.number for t in budget),
+        "interrupted_trial_numbers": sorted(t.number for t in trials if is_interrupted(t)),
+        "mlflow_run_ids": [t.user_attrs.get(MLFLOW_RUN_ATTR) for t in budget],
     }
 
 
@@ -349,87 +536,128 @@ def run_tuning_shard(
     *,
     catch_failures: bool = True,
 ) -> dict[str, Any]:
-    """Run ``tuning.trials_per_shard`` trials of an existing study in this process; log each as
-    an MLflow run.
+    """Bring the shard's trials of an existing study up to ``tuning.trials_per_shard``; log
+    each as an MLflow run.
+
+    Resume, don't repeat: the shard's trials carry its index and the setup (user attributes
+    ``shard``, ``setup``) from the write that creates them. A trial that ran to its end, in this
+    process or in an earlier one that was killed, counts toward the budget; one left RUNNING by
+    a killed process is marked FAIL (``interrupted``) with its MLflow run ended KILLED
+    (:func:`end_interrupted_trials`), and only the missing trials run. SIGTERM (``scancel``, a
+    time limit) ends the running trial the same way before the process exits.
+
+    Shard 0's first trial (user attribute ``persistence_trial``) is at
+    :data:`.models.PERSISTENCE_PARAMS`, the region of every search space that predicts
+    persistence: every study scores persistence itself, so its best trial is never worse.
 
     The shard's TPE sampler is seeded with ``base_seed + shard_index`` (equal seeds make
-    parallel workers propose the same trials); ``modelling.random_state`` seeds the estimators
-    and is the same for every trial and shard, so trials differ only by their parameters.
+    parallel workers propose the same trials), plus ``n_shards`` per trial the shard already
+    has when it resumes (so a resumed shard does not propose its killed run's trials again);
+    ``modelling.random_state`` seeds the estimators and is the same for every trial and shard.
 
     Each trial's MLflow run (see :func:`.tracking.start_trial_run`) is in the study's
     experiment, nested under its parent run, with tags model, shard, trial_number,
     optuna_study, optuna_state (COMPLETE/PRUNED/FAIL), sampler_seed and fold_years.
 
-    A failing trial is recorded as FAIL and the shard goes on (``catch_failures``) unless every
-    trial of the shard failed, which raises ``RuntimeError``.
+    A failing trial is recorded as FAIL, counts, and the shard goes on (``catch_failures``)
+    unless every trial of the shard failed, which raises ``RuntimeError``.
 
-    Returns a JSON-serialisable summary: model, study_name, shard_index, seed, n_trials_run,
-    n_complete, n_pruned, n_fail, best_value_in_shard, best_trial_number_in_shard,
-    trial_numbers, mlflow_run_ids.
+    Returns a JSON-serialisable summary: model, study_name, shard_index, seed, sampler_seed,
+    n_trials_run (by this process), n_trials_resumed (finished before it started), n_complete,
+    n_pruned, n_fail, best_value_in_shard, best_trial_number_in_shard, trial_numbers (every
+    trial of the shard's budget), interrupted_trial_numbers, mlflow_run_ids.
     """
-    seed = model.tuning.shard_seed(shard_index)
+    tuning = model.tuning
+    seed = tuning.shard_seed(shard_index)
     folds_years = fold_years(years, model.modelling.cv_folds)  # fail before creating any trial
-    optuna_study = _load_shard_study(study, model, seed)
+    storage = study.open_storage()
+    client = tracking.tracking_client(study.tracking_uri)
     record = TrialRecord()
     shard_log = _ShardLog()
-    shard_tags = {
-        "shard": str(shard_index),
-        "optuna_study": study.study_name,
-        "sampler_seed": str(seed),
-        "fold_years": ",".join(map(str, folds_years)),
-    }
     objective = make_objective(model, X, y, years, record)
-    optuna_study.optimize(
-        _logged_objective(study, model, objective, record, shard_tags, shard_log),
-        n_trials=model.tuning.trials_per_shard,
-        catch=(Exception,) if catch_failures else (),
+    with _sigterm_interrupts():
+        end_interrupted_trials(storage, study, shard_index, client)
+        study_id = storage.get_study_id_from_name(study.study_name)
+        earlier = shard_trials(storage.get_all_trials(study_id), study, shard_index)
+        resumed = sum(counts_toward_budget(t) for t in earlier)
+        sampler_seed = seed + tuning.n_shards * len(earlier)
+        optuna_study = _load_shard_study(study, storage, model, sampler_seed)
+        shard_tags = {
+            "shard": str(shard_index),
+            "optuna_study": study.study_name,
+            "sampler_seed": str(sampler_seed),
+            "fold_years": ",".join(map(str, folds_years)),
+        }
+        # Shard 0 runs the study's persistence trial first (again if a kill interrupted it): the
+        # region of the search space that reduces to persistence, so the study's best trial is
+        # never worse than persistence.
+        persistence_due = shard_index == 0 and not any(
+            t.user_attrs.get(PERSISTENCE_TRIAL_ATTR) and counts_toward_budget(t) for t in earlier
+        )
+        for number in range(max(0, tuning.trials_per_shard - resumed)):
+            _run_trial(
+                optuna_study,
+                storage,
+                client,
+                study,
+                model,
+                objective,
+                record,
+                shard_tags,
+                shard_log,
+                catch_failures,
+                persistence_trial=persistence_due and number == 0,
+            )
+    trials = shard_trials(optuna_study.get_trials(deepcopy=False), study, shard_index)
+    return _shard_summary(
+        trials, study, model, shard_index, (seed, sampler_seed), shard_log, resumed
     )
-    mine = set(shard_log.trial_numbers)
-    trials = [t for t in optuna_study.get_trials(deepcopy=False) if t.number in mine]
-    return _shard_summary(trials, study, model, shard_index, seed, shard_log)
 
 
 # --------------------------------------------------------------------------- results
 
 
-def study_results(
-    study_name: str, storage_spec: str, trial_numbers: Sequence[int] | None = None
-) -> dict[str, Any]:
-    """Summary of a finished study (JSON-serialisable): n_trials, n_complete, n_pruned, n_fail,
-    best_value (the CV loss ratio against persistence, :meth:`FoldScores.loss_ratio`),
-    best_cv_rmse and best_cv_mae (the best trial's mean fold RMSE and MAE, dollars),
-    best_params (tuned ones only), best_trial_number, best_mlflow_run_id.
+def study_results(study: StudyRef) -> dict[str, Any]:
+    """Summary of a finished study's trials of this setup (JSON-serialisable): n_trials (the
+    trials of the budget: complete, pruned or failed by their own error), n_complete,
+    n_pruned, n_fail, n_interrupted (killed while running, redone by their shard), n_running,
+    best_value (mean CV RMSE), best_params (tuned ones only), best_trial_number,
+    best_mlflow_run_id.
 
-    ``trial_numbers`` restricts the summary to those trials (the ones the current shard outputs
-    report): a shard that crashed and was re-run leaves its interrupted trials in the study, and
-    they must not count.
+    Only trials of this setup count (user attribute ``setup``): with
+    ``replace_existing_study: false`` the study also holds an earlier setup's trials.
 
     Raises:
         TuningError: no trial completed.
     """
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_spec))
-    trials = study.get_trials(deepcopy=False)
-    if trial_numbers is not None:
-        wanted = set(trial_numbers)
-        trials = [t for t in trials if t.number in wanted]
-    counts = {s: sum(t.state == s for t in trials) for s in TrialState}
+    optuna_study = optuna.load_study(study_name=study.study_name, storage=study.open_storage())
+    trials = [
+        t
+        for t in optuna_study.get_trials(deepcopy=False)
+        if t.user_attrs.get(SETUP_ATTR, "") == (study.parent_run_id or "")
+    ]
+    budget = [t for t in trials if counts_toward_budget(t)]
+    counts = {s: sum(t.state == s for t in budget) for s in TrialState}
     if not counts[TrialState.COMPLETE]:
-        raise TuningError(f"study {study_name!r} has no completed trial ({len(trials)} trials)")
+        raise TuningError(
+            f"study {study.study_name!r} has no completed trial ({len(trials)} trials)"
+        )
     # Lowest value, ties to the lowest trial number (what study.best_trial does on all trials).
     best = min(
-        (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.value, t.number)
+        (t for t in budget if t.state == TrialState.COMPLETE), key=lambda t: (t.value, t.number)
     )
     return {
-        "study_name": study_name,
-        "n_trials": len(trials),
+        "study_name": study.study_name,
+        "n_trials": len(budget),
         "n_complete": int(counts[TrialState.COMPLETE]),
         "n_pruned": int(counts[TrialState.PRUNED]),
         "n_fail": int(counts[TrialState.FAIL]),
-        "n_running": int(counts[TrialState.RUNNING]),
+        "n_interrupted": sum(is_interrupted(t) for t in trials),
+        "n_running": sum(t.state == TrialState.RUNNING for t in trials),
         "best_value": float(best.value),
         "best_cv_rmse": float(np.mean(best.user_attrs["fold_rmse"])),
         "best_cv_mae": float(np.mean(best.user_attrs["fold_mae"])),
         "best_params": dict(best.params),
         "best_trial_number": best.number,
-        "best_mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
+        "best_mlflow_run_id": best.user_attrs.get(MLFLOW_RUN_ATTR),
     }

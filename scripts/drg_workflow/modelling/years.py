@@ -152,7 +152,9 @@ def resolve_origins(
 
     Raises:
         ModellingDataError: an origin is not a year of the validation or test splits with data,
-            or no origin is in the validation years (the champion is chosen there).
+            or no origin is in the validation years (the champion is chosen there) or none in
+            the test years (they measure the champion's skill and its forecast's intervals on
+            years that chose nothing).
     """
     present = distinct_years(years)
     in_validation = _years_in(present, split.validation)
@@ -173,6 +175,12 @@ def resolve_origins(
         raise ModellingDataError(
             f"config key modelling.backtest.origins: no origin in the validation years "
             f"({in_validation}), which choose the champion"
+        )
+    if not reporting:
+        raise ModellingDataError(
+            f"config key modelling.backtest.origins: no origin in the test years with data "
+            f"({in_test}), which measure the champion's skill and its intervals on years that "
+            "chose nothing"
         )
     return choosing, reporting
 

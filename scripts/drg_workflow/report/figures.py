@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from drg_workflow.modelling.intervals import ALL_ROWS, bound_columns
 
 #: Rows drawn in scatter plots, and used for rank correlations, at most (a fixed, seeded
 #: sample beyond that): drawing is what costs, about a second per 20,000 translucent points.
@@ -445,36 +448,74 @@ def forecast_changes(forecast: pd.DataFrame, model: str, year: int, data: str) -
     return figure
 
 
-def interval_coverage(
-    coverage: Mapping[str, float], level: float, method: str, data: str
+#: One colour per interval level, narrowest first.
+_LEVEL_COLOURS = ("#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f")
+
+
+def _level_colour(index: int) -> str:
+    return _LEVEL_COLOURS[index % len(_LEVEL_COLOURS)]
+
+
+def _coverage_frame(
+    by_level: Mapping[str, Mapping[str, Mapping[str, float]]], order: Sequence[str]
+) -> pd.DataFrame:
+    """``{level: {group: {rows, coverage, ...}}}`` (the forecast metadata's interval assessment)
+    as a frame of coverage in percent: index group (in ``order``, then all rows), columns level
+    (as numbers, ascending)."""
+    frame = pd.DataFrame(
+        {
+            float(level): {group: 100 * figures["coverage"] for group, figures in groups.items()}
+            for level, groups in by_level.items()
+        }
+    )
+    rows = [g for g in order if g in frame.index] + [ALL_ROWS]
+    return frame.reindex(index=rows, columns=sorted(frame.columns))
+
+
+def coverage_by_group(
+    assessment: Mapping[str, Any], order: Sequence[str], column: str, method: str, data: str
 ) -> Figure:
-    """The prediction interval's coverage at each reporting origin (a test year predicted by
-    the champion refitted on the years before it) and on all of them, against its nominal
-    level; with no reporting origin, a note saying so."""
-    names = list(coverage)
-    values = [100 * float(coverage[name]) for name in names]
-    figure = _figure(max(5.0, 1.2 * len(names) + 2.5), 4.2)
+    """Each interval group's coverage at the backtest's reporting origins (test years the
+    intervals never saw, calibrated on the choosing origins) at every level (filled markers:
+    the group-conditional intervals; hollow: one split-conformal quantile for every row),
+    against the nominal levels (dashed) and a band of +-3 points around them.
+
+    ``assessment``: the forecast metadata's ``interval.test`` (``by_group`` and
+    ``split_conformal_by_group``: ``{level: {group: {rows, coverage, ...}}}``); ``order``: the
+    groups in their order.
+    """
+    mondrian = _coverage_frame(assessment["by_group"], order)
+    plain = _coverage_frame(assessment["split_conformal_by_group"], order)
+    groups = list(mondrian.index)
+    positions = np.arange(len(groups))
+    figure = _figure(max(8.0, 0.75 * len(groups) + 3.0), 5.2)
     ax = figure.add_subplot()
-    bars = ax.bar(names, values, color=["#c62828" if n != "all" else "#6d4c41" for n in names])
-    ax.bar_label(bars, labels=[f"{v:.1f}%" for v in values], label_type="center", color="white")
-    ax.axhline(100 * level, color="black", linestyle="--", label=f"nominal {100 * level:.0f}%")
-    ax.set_ylim(0, 105)
-    if not names:
-        ax.text(
-            0.5,
-            0.5,
-            "no reporting origin: coverage not measured",
-            ha="center",
-            transform=ax.transAxes,
+    for i, level in enumerate(mondrian.columns):
+        colour = _level_colour(i)
+        ax.axhspan(100 * level - 3, 100 * level + 3, color=colour, alpha=0.08, linewidth=0)
+        ax.axhline(100 * level, color=colour, linestyle="--", linewidth=0.8)
+        ax.plot(positions, mondrian[level], "o-", color=colour, label=f"{100 * level:g}% by group")
+        ax.plot(
+            positions,
+            plain[level],
+            "o",
+            markerfacecolor="none",
+            color=colour,
+            alpha=0.7,
+            label=f"{100 * level:g}% one quantile for all",
         )
-    ax.set_xlabel("reporting origin (test year)")
+    ax.set_xticks(positions, groups, rotation=35, ha="right", fontsize=8)
+    ax.set_xlabel(f"interval group: {column} (the last point: all rows)")
     ax.set_ylabel("actual values inside the interval (%)")
-    ax.set_title(f"Coverage of the {100 * level:.0f}% prediction interval on the test years")
-    ax.legend(loc="lower right")
+    ax.set_ylim(max(0.0, float(np.nanmin([mondrian.min().min(), plain.min().min()])) - 8), 101)
+    ax.set_title("Coverage of the prediction intervals by group at the reporting origins")
+    ax.legend(loc="lower left", fontsize=7, ncol=len(mondrian.columns))
     _footer(
         figure,
-        f"data {data}; split-conformal interval ({method}), calibrated on the champion's "
-        "backtest residuals at the choosing origins",
+        f"data {data}; {assessment['rows']:,} rows at the reporting origins "
+        f"{_years(assessment['years'])}; split-conformal ({method}) calibrated per group on the "
+        f"choosing origins {_years(assessment['calibration_years'])}; dashed: nominal level, "
+        "band +-3 points",
     )
     return figure
 
@@ -531,4 +572,93 @@ def backtest_skill(backtest: pd.DataFrame, champion: str | None, level: float, d
         f"data {data}; bars: {100 * level:.0f}% bootstrap interval over the series of the "
         "origin year; the skill gate needs both intervals above 0 on every choosing origin",
     )
+    return figure
+
+
+def _years(years: Sequence[int]) -> str:
+    return ", ".join(str(year) for year in years)
+
+
+def interval_calibration(
+    assessment: Mapping[str, Any], order: Sequence[str], method: str, data: str
+) -> Figure:
+    """Nominal against empirical coverage at the backtest's reporting origins: one thin line per
+    interval group,
+    all rows in black, one quantile for all rows dashed; on the diagonal is right."""
+    mondrian = _coverage_frame(assessment["by_group"], order)
+    plain = _coverage_frame(assessment["split_conformal_by_group"], order)
+    levels = 100 * np.asarray(mondrian.columns, dtype=float)
+    figure = _figure(6.4, 5.6)
+    ax = figure.add_subplot()
+    ax.plot([0, 100], [0, 100], color="#9e9e9e", linewidth=1, label="nominal = empirical")
+    groups = [g for g in mondrian.index if g != ALL_ROWS]
+    for i, group in enumerate(groups):
+        ax.plot(
+            levels,
+            mondrian.loc[group],
+            "-",
+            color="#1565c0",
+            alpha=0.35,
+            linewidth=1,
+            label="each group, by group" if i == 0 else None,
+        )
+        ax.plot(
+            levels,
+            plain.loc[group],
+            ":",
+            color="#c62828",
+            alpha=0.35,
+            linewidth=1,
+            label="each group, one quantile for all" if i == 0 else None,
+        )
+    ax.plot(levels, mondrian.loc[ALL_ROWS], "o-", color="black", label="all rows, by group")
+    lowest = float(min(levels.min(), np.nanmin(mondrian.to_numpy()), np.nanmin(plain.to_numpy())))
+    ax.set_xlim(lowest - 5, 100)
+    ax.set_ylim(lowest - 5, 100)
+    ax.set_aspect("equal")
+    ax.set_xlabel("nominal coverage (%)")
+    ax.set_ylabel("empirical coverage at the reporting origins (%)")
+    ax.set_title("Calibration of the prediction intervals")
+    ax.legend(loc="upper left", fontsize=7)
+    _footer(figure, f"data {data}; {len(groups)} groups; split-conformal ({method})")
+    return figure
+
+
+def interval_width_by_group(
+    forecast: pd.DataFrame,
+    levels: Sequence[float],
+    groups: Sequence[str],
+    column: str,
+    year: int,
+    data: str,
+) -> Figure:
+    """The median width (dollars, log scale) of the forecast's intervals in each group at
+    every level, with the median prediction of the group for scale."""
+    shown = [g for g in groups if g in set(forecast["interval_group"])]
+    positions = np.arange(len(shown))
+    width = 0.8 / max(len(levels), 1)
+    figure = _figure(max(8.0, 0.75 * len(shown) + 3.0), 5.0)
+    ax = figure.add_subplot()
+    grouped = forecast.groupby("interval_group", sort=False)
+    for i, level in enumerate(levels):
+        lower, upper = bound_columns(level)
+        widths = (forecast[upper] - forecast[lower]).groupby(forecast["interval_group"])
+        medians = widths.median().reindex(shown)
+        ax.bar(
+            positions + (i - (len(levels) - 1) / 2) * width,
+            medians,
+            width=width,
+            color=_level_colour(i),
+            label=f"{100 * float(level):g}% interval",
+        )
+    predictions = grouped["prediction"].median().reindex(shown).abs()
+    ax.plot(positions, predictions, "k_", markersize=18, mew=2, label="median |forecast|")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(DOLLARS)
+    ax.set_xticks(positions, shown, rotation=35, ha="right", fontsize=8)
+    ax.set_xlabel(f"interval group: {column}")
+    ax.set_ylabel("median interval width (dollars, log scale)")
+    ax.set_title(f"Width of the {year} forecast's intervals by group")
+    ax.legend(loc="upper left", fontsize=8)
+    _footer(figure, f"data {data}; {len(forecast):,} forecast rows")
     return figure

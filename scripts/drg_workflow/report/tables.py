@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from drg_workflow.modelling.comparison import METRIC_COLUMNS
+from drg_workflow.modelling.intervals import bound_columns
 from drg_workflow.names import BASELINE_NAME
 
 #: Hex digits of a sha256 shown in tables, labels and footers.
@@ -339,4 +343,198 @@ def backtest_page(backtest: pd.DataFrame, champion: str | None, level: float, da
         ),
         row_classes=classes,
         float_format="{:,.0f}",
+    )
+
+
+def significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (whole numbers stay whole):
+    ``239_097 -> 239_000``, ``-1_483_780 -> -1_480_000``, ``87 -> 87``."""
+    array = np.asarray(values, dtype=float)
+    magnitude = np.floor(np.log10(np.maximum(np.abs(array), 1.0)))
+    step = 10.0 ** np.maximum(magnitude - (digits - 1), 0)
+    return np.round(array / step) * step
+
+
+#: Rows the forecast page shows at once (it holds every row; a page is a slice of them).
+FORECAST_PAGE_ROWS = 50
+
+_FORECAST_SCRIPT = r"""
+const data = JSON.parse(document.getElementById("forecast-meta").textContent);
+const money = new Intl.NumberFormat("en-US", {maximumFractionDigits: 0});
+const short = new Intl.NumberFormat("en-US", {notation: "compact", maximumSignificantDigits: 3});
+const columns = data.columns;
+let rows = [], shown = rows, sortColumn = -1, sortUp = true, page = 0;
+function cell(row, i) {
+  const kind = columns[i].kind, at = columns[i].at, value = row[at];
+  if (kind === "facility") return data.facilities[value].join(" ");
+  if (kind === "drg") return data.drgs[value].join(" ");
+  if (kind === "group") return data.groups[value];
+  if (kind === "interval") return short.format(value) + " to " + short.format(row[at + 1]);
+  return "$" + money.format(value);
+}
+function sortKey(row, i) {
+  const kind = columns[i].kind, at = columns[i].at;
+  if (kind === "facility" || kind === "drg") return cell(row, i).toLowerCase();
+  if (kind === "group") return row[at];
+  if (kind === "interval") return row[at + 1] - row[at];
+  return row[at];
+}
+function render() {
+  const pages = Math.max(1, Math.ceil(shown.length / data.pageRows));
+  page = Math.min(page, pages - 1);
+  const body = shown.slice(page * data.pageRows, (page + 1) * data.pageRows).map(row =>
+    "<tr>" + columns.map((c, i) => {
+      const text = cell(row, i).replace(/&/g, "&amp;").replace(/</g, "&lt;");
+      return c.kind === "facility" || c.kind === "drg" || c.kind === "group"
+        ? '<td class="text">' + text + "</td>" : "<td>" + text + "</td>";
+    }).join("") + "</tr>").join("");
+  document.getElementById("forecast-body").innerHTML = body;
+  document.getElementById("forecast-count").textContent =
+    shown.length.toLocaleString("en-US") + " of " + rows.length.toLocaleString("en-US") +
+    " rows; page " + (page + 1) + " of " + pages;
+  document.querySelectorAll("#forecast-table th").forEach((th, i) => {
+    th.dataset.sort = i === sortColumn ? (sortUp ? "up" : "down") : "";
+  });
+}
+function filter() {
+  const words = document.getElementById("forecast-search").value.toLowerCase().split(/\s+/)
+    .filter(w => w);
+  shown = words.length === 0 ? rows.slice() : rows.filter(row => {
+    const text = (cell(row, 0) + " " + cell(row, 1) + " " + cell(row, 2)).toLowerCase();
+    return words.every(w => text.includes(w));
+  });
+  if (sortColumn >= 0) sortRows();
+  page = 0;
+  render();
+}
+function sortRows() {
+  const sign = sortUp ? 1 : -1;
+  shown.sort((a, b) => {
+    const x = sortKey(a, sortColumn), y = sortKey(b, sortColumn);
+    return x < y ? -sign : x > y ? sign : 0;
+  });
+}
+document.querySelectorAll("#forecast-table th").forEach((th, i) => th.addEventListener(
+  "click", () => {
+    sortUp = i === sortColumn ? !sortUp : true;
+    sortColumn = i;
+    sortRows();
+    render();
+  }));
+document.getElementById("forecast-search").addEventListener("input", filter);
+document.getElementById("forecast-previous").addEventListener("click", () => {
+  page = Math.max(0, page - 1); render(); });
+document.getElementById("forecast-next").addEventListener("click", () => { page += 1; render(); });
+async function load() {
+  // The rows: deflate-compressed JSON, one array per column, in base64.
+  const text = atob(document.getElementById("forecast-data").textContent.trim());
+  const bytes = Uint8Array.from(text, c => c.charCodeAt(0));
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+  const table = JSON.parse(await new Response(stream).text());
+  rows = table[0].map((_, r) => table.map(column => column[r]));
+  filter();
+}
+load();
+"""
+
+_FORECAST_STYLE = """
+input#forecast-search { width: 28em; padding: 3px; margin: 0 8px 8px 0; }
+th { cursor: pointer; white-space: nowrap; text-align: left; }
+th[data-sort="up"]::after { content: " \\25B2"; }
+th[data-sort="down"]::after { content: " \\25BC"; }
+td { white-space: nowrap; }
+"""
+
+
+def forecast_page(
+    forecast: pd.DataFrame,
+    name_columns: Mapping[str, str],
+    levels: Sequence[float],
+    groups: Sequence[str],
+    group_column: str,
+    *,
+    title: str,
+    note: str,
+) -> str:
+    """The forecast as a self-contained HTML page with a searchable, sortable, paged table:
+    facility (id and name), DRG (code and description), interval group, last year's value,
+    the forecast and its interval at each level, in whole dollars (the CSV keeps cents).
+    ``groups``: the interval groups in their order (sorting by group follows it), groups of
+    ``group_column``. Intervals read in compact dollars (``239K to 656K``).
+
+    The rows travel in the page as deflate-compressed JSON columns (facilities and DRGs once
+    each, rows referring to them by index), since Chromium shows no report item whose data URL
+    exceeds 2 MB; a small inline script unpacks them (the browser's DecompressionStream) and
+    renders a page of rows at a time; typing in the search
+    box keeps the rows whose facility, DRG or group contain every word typed, a click on a
+    column's header sorts by it (intervals by their width). No network, no library.
+    """
+    facility_key, drg_key = list(name_columns)
+    facilities = forecast[[facility_key, name_columns[facility_key]]].drop_duplicates(facility_key)
+    facilities = facilities.sort_values(facility_key, kind="stable")
+    drgs = forecast[[drg_key, name_columns[drg_key]]].drop_duplicates(drg_key)
+    drgs = drgs.sort_values(drg_key, kind="stable")
+    present = set(forecast["interval_group"])
+    groups = [g for g in groups if g in present] + sorted(present - set(groups))
+    facility_index = pd.Index(facilities[facility_key]).get_indexer(forecast[facility_key])
+    drg_index = pd.Index(drgs[drg_key]).get_indexer(forecast[drg_key])
+    group_index = pd.Index(groups).get_indexer(forecast["interval_group"])
+    # One integer column each: facility, DRG and group indices, last year's value and the
+    # forecast in whole dollars, then every interval's lower and upper bound to the 3
+    # significant digits shown (which also makes them compress to a third).
+    bounds = [c for level in levels for c in bound_columns(level)]
+    table = np.column_stack(
+        [
+            facility_index,
+            drg_index,
+            group_index,
+            np.round(forecast[["persistence", "prediction"]].to_numpy(dtype=float)),
+            significant(forecast[bounds].to_numpy(dtype=float), 3),
+        ]
+    ).astype(np.int64)
+    year = int(forecast["year"].iloc[0]) if len(forecast) else 0
+    columns = [
+        {"name": "facility", "kind": "facility", "at": 0},
+        {"name": "APR DRG", "kind": "drg", "at": 1},
+        {"name": f"group ({group_column})", "kind": "group", "at": 2},
+        {"name": f"{year - 1} (last year)", "kind": "money", "at": 3},
+        {"name": f"forecast {year}", "kind": "money", "at": 4},
+        *[
+            {"name": f"{100 * float(level):g}% interval ($)", "kind": "interval", "at": 5 + 2 * i}
+            for i, level in enumerate(levels)
+        ],
+    ]
+    meta = {
+        "columns": columns,
+        "facilities": [[str(k), str(n)] for k, n in facilities.itertuples(index=False)],
+        "drgs": [[str(k), str(n)] for k, n in drgs.itertuples(index=False)],
+        "groups": groups,
+        "pageRows": FORECAST_PAGE_ROWS,
+    }
+    meta_json = json.dumps(meta, separators=(",", ":")).replace("</", "<\\/")
+    rows = json.dumps(table.T.tolist(), separators=(",", ":")).encode()
+    data = base64.b64encode(zlib.compress(rows, 9)).decode()
+    head = "".join(f"<th>{html.escape(c['name'])}</th>" for c in columns)
+    return (
+        "\n".join(
+            [
+                "<!DOCTYPE html>",
+                '<html><head><meta charset="utf-8">',
+                f"<title>{html.escape(title)}</title>",
+                f"<style>{_STYLE}{_FORECAST_STYLE}</style></head><body>",
+                f"<h1>{html.escape(title)}</h1>",
+                f'<p class="note">{html.escape(note)}</p>',
+                '<input id="forecast-search" type="search" '
+                'placeholder="search facility, DRG or group (e.g. a name or an id)">',
+                '<button id="forecast-previous">previous</button> '
+                '<button id="forecast-next">next</button> <span id="forecast-count"></span>',
+                f'<table id="forecast-table"><thead><tr>{head}</tr></thead>',
+                '<tbody id="forecast-body"></tbody></table>',
+                f'<script type="application/json" id="forecast-meta">{meta_json}</script>',
+                f'<script type="application/octet-stream" id="forecast-data">{data}</script>',
+                f"<script>{_FORECAST_SCRIPT}</script>",
+                "</body></html>",
+            ]
+        )
+        + "\n"
     )

@@ -107,6 +107,20 @@ def verify_chain_files():
     ]
 
 
+def verify_storage_inputs(wildcards):
+    """Rule verify's input: nothing when results are local files (it checks them as they are
+    on disk); with a default storage provider, every version's files as they are in the
+    storage (named `<version>_<kind>` like verify_build's), flagged before_update so that no
+    job is looked for, nor run, to make them."""
+    if workflow.storage_settings.default_storage_provider is None:
+        return {}
+    return {
+        f"{version}_{kind}": before_update(path)
+        for version in VERSIONS
+        for kind, path in version_files(version).items()
+    }
+
+
 def verified_build_inputs(wildcards):
     """What the default target's check runs after: every version's files (named
     `<version>_csv`, `_arrow`, `_metadata`, so the script reads them where the job has them,

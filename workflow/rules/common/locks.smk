@@ -31,8 +31,15 @@ def release_stale_locks():
     if _STALE_LOCKS["checked"] or not run_takes_locks():
         return
     _STALE_LOCKS["checked"] = True
-    killed_run = remove_stale_locks(Path(".snakemake") / "locks", LOCK_HOLDER)
+    lock_dir = Path(".snakemake") / "locks"
+    killed_run = remove_stale_locks(lock_dir, LOCK_HOLDER)
     if killed_run is not None:
         logger.warning(
             f"Removed the locks left by a killed run (process {killed_run})."
         )
+    # Snakemake takes the locks right after this. Record this run as their holder now, not
+    # only in onstart: a user's Snakefile that uses this workflow as a module does not run the
+    # module's onstart. Only while no live run holds locks: Snakemake then stops this run
+    # before it writes anything, and that run's record must stay.
+    if not any(lock_dir.glob("*.lock")):
+        record_lock_holder(LOCK_HOLDER)

@@ -5,6 +5,7 @@ import os
 
 from drg_workflow.chain import forecast_chain
 from drg_workflow.names import BASELINE_NAME, RAW_VERSION
+from drg_workflow.urls import credentials_error
 
 #: Models tuned, trained and compared (the keys of modelling.models), in config order.
 MODELS = list(MODELLING["models"])
@@ -23,12 +24,19 @@ wildcard_constraints:
 
 
 def tracking_uri():
-    """modelling.mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else the local sqlite store."""
-    return (
-        MODELLING["mlflow"]["tracking_uri"]
-        or os.environ.get("MLFLOW_TRACKING_URI")
-        or DEFAULT_TRACKING_URI
-    )
+    """modelling.mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else the local sqlite store.
+
+    It is a param of the MLflow rules, so Snakemake records it: one from the environment with a
+    password in it stops the run (the config's is refused by the schema check)."""
+    configured = MODELLING["mlflow"]["tracking_uri"]
+    from_environment = os.environ.get("MLFLOW_TRACKING_URI")
+    if not configured and from_environment:
+        refused = credentials_error(
+            "environment variable MLFLOW_TRACKING_URI", from_environment
+        )
+        if refused:
+            raise WorkflowError(refused)
+    return configured or from_environment or DEFAULT_TRACKING_URI
 
 
 def mlflow_settings():
@@ -199,15 +207,25 @@ except ValueError as error:
 
 
 def forecast_inputs(wildcards):
-    """The champion, the base and modelling data with its years, and the backtest's
-    out-of-sample predictions (the champion's calibrate the interval)."""
+    """The champion, the base and modelling data with its years, the version the names come
+    from, and the backtest's out-of-sample predictions (the champion's calibrate the
+    intervals)."""
     if FORECAST_CHAIN_ERROR:
         raise WorkflowError(FORECAST_CHAIN_ERROR)
     base = version_files(FORECAST_BASE_VERSION)
+    names_version = config["forecast"]["names"]["version"]
+    if names_version not in VERSIONS:
+        raise WorkflowError(
+            f"config key forecast.names.version: {names_version!r} is not a version of the "
+            f"chain ({', '.join(VERSIONS)})"
+        )
+    names = version_files(names_version)
     return {
         "champion": CHAMPION,
         "base_arrow": base["arrow"],
         "base_metadata": base["metadata"],
+        "names_arrow": names["arrow"],
+        "names_metadata": names["metadata"],
         **modelling_inputs(wildcards),
         "backtest_predictions": BACKTEST_PREDICTIONS,
     }

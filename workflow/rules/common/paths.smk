@@ -44,6 +44,8 @@ BACKTEST_MLFLOW_RUN = "results/backtest/mlflow_run.json"
 
 FORECAST = "results/forecast/forecast.csv"
 FORECAST_METADATA = "results/forecast/forecast_metadata.json"
+#: The champion's model card (rule model_card; also the registered version's description).
+MODEL_CARD = "results/forecast/model_card.md"
 
 #: The default target's proof of the chain on disk (verify_build); `snakemake verify` writes
 #: its own report beside its log.

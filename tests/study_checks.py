@@ -1,0 +1,73 @@
+"""What a finished tuning must look like, per Optuna study and its MLflow runs, however often
+its shards were killed and resumed (used by the workflow and cluster tests)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from drg_workflow.modelling.tuning import open_storage
+from drg_workflow.versions import read_json
+
+
+def study_counts(workdir: Path, model: str, storage: str, client) -> str:
+    """One line: the study's trials by state and its MLflow trial runs by status (printed by
+    the kill tests, before their checks, to show what a kill and a resume left)."""
+    setup = read_json(workdir / f"results/tuning/{model}/setup.json")
+    study = optuna.load_study(study_name=setup["study_name"], storage=open_storage(storage))
+    states = Counter(t.state.name for t in study.get_trials())
+    runs = client.search_runs(
+        [setup["experiment_id"]],
+        f"tags.model = '{model}' and tags.stage = 'trial'",
+        max_results=1000,
+    )
+    statuses = Counter(r.info.status for r in runs)
+    return f"{model}: trials {dict(sorted(states.items()))}, runs {dict(sorted(statuses.items()))}"
+
+
+def assert_study_is_whole(workdir: Path, model: str, storage: str, client, budget: int) -> list:
+    """Per study: finished trials (complete or pruned) == ``budget``, no trial RUNNING, every
+    failed trial one that was interrupted, no MLflow trial run RUNNING, every finished trial
+    exactly one FINISHED run (an interrupted one a KILLED run), and the best value reported by
+    the model's metrics, its comparison row and its parent run is the study's best. Returns
+    the study's trials."""
+    setup = read_json(workdir / f"results/tuning/{model}/setup.json")
+    study = optuna.load_study(study_name=setup["study_name"], storage=open_storage(storage))
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(finished) == budget, (model, [t.state.name for t in trials])
+    assert all(t.state != TrialState.RUNNING for t in trials), model
+    assert all(t.user_attrs.get("interrupted") for t in failed), model
+    runs = client.search_runs(
+        [setup["experiment_id"]],
+        f"tags.model = '{model}' and tags.stage = 'trial'",
+        max_results=1000,
+    )
+    assert "RUNNING" not in {r.info.status for r in runs}, model
+    by_trial: dict[int, list] = {}
+    for found in runs:
+        by_trial.setdefault(int(found.data.tags["trial_number"]), []).append(found)
+    for trial in finished:
+        assert [r.info.status for r in by_trial.get(trial.number, [])] == ["FINISHED"]
+    for trial in failed:
+        assert [r.info.status for r in by_trial.get(trial.number, [])] == ["KILLED"]
+    assert set(by_trial) == {t.number for t in trials}  # no run without its trial
+    metrics = read_json(workdir / f"results/models/{model}/metrics.json")
+    assert metrics["cv_rmse"] == pytest.approx(study.best_value)
+    assert metrics["n_trials_complete"] + metrics["n_trials_pruned"] == budget
+    assert metrics["n_trials_interrupted"] == len(failed)
+    row = pd.read_csv(workdir / "results/models/comparison.csv").set_index("model").loc[model]
+    assert row["n_trials_complete"] == sum(t.state == TrialState.COMPLETE for t in trials)
+    assert row["n_trials_pruned"] == sum(t.state == TrialState.PRUNED for t in trials)
+    assert row["cv_rmse"] == pytest.approx(study.best_value)
+    parent = client.get_run(setup["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["n_trials"] == budget
+    assert parent.data.metrics["best_cv_rmse"] == pytest.approx(study.best_value)
+    return trials
