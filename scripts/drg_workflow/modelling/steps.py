@@ -442,19 +442,11 @@ def train_final(
         close_parent_run,
         log_final_run,
     )
-    from .tuning import StudyRef, TuningError, study_results
 
     model = model_settings(params, ModellingYears.from_json(years_document))
     importance = ImportanceSettings.from_params(importance_params)
     frame, data = load_modelling_data(arrow_path, model.modelling)
-    results = study_results(StudyRef.from_setup(setup))
-    reported = sorted(n for shard in shard_summaries for n in shard["trial_numbers"])
-    if results["n_trials"] != len(reported):
-        raise TuningError(
-            f"study {setup['study_name']!r} holds {results['n_trials']} finished trials of this "
-            f"setup, but its shards report {len(reported)}: another process tunes the same "
-            "study (two runs sharing one storage and one MLflow experiment?)"
-        )
+    results = finished_study_results(setup, shard_summaries)
     fitted = _fit_and_evaluate(model, importance, data, results)
 
     experiment = MlflowExperiment.from_json(setup)
@@ -573,18 +565,39 @@ def baseline_step(
 # --------------------------------------------------------------------------- backtest_origin
 
 
+def finished_study_results(
+    setup: Mapping[str, Any], shard_summaries: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The study's results (:func:`.tuning.study_results`: its finished trials of this setup),
+    checked against the trials its shards report.
+
+    Raises:
+        TuningError: the study holds another number of finished trials than the shards report
+            (another process tunes the same study).
+    """
+    from .tuning import StudyRef, TuningError, study_results
+
+    results = study_results(StudyRef.from_setup(setup))
+    reported = sorted(n for shard in shard_summaries for n in shard["trial_numbers"])
+    if results["n_trials"] != len(reported):
+        raise TuningError(
+            f"study {setup['study_name']!r} holds {results['n_trials']} finished trials of this "
+            f"setup, but its shards report {len(reported)}: another process tunes the same "
+            "study (two runs sharing one storage and one MLflow experiment?)"
+        )
+    return results
+
+
 def tuned_params(
     model: ModelSettings,
     setup: Mapping[str, Any],
     shard_summaries: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """The model's full parameters: its fixed parameters overlaid by the best trial of its
-    study among the trials the shards report (:func:`.tuning.study_results`, as
-    ``train_final`` takes them)."""
-    from .tuning import merge_params, study_results
+    study (:func:`finished_study_results`, as ``train_final`` takes them)."""
+    from .tuning import merge_params
 
-    numbers = sorted({n for shard in shard_summaries for n in shard["trial_numbers"]})
-    results = study_results(setup["study_name"], setup["storage"], trial_numbers=numbers)
+    results = finished_study_results(setup, shard_summaries)
     return merge_params(model.fixed_params, results["best_params"])
 
 
