@@ -162,7 +162,14 @@ def _backtest_table(backtest: pd.DataFrame) -> pd.DataFrame:
     for metric in ("rmse", "mae"):
         if f"skill_{metric}" in shown:
             shown[f"skill_{metric}"] = [_skill_text(row, metric) for _, row in backtest.iterrows()]
-    return shown.rename(columns={"skill_rmse": "skill (RMSE)", "skill_mae": "skill (MAE)"})
+    return shown.rename(
+        columns={
+            "rmse": "RMSE",
+            "mae": "MAE",
+            "skill_rmse": "skill (RMSE)",
+            "skill_mae": "skill (MAE)",
+        }
+    )
 
 
 def coverage_table(intervals: Mapping[str, Any]) -> pd.DataFrame:
