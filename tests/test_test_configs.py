@@ -15,7 +15,7 @@ from conftest import ROOT, TEST_CONFIGS, load_test_config
 from modelling_frames import SCHEMA, rare_drg_threshold
 
 from drg_workflow.config_validation import validate_config
-from drg_workflow.versions import read_arrow, read_json
+from drg_workflow.versions import metadata_dtypes, read_csv, read_json
 
 NAMES = sorted(
     path.parent.name.removeprefix("config-") for path in TEST_CONFIGS.glob("*/config.yaml")
@@ -88,7 +88,8 @@ def test_config_gap_runs_end_to_end_and_forecasts_the_year_after_the_last(tmp_pa
     missing; the forecast is for 2022."""
     result, test_dir = run_catalogue_style(tmp_path, "gap")
     assert result.returncode == 0, result.stderr[-3000:]
-    v11 = read_arrow(test_dir / "results/v11/v11.arrow")
+    v11_metadata = read_json(test_dir / "results/v11/v11_metadata.json")
+    v11 = read_csv(test_dir / "results/v11/v11.csv", metadata_dtypes(v11_metadata))
     assert sorted(v11["year"].unique())[-2:] == [2017, 2021]
     assert v11.loc[v11["year"] == 2021, "sum_discharges_lag1"].isna().all()
     forecast = pd.read_csv(test_dir / "results/forecast/forecast.csv")

@@ -119,3 +119,24 @@ def test_a_failed_hashed_write_leaves_nothing(tmp_path: Path):
     with pytest.raises(pa.ArrowInvalid):
         write_csv(table, tmp_path / "v.csv")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_arrow_copies_are_kept_for_versions_read_by_more_than_the_next_step():
+    import copy
+
+    import yaml
+    from conftest import ROOT
+
+    from drg_workflow.chain import arrow_copy_versions
+    from drg_workflow.config_validation import validate_config
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    default = validate_config({}, copy.deepcopy(schema))
+    # v0, the forecast's names (v1) and base (v10, lag_columns' input), the modelling data.
+    assert arrow_copy_versions(default) == {"v0", "v1", "v10", "v13"}
+    other = copy.deepcopy(default)
+    other["modelling"]["data_version"] = "v12"
+    other["forecast"]["names"]["version"] = "v2"
+    other["chain"].append({"version": "v14", "transformation": "median_profit", "input": "v3"})
+    # v3 now feeds v4 and v14; v13 is read by nothing.
+    assert arrow_copy_versions(other) == {"v0", "v2", "v3", "v10", "v12"}
