@@ -32,6 +32,7 @@ from servers import (
     start_moto,
 )
 
+from drg_workflow.chain import arrow_copy_versions
 from drg_workflow.config_validation import ConfigError, validate_config
 from drg_workflow.download import DownloadError, download, public_url
 from drg_workflow.synthetic import generate_raw
@@ -52,6 +53,8 @@ VERSIONS = [
     "v0", "v1", "v2", "v3", "v4", "v5", "v5_1", "v5_2", "v6", "v7", "v8", "v9", "v10", "v11",
     "v12", "v13",
 ]  # fmt: skip
+#: The versions whose Arrow copy is kept (the default chain, modelling and forecast settings).
+ARROW_COPIES = arrow_copy_versions(validate_config({}, copy.deepcopy(SCHEMA)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,8 +224,11 @@ def test_s3_source_and_results_in_s3(s3_build: dict, moto: ServerProcess, raw_by
     assert "rule rolling_columns:" in ran and "rule ingest_raw:" not in ran
     keys = s3_keys(moto, RESULTS_BUCKET, prefix)
     for version in VERSIONS:
-        for name in (f"{version}.csv", f"{version}_metadata.json", f"{version}.arrow"):
+        for name in (f"{version}.csv", f"{version}_metadata.json"):
             assert f"results/{version}/{name}" in keys
+        # Arrow copies read only by the next step are temp(): deleted from the bucket too.
+        kept = f"results/{version}/{version}.arrow" in keys
+        assert kept == (version in ARROW_COPIES), version
     assert "logs/ingest_raw/v0.log" in keys and "benchmarks/lag_columns/v11.tsv" in keys
     # Nothing was written to the local results tree.
     assert not (workdir / "results").exists()

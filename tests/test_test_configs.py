@@ -15,7 +15,7 @@ from conftest import ROOT, TEST_CONFIGS, load_test_config
 from modelling_frames import SCHEMA, rare_drg_threshold
 
 from drg_workflow.config_validation import validate_config
-from drg_workflow.versions import read_arrow, read_json
+from drg_workflow.versions import metadata_dtypes, read_csv, read_json
 
 NAMES = sorted(
     path.parent.name.removeprefix("config-") for path in TEST_CONFIGS.glob("*/config.yaml")
@@ -95,7 +95,8 @@ def test_config_gap_runs_end_to_end_and_forecasts_the_year_after_the_last(tmp_pa
     assert missing in (test_dir / "logs/ingest_raw/v0.log").read_text()
     v0 = read_json(test_dir / "results/v0/v0_metadata.json")
     assert v0["years"]["missing"] == [2018, 2019, 2020] and v0["years"]["last"] == 2021
-    v11 = read_arrow(test_dir / "results/v11/v11.arrow")
+    v11_metadata = read_json(test_dir / "results/v11/v11_metadata.json")
+    v11 = read_csv(test_dir / "results/v11/v11.csv", metadata_dtypes(v11_metadata))
     assert sorted(v11["year"].unique())[-2:] == [2017, 2021]
     assert v11.loc[v11["year"] == 2021, "sum_discharges_lag1"].isna().all()
     split = read_json(test_dir / "results/models/split.json")

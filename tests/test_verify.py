@@ -17,6 +17,7 @@ import pytest
 import yaml
 from conftest import ROOT, SMALL_CONFIG, snakemake_command, write_config
 
+from drg_workflow.chain import arrow_copy_versions
 from drg_workflow.config_validation import validate_config
 from drg_workflow.versions import read_arrow, read_json, write_arrow
 
@@ -108,6 +109,13 @@ def test_verify_passes_on_a_fresh_build(built: Path):
     lines = [line for line in result.stdout.splitlines() if re.match(r"^v\d", line)]
     assert [line.split()[0] for line in lines] == VERSIONS
     assert all(line.split()[1] == "ok" for line in lines)
+    # Only the kept Arrow copies are left (and checked); the temporary ones are gone.
+    kept = arrow_copy_versions(CONFIG)
+    assert {p.parent.name for p in (built / "results").glob("*/*.arrow")} == kept
+    assert kept == {"v0", "v1", "v10", "v13"}
+    for line in lines:
+        copy_state = "Arrow copy ok" if line.split()[0] in kept else "no Arrow copy"
+        assert copy_state in line, line
     assert report["passed"] and report["broken"] == []
     # The default target's report is verify_build's output alone, untouched by rule verify.
     assert not (built / "results/verify.json").exists()
@@ -127,10 +135,15 @@ def test_verify_fails_after_a_csv_is_edited(copy: Path):
 
 
 def test_verify_fails_after_an_arrow_copy_is_replaced(copy: Path):
-    arrow = copy / "results/v8/v8.arrow"
+    arrow = copy / "results/v10/v10.arrow"  # kept: the forecast reads it, as does v11
     frame = read_arrow(arrow)
     write_arrow(pa.Table.from_pandas(frame.iloc[1:], preserve_index=False), arrow)
-    assert_broken(copy, "v8", "Arrow copy sha256")
+    assert_broken(copy, "v10", "Arrow copy sha256")
+
+
+def test_verify_fails_when_a_kept_arrow_copy_is_missing(copy: Path):
+    (copy / "results/v13/v13.arrow").unlink()
+    assert_broken(copy, "v13", "Arrow copy missing")
 
 
 def test_verify_fails_after_an_input_is_rebuilt_alone(copy: Path):

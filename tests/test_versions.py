@@ -14,11 +14,14 @@ import pyarrow.ipc as pa_ipc
 import pytest
 
 from drg_workflow.files import atomic_output
+from drg_workflow.hashing import file_sha256
 from drg_workflow.versions import (
     metadata_dtypes,
     read_arrow,
     read_csv,
     read_json,
+    write_arrow,
+    write_csv,
     write_version,
 )
 
@@ -86,3 +89,54 @@ def test_arrow_copy_is_compressed_and_equals_the_csv(tmp_path: Path):
     with pa.OSFile(str(plain), "wb") as sink, pa_ipc.new_file(sink, table.schema) as out:
         out.write_table(table)
     assert arrow.stat().st_size < 0.5 * plain.stat().st_size
+
+
+def test_hashes_are_those_of_the_files_written(tmp_path: Path):
+    """The CSV and Arrow copy are hashed as they are written (in a thread beside the writer):
+    the digests are those of the bytes on disk, and an Arrow copy hashed without a file
+    (``path`` None) has the digest of the file it would have been."""
+    table = pa.Table.from_pandas(small_frame(30000), preserve_index=False)
+    csv, arrow = tmp_path / "v.csv", tmp_path / "v.arrow"
+    assert write_csv(table, csv) == file_sha256(csv)
+    assert write_arrow(table, arrow) == file_sha256(arrow)
+    assert write_arrow(table, None) == file_sha256(arrow)
+    document = write_version(
+        table.to_pandas(), tmp_path / "w.csv", tmp_path / "w.json", tmp_path / "w.arrow",
+        version="v", transformation="t", parameters={},
+    )  # fmt: skip
+    assert document["sha256"] == file_sha256(tmp_path / "w.csv") == file_sha256(csv)
+    assert document["arrow_sha256"] == file_sha256(tmp_path / "w.arrow")
+    assert (tmp_path / "w.csv").read_bytes() == csv.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "v.arrow", "v.csv", "w.arrow", "w.csv", "w.json",
+    ]  # fmt: skip
+
+
+def test_a_failed_hashed_write_leaves_nothing(tmp_path: Path):
+    """An error inside the writer (here: a column pyarrow cannot write as CSV) leaves no file
+    and no temporary file behind."""
+    table = pa.table({"x": pa.array([[1, 2], [3]])})  # lists have no CSV form
+    with pytest.raises(pa.ArrowInvalid):
+        write_csv(table, tmp_path / "v.csv")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_arrow_copies_are_kept_for_versions_read_by_more_than_the_next_step():
+    import copy
+
+    import yaml
+    from conftest import ROOT
+
+    from drg_workflow.chain import arrow_copy_versions
+    from drg_workflow.config_validation import validate_config
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    default = validate_config({}, copy.deepcopy(schema))
+    # v0, the forecast's names (v1) and base (v10, lag_columns' input), the modelling data.
+    assert arrow_copy_versions(default) == {"v0", "v1", "v10", "v13"}
+    other = copy.deepcopy(default)
+    other["modelling"]["data_version"] = "v12"
+    other["forecast"]["names"]["version"] = "v2"
+    other["chain"].append({"version": "v14", "transformation": "median_profit", "input": "v3"})
+    # v3 now feeds v4 and v14; v13 is read by nothing.
+    assert arrow_copy_versions(other) == {"v0", "v2", "v3", "v10", "v12"}

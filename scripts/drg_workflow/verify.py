@@ -2,12 +2,12 @@
 
 ``snakemake verify`` (rule ``verify``, script ``scripts/verify_versions.py``) calls
 :func:`verify_chain` on the configured chain. For each version it re-hashes the CSV and the
-Arrow copy and compares them with the ``sha256`` and ``arrow_sha256`` its metadata recorded
-when both were written from the same table (so a matching Arrow copy holds the CSV's data),
-checks that the metadata names the configured input and transformation and records its
-contract checks, and that the input sha256 it recorded is that input's current one (an input
-rebuilt after it, say with other parameters, breaks the link). Nothing here knows about
-Snakemake; paths come in as arguments.
+Arrow copy (where one is kept: the other versions' next step reads the CSV) and compares them
+with the ``sha256`` and ``arrow_sha256`` its metadata recorded when both were written from the
+same table (so a matching Arrow copy holds the CSV's data), checks that the metadata names the
+configured input and transformation and records its contract checks, and that the input
+sha256 it recorded is that input's current one (an input rebuilt after it, say with other
+parameters, breaks the link). Nothing here knows about Snakemake; paths come in as arguments.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class VersionFiles:
     transformation: str
     input_version: str | None
     csv: str | os.PathLike
-    arrow: str | os.PathLike
+    #: None for a version whose Arrow copy is not kept (its next step reads the CSV).
+    arrow: str | os.PathLike | None
     metadata: str | os.PathLike
 
 
@@ -71,7 +72,9 @@ def verify_version(
                 " (the CSV was changed after it was built)"
             )
     recorded_arrow = document.get("arrow_sha256")
-    if not Path(files.arrow).exists():
+    if files.arrow is None:
+        pass  # no copy kept: the CSV, checked above, is what the next step reads
+    elif not Path(files.arrow).exists():
         problems.append("Arrow copy missing")
     elif recorded_arrow is None:
         problems.append("metadata records no Arrow sha256 (built before verify existed)")
@@ -110,6 +113,7 @@ def verify_version(
         "rows": document.get("rows"),
         "sha256": document.get("sha256"),
         "contract_checks": len(checks or []),
+        "arrow_copy": files.arrow is not None,
     }
 
 
@@ -144,7 +148,9 @@ def report_lines(report: Mapping[str, Any]) -> list[str]:
         if entry["passed"]:
             lines.append(
                 f"{entry['version']:<6} ok      {entry['rows']:>10,} rows  sha256 "
-                f"{_short(entry['sha256'])}  Arrow copy ok  input ok  "
+                f"{_short(entry['sha256'])}  "
+                f"{'Arrow copy ok' if entry.get('arrow_copy', True) else 'no Arrow copy'}  "
+                "input ok  "
                 f"{entry['contract_checks']} contract checks passed"
             )
         else:

@@ -1,6 +1,8 @@
 # One rule per transformation of the chain (config `chain`). The rules differ only in name,
 # parameters and the versions they make, so they are declared in one loop; all share the
-# adapter scripts/transform_version.py (read, transform, write, metadata).
+# adapter scripts/transform_version.py (read, transform, write, metadata). The Arrow copy of a
+# version read only by the next step is temp(): deleted once that step is done (ARROW_COPIES,
+# common/chain.smk).
 # Each version's data contract (config `contracts`) is checked by the rule's script. All are
 # in the chain's group, so a cluster runs the sequential chain as one job.
 
@@ -12,9 +14,7 @@ for transformation in CHAIN_TRANSFORMATIONS:
         input:
             unpack(input_version_files),
         output:
-            csv=VERSION_CSV,
-            metadata=VERSION_METADATA,
-            arrow=VERSION_ARROW,
+            **version_outputs(transformation),
         log:
             f"logs/{transformation}/{{version}}.log",
         benchmark:

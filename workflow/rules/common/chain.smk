@@ -1,6 +1,6 @@
 # The version chain (config `chain`): which versions exist, what each is made from, and the
 # input functions of the rules that make them (raw.smk, transform.smk).
-from drg_workflow.chain import configured_parameters
+from drg_workflow.chain import arrow_copy_versions, configured_parameters
 from drg_workflow.contract_settings import configured_contract
 from drg_workflow.names import RAW_TRANSFORMATION, RAW_VERSION
 
@@ -15,6 +15,9 @@ CHAIN_TRANSFORMATIONS = list(
 #: The SLURM group job that runs the whole sequential chain v0 -> last version (profiles/slurm):
 #: one queue wait instead of one per version. Locally, groups change nothing.
 CHAIN_GROUP = "chain"
+#: Versions whose Arrow copy is kept: v0 and those read by more than the next step of the chain
+#: (the modelling data, the forecast's base and names versions). The others' copies are temp().
+ARROW_COPIES = arrow_copy_versions(config)
 
 
 wildcard_constraints:
@@ -31,6 +34,46 @@ def versions_made_by(transformation):
     return "|".join(
         v for v, step in CHAIN.items() if step["transformation"] == transformation
     )
+
+
+def transformation_keeps_arrow(transformation):
+    """Whether the Arrow copies a transformation makes are kept: when a version it makes is
+    one whose copy is kept (then for every version it makes, since a rule has one set of
+    outputs). Otherwise they are temp(): Snakemake deletes each once the next step read it.
+    """
+    return any(
+        step["version"] in ARROW_COPIES
+        for step in CHAIN.values()
+        if step["transformation"] == transformation
+    )
+
+
+def keeps_arrow_copy(version):
+    """Whether a version's Arrow copy stays on disk after the build."""
+    if version in CHAIN:
+        return transformation_keeps_arrow(CHAIN[version]["transformation"])
+    return version in ARROW_COPIES
+
+
+def version_outputs(transformation):
+    """The outputs of the rule of a transformation (Arrow copy temp() unless kept)."""
+    return {
+        "csv": VERSION_CSV,
+        "metadata": VERSION_METADATA,
+        "arrow": (
+            VERSION_ARROW
+            if transformation_keeps_arrow(transformation)
+            else temp(VERSION_ARROW)
+        ),
+    }
+
+
+def kept_version_files(version):
+    """A version's files that stay on disk: CSV, metadata and, if kept, its Arrow copy."""
+    files = version_files(version)
+    if not keeps_arrow_copy(version):
+        del files["arrow"]
+    return files
 
 
 def input_version_files(wildcards):
@@ -95,13 +138,16 @@ def version_targets():
 
 
 def verify_chain_files():
-    """Every version of the chain and its files, in build order (the verify script's params)."""
+    """Every version of the chain and its files, in build order (the verify script's params);
+    arrow is None where the Arrow copy is temporary (the next step read it; verify skips it).
+    """
     return [
         {
             "version": version,
             "transformation": transformation_of(version),
             "input_version": CHAIN[version]["input"] if version in CHAIN else None,
-            **version_files(version),
+            "arrow": None,
+            **kept_version_files(version),
         }
         for version in VERSIONS
     ]
@@ -117,7 +163,7 @@ def verify_storage_inputs(wildcards):
     return {
         f"{version}_{kind}": before_update(path)
         for version in VERSIONS
-        for kind, path in version_files(version).items()
+        for kind, path in kept_version_files(version).items()
     }
 
 
@@ -129,6 +175,6 @@ def verified_build_inputs(wildcards):
     files = {
         f"{version}_{kind}": path
         for version in VERSIONS
-        for kind, path in version_files(version).items()
+        for kind, path in kept_version_files(version).items()
     }
     return {**files, "comparison": COMPARISON}
