@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from drg_workflow.names import BASELINE_NAME
+from drg_workflow.profiling import timed
 
 from .settings import MlflowSettings
 from .sqlite import sqlite_file, sqlite_init_lock
@@ -56,6 +57,7 @@ REFIT_STAGE = "refit"
 _RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 
 
+@timed("import")
 def route_library_logs(logger: logging.Logger) -> None:
     """Send Optuna's and MLflow's log lines (one per trial, study creation, store creation) to
     the rule's log file instead of Snakemake's terminal output."""
@@ -91,6 +93,7 @@ class MlflowExperiment:
         return asdict(self)
 
 
+@timed("mlflow")
 def tracking_client(tracking_uri: str) -> MlflowClient:
     """An ``MlflowClient`` whose store is already opened (tables created for a fresh sqlite DB,
     under :func:`.sqlite.sqlite_init_lock`), so any later use in this process is race-free."""
@@ -114,6 +117,7 @@ def _absolute_artifact_location(location: str) -> str:
     return str(Path(location).resolve())
 
 
+@timed("mlflow")
 def ensure_experiment(settings: MlflowSettings) -> MlflowExperiment:
     """Get or create the MLflow experiment (restoring it if deleted), creating a fresh local
     sqlite store on the way.
@@ -162,6 +166,7 @@ def ensure_experiment(settings: MlflowSettings) -> MlflowExperiment:
 # --------------------------------------------------------------------------- study runs
 
 
+@timed("mlflow")
 def create_parent_run(experiment: MlflowExperiment, model: str, tags: Mapping[str, str]) -> str:
     """Create a study's parent run ``<model>-tuning`` (stage ``tuning``); return its id."""
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
@@ -172,6 +177,7 @@ def create_parent_run(experiment: MlflowExperiment, model: str, tags: Mapping[st
     return client.create_run(experiment.experiment_id, tags=all_tags, run_name=run_name).info.run_id
 
 
+@timed("mlflow")
 def start_trial_run(
     client: MlflowClient,
     experiment_id: str,
@@ -198,6 +204,7 @@ def start_trial_run(
     return client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
 
 
+@timed("mlflow")
 def finish_trial_run(
     client: MlflowClient,
     run_id: str,
@@ -233,6 +240,7 @@ def finish_trial_run(
     client.set_terminated(run_id, status=_RUN_STATUS.get(state, "KILLED"))
 
 
+@timed("mlflow")
 def end_interrupted_trial_run(client: MlflowClient, run_id: str) -> None:
     """End the run of a trial whose process was killed: tags ``optuna_state`` FAIL and
     ``interrupted``, status KILLED (also when the run had been ended just before the kill)."""
@@ -242,6 +250,7 @@ def end_interrupted_trial_run(client: MlflowClient, run_id: str) -> None:
     client.set_terminated(run_id, status="KILLED")
 
 
+@timed("mlflow")
 def running_trial_runs(
     client: MlflowClient, experiment_id: str, parent_run_id: str | None, shard: int
 ) -> list[str]:
@@ -256,6 +265,7 @@ def running_trial_runs(
     return [run.info.run_id for run in runs]
 
 
+@timed("mlflow")
 def close_parent_run(tracking_uri: str, parent_run_id: str, results: Mapping[str, Any]) -> None:
     """Log a study's results (``tuning.study_results``) on its parent run; mark it FINISHED."""
     from mlflow.entities import Metric, Param, RunTag
@@ -402,6 +412,7 @@ def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
     )
 
 
+@timed("mlflow")
 def log_final_run(
     experiment: MlflowExperiment,
     run: FinalRun,
@@ -483,6 +494,7 @@ BACKTEST_METRICS: tuple[str, ...] = (
 )
 
 
+@timed("mlflow")
 def log_backtest(
     experiment: MlflowExperiment,
     table: pd.DataFrame,
@@ -548,6 +560,7 @@ def log_backtest(
 CHAMPION_ALIAS = "champion"
 
 
+@timed("mlflow")
 def register_champion(
     tracking_uri: str,
     registered_model: str,
@@ -572,6 +585,7 @@ def register_champion(
     return str(version)
 
 
+@timed("mlflow")
 def clear_champion(tracking_uri: str, registered_model: str) -> bool:
     """Remove the alias ``champion`` of ``registered_model`` (when no model beats the
     baseline, an older champion must not be served); return whether there was one."""
@@ -591,6 +605,7 @@ def champion_uri(registered_model: str) -> str:
     return f"models:/{registered_model}@{CHAMPION_ALIAS}"
 
 
+@timed("mlflow")
 def load_champion(tracking_uri: str, registered_model: str) -> tuple[BaseEstimator, str]:
     """The estimator the alias ``champion`` points at, loaded by alias the way a user's own
     serving code would (``models:/<name>@champion``), and its version."""
@@ -609,6 +624,7 @@ def load_champion(tracking_uri: str, registered_model: str) -> tuple[BaseEstimat
     return estimator, str(version.version)
 
 
+@timed("mlflow")
 def log_model_card(
     tracking_uri: str, registered_model: str, version: str, run_id: str, markdown: str
 ) -> None:

@@ -35,6 +35,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.profiling import phase, timed
 
 from . import tracking
 from .baseline import baseline_predictions
@@ -58,6 +59,7 @@ class TuningError(DrgWorkflowError):
 # --------------------------------------------------------------------------- storage / study
 
 
+@timed("optuna")
 def open_storage(spec: str, *, nfs_lock: bool = False) -> BaseStorage:
     """Open an Optuna storage: an RDB URL (``sqlite:``, ``postgresql...``, ``mysql...``) or
     otherwise a journal file path (``JournalStorage(JournalFileBackend(path))``).
@@ -78,6 +80,7 @@ def open_storage(spec: str, *, nfs_lock: bool = False) -> BaseStorage:
     return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
 
 
+@timed("optuna")
 def create_study(
     study_name: str,
     storage: str,
@@ -212,10 +215,12 @@ def make_objective(
 
         def on_fold(i: int, scores: FoldScores) -> None:
             rec.fold_rmse, rec.fold_mae = list(scores.rmse), list(scores.mae)
-            trial.set_user_attr("fold_rmse", rec.fold_rmse)
-            trial.set_user_attr("fold_mae", rec.fold_mae)
-            trial.report(scores.loss_ratio(), step=i)
-            if trial.should_prune():
+            with phase("optuna"):
+                trial.set_user_attr("fold_rmse", rec.fold_rmse)
+                trial.set_user_attr("fold_mae", rec.fold_mae)
+                trial.report(scores.loss_ratio(), step=i)
+                prune = trial.should_prune()
+            if prune:
                 raise optuna.TrialPruned(f"pruned after fold {i}")
 
         return cross_validate_by_year(model, rec.params, X, y, years, on_fold).loss_ratio()
@@ -314,6 +319,7 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     return trial.state.is_finished() and not is_interrupted(trial)
 
 
+@timed("optuna")
 def end_interrupted_trials(
     storage: BaseStorage, study: StudyRef, shard_index: int, client: MlflowClient
 ) -> list[int]:
@@ -346,6 +352,7 @@ def end_interrupted_trials(
     return sorted(t.number for t in running)
 
 
+@timed("optuna")
 def _load_shard_study(
     study: StudyRef, storage: BaseStorage, model: ModelSettings, seed: int
 ) -> optuna.Study:
@@ -362,6 +369,7 @@ def _load_shard_study(
     )
 
 
+@timed("optuna")
 def _new_shard_trial(
     optuna_study: optuna.Study,
     storage: BaseStorage,
@@ -421,7 +429,8 @@ def _run_trial(
     run_id = tracking.start_trial_run(
         client, study.experiment_id, study.parent_run_id, model.name, trial.number, shard_tags
     )
-    trial.set_user_attr(MLFLOW_RUN_ATTR, run_id)
+    with phase("optuna"):
+        trial.set_user_attr(MLFLOW_RUN_ATTR, run_id)
     record.params, record.fold_rmse, record.fold_mae = {}, [], []
     value, error = None, None
     start = time.perf_counter()
@@ -456,8 +465,9 @@ def _run_trial(
             raise
     # The MLflow run ends first: killed between the two, the trial is still RUNNING and the
     # next start of the shard marks both as interrupted (end_interrupted_trials).
-    trial.set_user_attr("fold_rmse", list(record.fold_rmse))
-    trial.set_user_attr("fold_mae", list(record.fold_mae))
+    with phase("optuna"):
+        trial.set_user_attr("fold_rmse", list(record.fold_rmse))
+        trial.set_user_attr("fold_mae", list(record.fold_mae))
     tracking.finish_trial_run(
         client,
         run_id,
@@ -469,7 +479,8 @@ def _run_trial(
         time.perf_counter() - start,
         error,
     )
-    optuna_study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    with phase("optuna"):
+        optuna_study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
 
 
 @contextlib.contextmanager
@@ -617,6 +628,7 @@ def run_tuning_shard(
 # --------------------------------------------------------------------------- results
 
 
+@timed("optuna")
 def study_results(study: StudyRef) -> dict[str, Any]:
     """Summary of a finished study's trials of this setup (JSON-serialisable): n_trials (the
     trials of the budget: complete, pruned or failed by their own error), n_complete,
