@@ -58,19 +58,25 @@ _RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 
 
 @timed("import")
-def route_library_logs(logger: logging.Logger) -> None:
-    """Send Optuna's and MLflow's log lines (one per trial, study creation, store creation) to
-    the rule's log file instead of Snakemake's terminal output."""
-    import mlflow  # configures its own stderr handler on import; replace it
-    import optuna
+def route_library_logs(logger: logging.Logger, *, optuna: bool = True) -> None:
+    """Send MLflow's (and, with ``optuna``, Optuna's) log lines (one per trial, study
+    creation, store creation) to the rule's log file instead of Snakemake's terminal output.
 
-    optuna.logging.disable_default_handler()
+    Both libraries set up their own stderr handler when imported, so this imports them: a job
+    that never touches Optuna passes ``optuna=False`` and does not pay for importing it."""
+    import mlflow  # configures its own stderr handler on import; replace it
+
     mlflow_logger = logging.getLogger(mlflow.__name__)
     for handler in list(mlflow_logger.handlers):
         mlflow_logger.removeHandler(handler)
     for handler in logger.handlers:
-        logging.getLogger("optuna").addHandler(handler)
         mlflow_logger.addHandler(handler)
+    if optuna:
+        import optuna as optuna_module
+
+        optuna_module.logging.disable_default_handler()
+        for handler in logger.handlers:
+            logging.getLogger("optuna").addHandler(handler)
 
 
 # --------------------------------------------------------------------------- experiment
