@@ -208,3 +208,30 @@ def test_suggest_params_respects_bounds_log_step_categorical():
     assert {p["max_features"] for p in seen} == {"sqrt", 0.5, 1.0}
     # log sampling: many draws below the geometric midpoint 0.01 (uniform would give ~1 %)
     assert sum(p["ccp_alpha"] < 0.01 for p in seen) > 15
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 8, 1001])
+@pytest.mark.parametrize("keep_empty_features", [False, True])
+def test_median_imputer_is_simple_imputer_bit_for_bit(rows, keep_empty_features):
+    from sklearn.impute import SimpleImputer
+
+    from drg_workflow.modelling.imputation import MedianImputer
+
+    rng = np.random.default_rng(rows)
+    X = rng.lognormal(3, 2, size=(rows, 6)) * rng.choice([-1, 1], size=(rows, 6))
+    X[rng.random((rows, 6)) < 0.3] = np.nan
+    X[:, 4] = np.nan  # a column with no value
+    X[:, 5] = np.round(X[:, 5])  # ties
+    mine = MedianImputer(strategy="median", keep_empty_features=keep_empty_features).fit(X)
+    theirs = SimpleImputer(strategy="median", keep_empty_features=keep_empty_features).fit(X)
+    assert mine.statistics_.tobytes() == theirs.statistics_.tobytes()
+    assert mine.transform(X).tobytes() == theirs.transform(X).tobytes()
+
+
+def test_signed_log_is_the_plain_formula_bit_for_bit():
+    from drg_workflow.modelling.target_form import signed_log
+
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(5, 4, size=(500, 3)) * rng.choice([-1, 0, 1], size=(500, 3))
+    x[0, 0] = np.nan
+    assert signed_log(x).tobytes() == (np.sign(x) * np.log1p(np.abs(x))).tobytes()

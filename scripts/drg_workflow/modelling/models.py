@@ -79,17 +79,17 @@ def _ridge(params: dict[str, Any], random_state: int) -> BaseEstimator:
     # them on a log scale: signed log first (0 stays 0, signs are kept). Lag features are NaN
     # where year t-1 is absent and Ridge cannot take NaN: impute (median), then scale so one
     # alpha fits all features.
-    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+    from .imputation import MedianImputer
     from .target_form import signed_log
 
     pipe = Pipeline(
         [
             ("log_features", FunctionTransformer(signed_log, feature_names_out="one-to-one")),
-            ("impute", SimpleImputer(strategy="median")),
+            ("impute", MedianImputer(strategy="median")),
             ("scale", StandardScaler()),
             ("ridge", Ridge(random_state=random_state)),
         ]
