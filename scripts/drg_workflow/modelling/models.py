@@ -39,6 +39,29 @@ TARGET_FORM_PARAMS: tuple[str, ...] = ("max_log_change", "loss_weight_power")
 PERSISTENCE_PARAMS: dict[str, float] = {"max_log_change": 0.0}
 
 
+#: Threads a model fit may use (:func:`set_fit_threads`).
+_fit_threads = 1
+
+
+def set_fit_threads(threads: int) -> None:
+    """Let every model fit of this process use ``threads`` threads: the rule scripts pass
+    their rule's ``threads`` (Snakemake schedules jobs by them, so ``--cores`` bounds the CPU
+    the jobs use together). The random forest builds its trees in that many threads (joblib);
+    histogram gradient boosting uses the OpenMP threads Snakemake sets for the job
+    (``OMP_NUM_THREADS`` = the rule's threads). Neither changes results: a forest's trees do
+    not depend on the threads that build them, and predictions stay single-threaded (a
+    forest's threaded prediction sums its trees in whatever order they finish, which changes
+    the last bits); gradient boosting's fits are the same for any number of OpenMP threads
+    (``tests/test_modelling_models.py`` checks both)."""
+    global _fit_threads
+    _fit_threads = max(1, int(threads))
+
+
+def fit_threads() -> int:
+    """The threads a model fit may use in this process (1 unless :func:`set_fit_threads`)."""
+    return _fit_threads
+
+
 class ModelConfigError(DrgWorkflowError):
     """A model configuration (``modelling.models.<model>``) the workflow cannot use; the message
     names the config key."""

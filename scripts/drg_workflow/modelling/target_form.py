@@ -38,7 +38,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from .baseline import persistence_values
 from .data import ModellingDataError
-from .models import PERSISTENCE_PARAMS, TARGET_FORM_PARAMS
+from .models import PERSISTENCE_PARAMS, TARGET_FORM_PARAMS, fit_threads
 
 __all__ = ["PERSISTENCE_PARAMS", "TARGET_FORM_PARAMS"]  # declared in .models (import-light)
 
@@ -118,13 +118,17 @@ def fit_weighted(
 ) -> BaseEstimator:
     """``regressor.fit(X, y)`` with ``weights`` as its sample weights (for a Pipeline, its
     last step's)."""
+    from joblib import parallel_config
     from sklearn.pipeline import Pipeline
 
-    if weights is None:
-        return regressor.fit(X, y)
-    if isinstance(regressor, Pipeline):
-        return regressor.fit(X, y, **{f"{regressor.steps[-1][0]}__sample_weight": weights})
-    return regressor.fit(X, y, sample_weight=weights)
+    # The fit alone runs in the process's fit threads (.models.set_fit_threads): a forest
+    # with n_jobs=None builds its trees in that many; its predictions stay single-threaded.
+    with parallel_config(n_jobs=fit_threads()):
+        if weights is None:
+            return regressor.fit(X, y)
+        if isinstance(regressor, Pipeline):
+            return regressor.fit(X, y, **{f"{regressor.steps[-1][0]}__sample_weight": weights})
+        return regressor.fit(X, y, sample_weight=weights)
 
 
 class TargetFormRegressor(RegressorMixin, BaseEstimator):

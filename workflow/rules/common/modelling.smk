@@ -88,6 +88,21 @@ def settings_of_model(model):
     }
 
 
+# Threads of the jobs that fit a model, per model: the random forest builds its trees in threads
+# and histogram gradient boosting runs OpenMP threads; ridge is one thread. Snakemake schedules
+# jobs by their threads and gives a job no more than --cores, so --cores bounds what the jobs
+# use together. More threads never change results (drg_workflow.modelling.models.set_fit_threads).
+# A runtime setting, not configuration: change it with --set-threads or a profile.
+MODEL_THREADS = {"random_forest": 4, "hist_gradient_boosting": 4}
+#: The refit of the champion, whichever model it is.
+REFIT_THREADS = max(MODEL_THREADS.values())
+
+
+def model_threads(wildcards):
+    """The threads of a model's tuning shards, final fit and backtest refits."""
+    return MODEL_THREADS.get(wildcards.model, 1)
+
+
 def model_settings(wildcards):
     """A model's settings (settings_of_model) as the param of its rules, so any change
     re-runs them (and setup_study starts a new study)."""
