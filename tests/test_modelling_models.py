@@ -235,3 +235,40 @@ def test_signed_log_is_the_plain_formula_bit_for_bit():
     x = rng.lognormal(5, 4, size=(500, 3)) * rng.choice([-1, 0, 1], size=(500, 3))
     x[0, 0] = np.nan
     assert signed_log(x).tobytes() == (np.sign(x) * np.log1p(np.abs(x))).tobytes()
+
+
+def test_fits_use_the_jobs_threads_and_predictions_do_not_change():
+    import joblib
+    from sklearn.base import BaseEstimator, RegressorMixin
+    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+    from threadpoolctl import threadpool_limits
+
+    from drg_workflow.modelling.models import set_fit_threads
+    from drg_workflow.modelling.target_form import fit_weighted
+
+    class Recorder(RegressorMixin, BaseEstimator):
+        def fit(self, X, y):
+            self.n_jobs_seen_ = joblib.effective_n_jobs(None)
+            return self
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 8))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = np.nan_to_num(X[:, 0]) * 3 + rng.normal(size=3000)
+    predictions = {}
+    try:
+        for threads in (1, 2):
+            set_fit_threads(threads)
+            assert fit_weighted(Recorder(), X, y, None).n_jobs_seen_ == threads
+            forest = RandomForestRegressor(n_estimators=30, max_samples=0.3, random_state=0)
+            with threadpool_limits(threads):
+                boosting = HistGradientBoostingRegressor(max_iter=30, random_state=0)
+                boosting = fit_weighted(boosting, X, y, np.abs(y) + 1)
+            predictions[threads] = (
+                fit_weighted(forest, X, y, None).predict(X),
+                boosting.predict(X),
+            )
+    finally:
+        set_fit_threads(1)
+    for one, two in zip(predictions[1], predictions[2], strict=True):
+        assert one.tobytes() == two.tobytes()
