@@ -238,7 +238,6 @@ def test_signed_log_is_the_plain_formula_bit_for_bit():
 
 
 def test_fits_use_the_jobs_threads_and_predictions_do_not_change():
-    import joblib
     from sklearn.base import BaseEstimator, RegressorMixin
     from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
     from threadpoolctl import threadpool_limits
@@ -247,8 +246,11 @@ def test_fits_use_the_jobs_threads_and_predictions_do_not_change():
     from drg_workflow.modelling.target_form import fit_weighted
 
     class Recorder(RegressorMixin, BaseEstimator):
+        def __init__(self, n_jobs=None):
+            self.n_jobs = n_jobs
+
         def fit(self, X, y):
-            self.n_jobs_seen_ = joblib.effective_n_jobs(None)
+            self.n_jobs_seen_ = self.n_jobs
             return self
 
     rng = np.random.default_rng(0)
@@ -259,7 +261,9 @@ def test_fits_use_the_jobs_threads_and_predictions_do_not_change():
     try:
         for threads in (1, 2):
             set_fit_threads(threads)
-            assert fit_weighted(Recorder(), X, y, None).n_jobs_seen_ == threads
+            recorder = fit_weighted(Recorder(), X, y, None)
+            assert recorder.n_jobs_seen_ == threads
+            assert recorder.n_jobs is None  # as configured again: predictions in one thread
             forest = RandomForestRegressor(n_estimators=30, max_samples=0.3, random_state=0)
             with threadpool_limits(threads):
                 boosting = HistGradientBoostingRegressor(max_iter=30, random_state=0)

@@ -118,17 +118,24 @@ def fit_weighted(
 ) -> BaseEstimator:
     """``regressor.fit(X, y)`` with ``weights`` as its sample weights (for a Pipeline, its
     last step's)."""
-    from joblib import parallel_config
     from sklearn.pipeline import Pipeline
 
+    final = regressor.steps[-1][1] if isinstance(regressor, Pipeline) else regressor
     # The fit alone runs in the process's fit threads (.models.set_fit_threads): a forest
-    # with n_jobs=None builds its trees in that many; its predictions stay single-threaded.
-    with parallel_config(n_jobs=fit_threads()):
+    # left at n_jobs=None builds its trees in that many, then is put back to None, so its
+    # predictions stay single-threaded and its parameters are the configured ones.
+    threaded = "n_jobs" in final.get_params(deep=False) and final.n_jobs is None
+    if threaded:
+        final.set_params(n_jobs=fit_threads())
+    try:
         if weights is None:
             return regressor.fit(X, y)
         if isinstance(regressor, Pipeline):
             return regressor.fit(X, y, **{f"{regressor.steps[-1][0]}__sample_weight": weights})
         return regressor.fit(X, y, sample_weight=weights)
+    finally:
+        if threaded:
+            final.set_params(n_jobs=None)
 
 
 class TargetFormRegressor(RegressorMixin, BaseEstimator):
