@@ -153,6 +153,39 @@ def _ratio(value: float, reference: float) -> float:
 FoldCallback = Callable[[int, FoldScores], None]
 
 
+@dataclass(frozen=True)
+class YearFolds:
+    """The rows of every year fold, sliced once: a shard's trials all fit the same folds, so
+    they share these slices instead of copying them out of the whole frame in every trial."""
+
+    folds: tuple[tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray, np.ndarray], ...]
+
+    @classmethod
+    def of(
+        cls,
+        model: ModelSettings,
+        X: pd.DataFrame,
+        y: pd.Series | np.ndarray,
+        years: np.ndarray | pd.Series,
+    ) -> YearFolds:
+        """Per fold (in time order): train X and y, validation X and y, and persistence's
+        predictions of the validation rows."""
+        y_arr = np.asarray(y, dtype=float)
+        persistence = baseline_predictions(X, model.modelling.features)
+        return cls(
+            tuple(
+                (
+                    X.iloc[train_idx],
+                    y_arr[train_idx],
+                    X.iloc[val_idx],
+                    y_arr[val_idx],
+                    persistence[val_idx],
+                )
+                for train_idx, val_idx in year_folds(years, model.modelling.cv_folds)
+            )
+        )
+
+
 def cross_validate_by_year(
     model: ModelSettings,
     params: Mapping[str, Any],
@@ -160,22 +193,23 @@ def cross_validate_by_year(
     y: pd.Series | np.ndarray,
     years: np.ndarray | pd.Series,
     on_fold: FoldCallback | None = None,
+    folds: YearFolds | None = None,
 ) -> FoldScores:
     """RMSE and MAE (in dollars, whatever the target form) of ``model`` with ``params`` and of
     persistence on each of the model's ``cv_folds`` year folds (:func:`.data.year_folds`), in
     time order. ``on_fold(fold_index, scores_so_far)`` runs after each fold and may raise (e.g.
-    ``optuna.TrialPruned``) to stop early."""
-    y_arr = np.asarray(y, dtype=float)
-    persistence = baseline_predictions(X, model.modelling.features)
+    ``optuna.TrialPruned``) to stop early. ``folds``: the folds of ``X``, ``y`` and ``years``
+    already sliced (:class:`YearFolds`), as a shard's trials share them."""
+    folds = folds or YearFolds.of(model, X, y, years)
     scores = FoldScores()
-    for i, (train_idx, val_idx) in enumerate(year_folds(years, model.modelling.cv_folds)):
+    for i, (X_train, y_train, X_val, y_val, persistence) in enumerate(folds.folds):
         estimator = model_estimator(model, params)
-        estimator.fit(X.iloc[train_idx], y_arr[train_idx])
-        predicted = estimator.predict(X.iloc[val_idx])
-        scores.rmse.append(rmse(y_arr[val_idx], predicted))
-        scores.mae.append(mae(y_arr[val_idx], predicted))
-        scores.persistence_rmse.append(rmse(y_arr[val_idx], persistence[val_idx]))
-        scores.persistence_mae.append(mae(y_arr[val_idx], persistence[val_idx]))
+        estimator.fit(X_train, y_train)
+        predicted = estimator.predict(X_val)
+        scores.rmse.append(rmse(y_val, predicted))
+        scores.mae.append(mae(y_val, predicted))
+        scores.persistence_rmse.append(rmse(y_val, persistence))
+        scores.persistence_mae.append(mae(y_val, persistence))
         if on_fold is not None:
             on_fold(i, scores)
     return scores
@@ -208,6 +242,8 @@ def make_objective(
     ``fold_rmse`` and ``fold_mae`` (:func:`study_results` reads them).
     """
 
+    folds = YearFolds.of(model, X, y, years)
+
     def objective(trial: optuna.Trial) -> float:
         rec = record if record is not None else TrialRecord()
         rec.fold_rmse, rec.fold_mae = [], []
@@ -223,7 +259,7 @@ def make_objective(
             if prune:
                 raise optuna.TrialPruned(f"pruned after fold {i}")
 
-        return cross_validate_by_year(model, rec.params, X, y, years, on_fold).loss_ratio()
+        return cross_validate_by_year(model, rec.params, X, y, years, on_fold, folds).loss_ratio()
 
     return objective
 
