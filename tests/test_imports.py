@@ -27,6 +27,9 @@ def loaded(module: str) -> set[str]:
         # every MLflow call lives here; MLflow itself is imported where a call needs it
         ("drg_workflow.modelling.tracking", {"sklearn", "mlflow", "optuna"}),
         ("drg_workflow.versions", {"sklearn", "mlflow", "optuna", "matplotlib"}),
+        # the report_* figure jobs
+        ("drg_workflow.report.figures", {"sklearn", "mlflow", "optuna"}),
+        ("drg_workflow.report.tables", {"sklearn", "mlflow", "optuna"}),
     ],
 )
 def test_module_imports_no_heavy_library(module, absent):
