@@ -371,7 +371,8 @@ def _dataset_input(dataset: LoggedDataset) -> Any:
 
 
 def _log_artifacts(run: FinalRun, params: Mapping[str, Any]) -> None:
-    """``params.json``, the run's JSON documents and its tables, through a temporary folder."""
+    """``params.json``, the run's JSON documents and its tables: written into a temporary
+    folder laid out as the run's artifacts, then logged in one call."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -379,14 +380,13 @@ def _log_artifacts(run: FinalRun, params: Mapping[str, Any]) -> None:
         for file_name, document in documents.items():
             path = Path(tmp) / file_name
             path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
-            mlflow.log_artifact(str(path))
         for artifact_path, table in run.tables.items():
             if table is None:
                 continue
-            folder, _, file_name = artifact_path.rpartition("/")
-            path = Path(tmp) / file_name
+            path = Path(tmp) / artifact_path
+            path.parent.mkdir(parents=True, exist_ok=True)
             table.to_csv(path, index=False)
-            mlflow.log_artifact(str(path), artifact_path=folder or None)
+        mlflow.log_artifacts(tmp)
 
 
 def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
@@ -435,8 +435,10 @@ def log_final_run(
     (its tags carry the full sha256), the JSON documents and tables of ``run``, and the model.
     """
     import mlflow
+    from mlflow.entities import Metric, Param
     from pandas.errors import Pandas4Warning
 
+    now = int(time.time() * 1000)
     tags = {
         "model": run.model,
         "stage": run.stage,
@@ -444,7 +446,7 @@ def log_final_run(
         "config_hash": run.config_hash,
         **run.tags,
     }
-    tracking_client(experiment.tracking_uri)  # opens the store race-free
+    client = tracking_client(experiment.tracking_uri)  # opens the store race-free
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(experiment.tracking_uri)
     try:
@@ -462,8 +464,12 @@ def log_final_run(
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
             # pandas 3.1 deprecation notices raised inside MLflow's own code: not actionable here.
             warnings.filterwarnings("ignore", category=Pandas4Warning, module=r"mlflow\.")
-            mlflow.log_params({k: str(v) for k, v in run.params.items()})
-            mlflow.log_metrics({k: float(v) for k, v in run.metrics.items()})
+            # Parameters and metrics in one call (one store transaction).
+            client.log_batch(
+                active.info.run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in run.metrics.items()],
+                params=[Param(k, str(v)) for k, v in run.params.items()],
+            )
             mlflow.log_input(
                 _dataset_input(dataset),
                 context="training",
