@@ -2,10 +2,12 @@
 origin year, and its predictions of that year."""
 
 from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.models import set_fit_threads
 from drg_workflow.modelling.steps import backtest_origin, write_table
 from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    set_fit_threads(snakemake.threads)
     predictions, fit = backtest_origin(
         snakemake.params.settings,
         read_json(snakemake.input.setup),

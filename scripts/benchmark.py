@@ -314,6 +314,63 @@ def benchmark_speedup(workdir: Path, config: dict, cores: int, model: str, budge
     write_config(workdir, config)
 
 
+# --------------------------------------------------------------------------- modelling profile
+
+#: Columns of the modelling profile: the phases of drg_workflow.profiling, in order.
+PROFILE_COLUMNS = ("startup", "import", "read", "compute", "mlflow", "optuna", "write")
+
+
+def job_profiles(workdir: Path) -> dict[str, list[tuple[float, dict[str, float]]]]:
+    """Per rule, every job's (wall seconds of its benchmark file, profile from its log)."""
+    from drg_workflow.profiling import parse_profile_line
+
+    rules: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for rule, job, seconds, _ in benchmark_rows(workdir):
+        log = workdir / "logs" / rule / f"{job}.log"
+        profile: dict[str, float] = {}
+        if log.exists():
+            for line in log.read_text().splitlines():
+                profile = parse_profile_line(line) or profile
+        rules.setdefault(rule, []).append((seconds, profile))
+    return rules
+
+
+def print_modelling_profile(workdir: Path) -> None:
+    """Per rule of a finished build in ``workdir``: jobs, mean wall seconds and the mean
+    seconds of start-up (interpreter, Snakemake's preamble, the script's imports), lazy
+    imports, reading, compute, MLflow, Optuna and writing; then the trials per minute of each
+    model's shards (trials alone, without start-up and data loading)."""
+    print(f"\nper-rule profile of {workdir} (mean seconds per job)")
+    header = ("rule", "jobs", "wall", *PROFILE_COLUMNS)
+    print("{:<26} {:>4} {:>7}".format(*header[:3]) + "".join(f" {c:>7}" for c in header[3:]))
+    for rule, jobs in sorted(
+        job_profiles(workdir).items(), key=lambda kv: -max(j[0] for j in kv[1])
+    ):
+        walls = [wall for wall, _ in jobs]
+        cells = []
+        for column in PROFILE_COLUMNS:
+            values = [profile.get(column, 0.0) for _, profile in jobs if profile]
+            cells.append(f" {sum(values) / len(values):7.2f}" if values else f" {'-':>7}")
+        print(f"{rule:<26} {len(jobs):>4} {sum(walls) / len(walls):7.2f}" + "".join(cells))
+    shards = shard_summaries(workdir)
+    if shards:
+        print(f"\n{'model':<24} {'shards':>6} {'trials':>6} {'trials/min per shard':>22}")
+        for model in sorted({s["model"] for s in shards}):
+            mine = [s for s in shards if s["model"] == model]
+            rates = [s["trials_per_minute"] for s in mine]
+            print(
+                f"{model:<24} {len(mine):>6} {sum(s['n_trials_run'] for s in mine):>6} "
+                f"{min(rates):10.2f} - {max(rates):<9.2f}"
+            )
+
+
+def benchmark_modelling_profile(workdir: Path, cores: int) -> None:
+    """The whole default target from scratch in ``workdir``, then its per-rule profile."""
+    seconds = run_snakemake(workdir, cores)
+    print(f"\nthe default target, --cores {cores} (machine has {os.cpu_count()}): {seconds:.1f} s")
+    print_modelling_profile(workdir)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="synthetic data scale")
@@ -328,13 +385,32 @@ def main() -> None:
     parser.add_argument(
         "--speedup-trials", type=int, default=16, help="trial budget of that comparison"
     )
+    parser.add_argument(
+        "--modelling-profile",
+        nargs="?",
+        const=True,
+        metavar="BUILD",
+        help="run the whole default target and print per rule its start-up, reading, compute, "
+        "MLflow / Optuna and writing seconds and the trials per minute per model; with BUILD, "
+        "the directory of a finished build, print that build's profile instead",
+    )
     args = parser.parse_args()
+    if isinstance(args.modelling_profile, str):
+        print_modelling_profile(Path(args.modelling_profile))
+        return
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="drg-benchmark-"))
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["raw"]["synthetic"]["scale"] = args.scale
     write_config(workdir, config)
+    if args.modelling_profile:
+        try:
+            benchmark_modelling_profile(workdir, args.cores)
+        finally:
+            if args.workdir is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+        return
     try:
         # v0 (generating the raw file) is timed on its own so the chain's figure is v0 -> v13.
         raw_seconds = run_snakemake(workdir, args.cores, "results/v0/v0.csv")

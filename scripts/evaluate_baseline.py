@@ -6,7 +6,7 @@ from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
-    route_library_logs(log)
+    route_library_logs(log, optuna=False)
     metrics, predictions = baseline_step(
         snakemake.params.settings,
         read_json(snakemake.input.experiment),

@@ -14,7 +14,7 @@ from drg_workflow.names import BASELINE_NAME
 from drg_workflow.versions import read_json, write_version
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
-    route_library_logs(log)
+    route_library_logs(log, optuna=False)
     champion = read_json(snakemake.input.champion)
     model = champion["champion"] or BASELINE_NAME
     base = read_json(snakemake.input.base_metadata)

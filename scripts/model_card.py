@@ -10,7 +10,7 @@ from drg_workflow.report.output import save_text
 from drg_workflow.versions import read_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
-    route_library_logs(log)
+    route_library_logs(log, optuna=False)
     champion = read_json(snakemake.input.champion)
     metrics = {
         model: read_json(path)

@@ -2,12 +2,14 @@
 every year up to the last one, logged to MLflow (nothing without a champion)."""
 
 from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.models import set_fit_threads
 from drg_workflow.modelling.steps import refit_champion
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
-    route_library_logs(log)
+    set_fit_threads(snakemake.threads)
+    route_library_logs(log, optuna=False)
     models = snakemake.params.models
     refit = refit_champion(
         snakemake.params.settings,

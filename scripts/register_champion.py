@@ -9,7 +9,7 @@ from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
-    route_library_logs(log)
+    route_library_logs(log, optuna=False)
     champion = register_champion_step(
         read_json(snakemake.input.refit),
         read_json(snakemake.input.experiment),

@@ -10,7 +10,7 @@ from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_frame_csv, write_json, write_version
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
-    route_library_logs(log)
+    route_library_logs(log, optuna=False)
     data = read_json(snakemake.input.metadata)
     result = score_backtest_step(
         snakemake.params.settings,

@@ -6,7 +6,7 @@ from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
-    route_library_logs(log)
+    route_library_logs(log, optuna=False)
     experiment = setup_mlflow(snakemake.params.mlflow)
     write_json(experiment, snakemake.output.experiment)
     log.info(

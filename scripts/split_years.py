@@ -12,7 +12,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         snakemake.params.settings,
         read_json(snakemake.input.raw_metadata),
         read_json(snakemake.input.metadata),
-        read_arrow(snakemake.input.arrow)["year"],
+        read_arrow(snakemake.input.arrow, ["year"])["year"],
     )
     write_json(result.document, snakemake.output.split)
     for line in result.info:

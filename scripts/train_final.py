@@ -3,11 +3,13 @@
 import pandas as pd
 
 from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.models import set_fit_threads
 from drg_workflow.modelling.steps import metrics_summary, train_final, write_table
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    set_fit_threads(snakemake.threads)
     route_library_logs(log)
     result = train_final(
         snakemake.params.settings,

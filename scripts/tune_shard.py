@@ -1,11 +1,13 @@
 """Rule tune_shard: run one shard's trials of a model's Optuna study (shards run in parallel)."""
 
 from drg_workflow.errors import logged_rule
+from drg_workflow.modelling.models import set_fit_threads
 from drg_workflow.modelling.steps import tune_shard
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
+    set_fit_threads(snakemake.threads)
     route_library_logs(log)
     summary = tune_shard(
         snakemake.params.settings,

@@ -208,3 +208,71 @@ def test_suggest_params_respects_bounds_log_step_categorical():
     assert {p["max_features"] for p in seen} == {"sqrt", 0.5, 1.0}
     # log sampling: many draws below the geometric midpoint 0.01 (uniform would give ~1 %)
     assert sum(p["ccp_alpha"] < 0.01 for p in seen) > 15
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 8, 1001])
+@pytest.mark.parametrize("keep_empty_features", [False, True])
+def test_median_imputer_is_simple_imputer_bit_for_bit(rows, keep_empty_features):
+    from sklearn.impute import SimpleImputer
+
+    from drg_workflow.modelling.imputation import MedianImputer
+
+    rng = np.random.default_rng(rows)
+    X = rng.lognormal(3, 2, size=(rows, 6)) * rng.choice([-1, 1], size=(rows, 6))
+    X[rng.random((rows, 6)) < 0.3] = np.nan
+    X[:, 4] = np.nan  # a column with no value
+    X[:, 5] = np.round(X[:, 5])  # ties
+    mine = MedianImputer(strategy="median", keep_empty_features=keep_empty_features).fit(X)
+    theirs = SimpleImputer(strategy="median", keep_empty_features=keep_empty_features).fit(X)
+    assert mine.statistics_.tobytes() == theirs.statistics_.tobytes()
+    assert mine.transform(X).tobytes() == theirs.transform(X).tobytes()
+
+
+def test_signed_log_is_the_plain_formula_bit_for_bit():
+    from drg_workflow.modelling.target_form import signed_log
+
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(5, 4, size=(500, 3)) * rng.choice([-1, 0, 1], size=(500, 3))
+    x[0, 0] = np.nan
+    assert signed_log(x).tobytes() == (np.sign(x) * np.log1p(np.abs(x))).tobytes()
+
+
+def test_fits_use_the_jobs_threads_and_predictions_do_not_change():
+    from sklearn.base import BaseEstimator, RegressorMixin
+    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+    from threadpoolctl import threadpool_limits
+
+    from drg_workflow.modelling.models import set_fit_threads
+    from drg_workflow.modelling.target_form import fit_weighted
+
+    class Recorder(RegressorMixin, BaseEstimator):
+        def __init__(self, n_jobs=None):
+            self.n_jobs = n_jobs
+
+        def fit(self, X, y):
+            self.n_jobs_seen_ = self.n_jobs
+            return self
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 8))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = np.nan_to_num(X[:, 0]) * 3 + rng.normal(size=3000)
+    predictions = {}
+    try:
+        for threads in (1, 2):
+            set_fit_threads(threads)
+            recorder = fit_weighted(Recorder(), X, y, None)
+            assert recorder.n_jobs_seen_ == threads
+            assert recorder.n_jobs is None  # as configured again: predictions in one thread
+            forest = RandomForestRegressor(n_estimators=30, max_samples=0.3, random_state=0)
+            with threadpool_limits(threads):
+                boosting = HistGradientBoostingRegressor(max_iter=30, random_state=0)
+                boosting = fit_weighted(boosting, X, y, np.abs(y) + 1)
+            predictions[threads] = (
+                fit_weighted(forest, X, y, None).predict(X),
+                boosting.predict(X),
+            )
+    finally:
+        set_fit_threads(1)
+    for one, two in zip(predictions[1], predictions[2], strict=True):
+        assert one.tobytes() == two.tobytes()

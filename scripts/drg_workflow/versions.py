@@ -31,6 +31,7 @@ import pyarrow.ipc as pa_ipc
 from drg_workflow import __version__
 from drg_workflow.contracts import check_contract
 from drg_workflow.files import atomic_output
+from drg_workflow.profiling import timed
 from drg_workflow.transformations import apply_transformation
 
 #: Codec of the Arrow copies (see :func:`write_arrow`).
@@ -162,6 +163,7 @@ def write_arrow(table: pa.Table, path: str | os.PathLike | None) -> str:
     return _write_hashed(write, path)
 
 
+@timed("read")
 def read_arrow(path: str | os.PathLike, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Read the Arrow copy of a version (only ``columns``, when given)."""
     with pa.memory_map(str(path)) as source:
@@ -169,12 +171,14 @@ def read_arrow(path: str | os.PathLike, columns: Sequence[str] | None = None) ->
         return (table if columns is None else table.select(list(columns))).to_pandas()
 
 
+@timed("read")
 def arrow_columns(path: str | os.PathLike) -> list[str]:
     """The column names of a version's Arrow copy, from its schema alone (no data read)."""
     with pa.memory_map(str(path)) as source:
         return list(pa_ipc.open_file(source).schema.names)
 
 
+@timed("read")
 def read_csv(path: str | os.PathLike, dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read a version CSV; with ``dtypes`` (from its metadata) every column keeps its type.
 
@@ -188,12 +192,14 @@ def read_csv(path: str | os.PathLike, dtypes: Mapping[str, str] | None = None) -
     return pa_csv.read_csv(path, convert_options=convert).to_pandas()
 
 
+@timed("write")
 def write_json(document: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write JSON with sorted keys and a trailing newline, atomically."""
     with atomic_output(path) as temporary:
         temporary.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
+@timed("read")
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
     """Read a JSON document."""
     return json.loads(Path(path).read_text())
@@ -248,6 +254,7 @@ def metadata_dtypes(metadata: Mapping[str, Any]) -> dict[str, str]:
     return {column["name"]: column["dtype"] for column in metadata["columns"]}
 
 
+@timed("write")
 def write_frame_csv(frame: pd.DataFrame, path: str | os.PathLike) -> dict[str, Any]:
     """Write ``frame`` as a CSV the way a version's is written (Arrow, shortest round-trip
     floats, atomically) and return what a metadata document records about such a file:
@@ -260,6 +267,7 @@ def write_frame_csv(frame: pd.DataFrame, path: str | os.PathLike) -> dict[str, A
     }
 
 
+@timed("write")
 def write_version(
     frame: pd.DataFrame,
     csv_path: str | os.PathLike,

@@ -87,7 +87,7 @@ rule tune_shard:
         "benchmarks/tune_shard/{model}_shard_{shard}.tsv"
     conda:
         "../envs/modelling.yaml"
-    threads: 1
+    threads: model_threads
     resources:
         # Measured peak on full-scale data: about 700 MB.
         mem_mb=1500,
@@ -112,7 +112,7 @@ rule train_final:
         "benchmarks/train_final/{model}.tsv"
     conda:
         "../envs/modelling.yaml"
-    threads: 1
+    threads: model_threads
     resources:
         mem_mb=1500,
     params:
@@ -156,7 +156,7 @@ rule backtest_origin:
         "benchmarks/backtest_origin/{model}_{origin}.tsv"
     conda:
         "../envs/modelling.yaml"
-    threads: 1
+    threads: model_threads
     resources:
         mem_mb=1500,
     params:
@@ -218,7 +218,7 @@ rule refit_champion:
         "benchmarks/refit_champion/champion.tsv"
     conda:
         "../envs/modelling.yaml"
-    threads: 1
+    threads: REFIT_THREADS
     resources:
         mem_mb=1500,
     params:

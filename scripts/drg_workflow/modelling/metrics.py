@@ -6,7 +6,10 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
+# scikit-learn's metrics are imported where they are computed: importing scikit-learn takes
+# about 2 s, and jobs that only read or compare metrics (split_years, compare_models) import
+# this module without computing any.
 
 #: How a split's metrics are prefixed in MLflow and in the comparison (val_rmse, test_mae).
 SPLIT_PREFIXES = {"validation": "val", "test": "test"}
@@ -21,6 +24,8 @@ def regression_metrics(
         ValueError: lengths differ, inputs are empty or contain NaN / infinity (a silent NaN
             metric would hide a broken prediction).
     """
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
     t, p = _checked(y_true, y_pred)
     return {
         "rmse": float(root_mean_squared_error(t, p)),
@@ -32,12 +37,16 @@ def regression_metrics(
 def rmse(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series) -> float:
     """Root mean squared error alone (same checks as :func:`regression_metrics`; no R^2, which
     is undefined on a single row)."""
+    from sklearn.metrics import root_mean_squared_error
+
     t, p = _checked(y_true, y_pred)
     return float(root_mean_squared_error(t, p))
 
 
 def mae(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series) -> float:
     """Mean absolute error alone (same checks as :func:`regression_metrics`)."""
+    from sklearn.metrics import mean_absolute_error
+
     t, p = _checked(y_true, y_pred)
     return float(mean_absolute_error(t, p))
 

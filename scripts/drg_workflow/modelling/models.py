@@ -39,6 +39,29 @@ TARGET_FORM_PARAMS: tuple[str, ...] = ("max_log_change", "loss_weight_power")
 PERSISTENCE_PARAMS: dict[str, float] = {"max_log_change": 0.0}
 
 
+#: Threads a model fit may use (:func:`set_fit_threads`).
+_fit_threads = 1
+
+
+def set_fit_threads(threads: int) -> None:
+    """Let every model fit of this process use ``threads`` threads: the rule scripts pass
+    their rule's ``threads`` (Snakemake schedules jobs by them, so ``--cores`` bounds the CPU
+    the jobs use together). The random forest builds its trees in that many threads (joblib);
+    histogram gradient boosting uses the OpenMP threads Snakemake sets for the job
+    (``OMP_NUM_THREADS`` = the rule's threads). Neither changes results: a forest's trees do
+    not depend on the threads that build them, and predictions stay single-threaded (a
+    forest's threaded prediction sums its trees in whatever order they finish, which changes
+    the last bits); gradient boosting's fits are the same for any number of OpenMP threads
+    (``tests/test_modelling_models.py`` checks both)."""
+    global _fit_threads
+    _fit_threads = max(1, int(threads))
+
+
+def fit_threads() -> int:
+    """The threads a model fit may use in this process (1 unless :func:`set_fit_threads`)."""
+    return _fit_threads
+
+
 class ModelConfigError(DrgWorkflowError):
     """A model configuration (``modelling.models.<model>``) the workflow cannot use; the message
     names the config key."""
@@ -79,17 +102,17 @@ def _ridge(params: dict[str, Any], random_state: int) -> BaseEstimator:
     # them on a log scale: signed log first (0 stays 0, signs are kept). Lag features are NaN
     # where year t-1 is absent and Ridge cannot take NaN: impute (median), then scale so one
     # alpha fits all features.
-    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+    from .imputation import MedianImputer
     from .target_form import signed_log
 
     pipe = Pipeline(
         [
             ("log_features", FunctionTransformer(signed_log, feature_names_out="one-to-one")),
-            ("impute", SimpleImputer(strategy="median")),
+            ("impute", MedianImputer(strategy="median")),
             ("scale", StandardScaler()),
             ("ridge", Ridge(random_state=random_state)),
         ]

@@ -24,6 +24,7 @@ import pandas as pd
 from drg_workflow.files import atomic_output
 from drg_workflow.hashing import config_hash
 from drg_workflow.names import CHOOSING_ROLE, HELD_OUT_SPLITS, REPORTING_ROLE
+from drg_workflow.profiling import timed
 from drg_workflow.versions import arrow_columns, read_arrow, read_json
 
 from .baseline import BASELINE_NAME, baseline_predictions, baseline_rule, evaluate_baseline
@@ -49,6 +50,7 @@ def metrics_summary(metrics: Mapping[str, Any]) -> str:
     )
 
 
+@timed("write")
 def write_table(table: pd.DataFrame, path: str | Path) -> None:
     """Write an output table as CSV, atomically (see :func:`drg_workflow.files.atomic_output`)."""
     with atomic_output(path) as temporary:

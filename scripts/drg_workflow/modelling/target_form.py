@@ -38,7 +38,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from .baseline import persistence_values
 from .data import ModellingDataError
-from .models import PERSISTENCE_PARAMS, TARGET_FORM_PARAMS
+from .models import PERSISTENCE_PARAMS, TARGET_FORM_PARAMS, fit_threads
 
 __all__ = ["PERSISTENCE_PARAMS", "TARGET_FORM_PARAMS"]  # declared in .models (import-light)
 
@@ -54,7 +54,12 @@ WEIGHTED_FORMS: tuple[str, ...] = ("log", "relative")
 def signed_log(values: np.ndarray | pd.Series) -> np.ndarray:
     """``sign(x) * log1p(|x|)``: a log that keeps the sign and maps 0 to 0."""
     x = np.asarray(values, dtype=float)
-    return np.sign(x) * np.log1p(np.abs(x))
+    # The same operations as np.sign(x) * np.log1p(np.abs(x)), in one buffer: the ridge
+    # pipeline applies this to every feature of every fold of every trial.
+    out = np.abs(x)
+    np.log1p(out, out=out)
+    out *= np.sign(x)
+    return out
 
 
 def signed_exp(values: np.ndarray | pd.Series) -> np.ndarray:
@@ -115,11 +120,22 @@ def fit_weighted(
     last step's)."""
     from sklearn.pipeline import Pipeline
 
-    if weights is None:
-        return regressor.fit(X, y)
-    if isinstance(regressor, Pipeline):
-        return regressor.fit(X, y, **{f"{regressor.steps[-1][0]}__sample_weight": weights})
-    return regressor.fit(X, y, sample_weight=weights)
+    final = regressor.steps[-1][1] if isinstance(regressor, Pipeline) else regressor
+    # The fit alone runs in the process's fit threads (.models.set_fit_threads): a forest
+    # left at n_jobs=None builds its trees in that many, then is put back to None, so its
+    # predictions stay single-threaded and its parameters are the configured ones.
+    threaded = "n_jobs" in final.get_params(deep=False) and final.n_jobs is None
+    if threaded:
+        final.set_params(n_jobs=fit_threads())
+    try:
+        if weights is None:
+            return regressor.fit(X, y)
+        if isinstance(regressor, Pipeline):
+            return regressor.fit(X, y, **{f"{regressor.steps[-1][0]}__sample_weight": weights})
+        return regressor.fit(X, y, sample_weight=weights)
+    finally:
+        if threaded:
+            final.set_params(n_jobs=None)
 
 
 class TargetFormRegressor(RegressorMixin, BaseEstimator):

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from drg_workflow.names import BASELINE_NAME
+from drg_workflow.profiling import timed
 
 from .settings import MlflowSettings
 from .sqlite import sqlite_file, sqlite_init_lock
@@ -56,19 +57,26 @@ REFIT_STAGE = "refit"
 _RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 
 
-def route_library_logs(logger: logging.Logger) -> None:
-    """Send Optuna's and MLflow's log lines (one per trial, study creation, store creation) to
-    the rule's log file instead of Snakemake's terminal output."""
-    import mlflow  # configures its own stderr handler on import; replace it
-    import optuna
+@timed("import")
+def route_library_logs(logger: logging.Logger, *, optuna: bool = True) -> None:
+    """Send MLflow's (and, with ``optuna``, Optuna's) log lines (one per trial, study
+    creation, store creation) to the rule's log file instead of Snakemake's terminal output.
 
-    optuna.logging.disable_default_handler()
+    Both libraries set up their own stderr handler when imported, so this imports them: a job
+    that never touches Optuna passes ``optuna=False`` and does not pay for importing it."""
+    import mlflow  # configures its own stderr handler on import; replace it
+
     mlflow_logger = logging.getLogger(mlflow.__name__)
     for handler in list(mlflow_logger.handlers):
         mlflow_logger.removeHandler(handler)
     for handler in logger.handlers:
-        logging.getLogger("optuna").addHandler(handler)
         mlflow_logger.addHandler(handler)
+    if optuna:
+        import optuna as optuna_module
+
+        optuna_module.logging.disable_default_handler()
+        for handler in logger.handlers:
+            logging.getLogger("optuna").addHandler(handler)
 
 
 # --------------------------------------------------------------------------- experiment
@@ -91,6 +99,7 @@ class MlflowExperiment:
         return asdict(self)
 
 
+@timed("mlflow")
 def tracking_client(tracking_uri: str) -> MlflowClient:
     """An ``MlflowClient`` whose store is already opened (tables created for a fresh sqlite DB,
     under :func:`.sqlite.sqlite_init_lock`), so any later use in this process is race-free."""
@@ -114,6 +123,7 @@ def _absolute_artifact_location(location: str) -> str:
     return str(Path(location).resolve())
 
 
+@timed("mlflow")
 def ensure_experiment(settings: MlflowSettings) -> MlflowExperiment:
     """Get or create the MLflow experiment (restoring it if deleted), creating a fresh local
     sqlite store on the way.
@@ -162,6 +172,7 @@ def ensure_experiment(settings: MlflowSettings) -> MlflowExperiment:
 # --------------------------------------------------------------------------- study runs
 
 
+@timed("mlflow")
 def create_parent_run(experiment: MlflowExperiment, model: str, tags: Mapping[str, str]) -> str:
     """Create a study's parent run ``<model>-tuning`` (stage ``tuning``); return its id."""
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
@@ -172,6 +183,7 @@ def create_parent_run(experiment: MlflowExperiment, model: str, tags: Mapping[st
     return client.create_run(experiment.experiment_id, tags=all_tags, run_name=run_name).info.run_id
 
 
+@timed("mlflow")
 def start_trial_run(
     client: MlflowClient,
     experiment_id: str,
@@ -198,6 +210,7 @@ def start_trial_run(
     return client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
 
 
+@timed("mlflow")
 def finish_trial_run(
     client: MlflowClient,
     run_id: str,
@@ -233,6 +246,7 @@ def finish_trial_run(
     client.set_terminated(run_id, status=_RUN_STATUS.get(state, "KILLED"))
 
 
+@timed("mlflow")
 def end_interrupted_trial_run(client: MlflowClient, run_id: str) -> None:
     """End the run of a trial whose process was killed: tags ``optuna_state`` FAIL and
     ``interrupted``, status KILLED (also when the run had been ended just before the kill)."""
@@ -242,6 +256,7 @@ def end_interrupted_trial_run(client: MlflowClient, run_id: str) -> None:
     client.set_terminated(run_id, status="KILLED")
 
 
+@timed("mlflow")
 def running_trial_runs(
     client: MlflowClient, experiment_id: str, parent_run_id: str | None, shard: int
 ) -> list[str]:
@@ -256,6 +271,7 @@ def running_trial_runs(
     return [run.info.run_id for run in runs]
 
 
+@timed("mlflow")
 def close_parent_run(tracking_uri: str, parent_run_id: str, results: Mapping[str, Any]) -> None:
     """Log a study's results (``tuning.study_results``) on its parent run; mark it FINISHED."""
     from mlflow.entities import Metric, Param, RunTag
@@ -355,7 +371,8 @@ def _dataset_input(dataset: LoggedDataset) -> Any:
 
 
 def _log_artifacts(run: FinalRun, params: Mapping[str, Any]) -> None:
-    """``params.json``, the run's JSON documents and its tables, through a temporary folder."""
+    """``params.json``, the run's JSON documents and its tables: written into a temporary
+    folder laid out as the run's artifacts, then logged in one call."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -363,14 +380,13 @@ def _log_artifacts(run: FinalRun, params: Mapping[str, Any]) -> None:
         for file_name, document in documents.items():
             path = Path(tmp) / file_name
             path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
-            mlflow.log_artifact(str(path))
         for artifact_path, table in run.tables.items():
             if table is None:
                 continue
-            folder, _, file_name = artifact_path.rpartition("/")
-            path = Path(tmp) / file_name
+            path = Path(tmp) / artifact_path
+            path.parent.mkdir(parents=True, exist_ok=True)
             table.to_csv(path, index=False)
-            mlflow.log_artifact(str(path), artifact_path=folder or None)
+        mlflow.log_artifacts(tmp)
 
 
 def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
@@ -402,6 +418,7 @@ def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
     )
 
 
+@timed("mlflow")
 def log_final_run(
     experiment: MlflowExperiment,
     run: FinalRun,
@@ -418,8 +435,10 @@ def log_final_run(
     (its tags carry the full sha256), the JSON documents and tables of ``run``, and the model.
     """
     import mlflow
+    from mlflow.entities import Metric, Param
     from pandas.errors import Pandas4Warning
 
+    now = int(time.time() * 1000)
     tags = {
         "model": run.model,
         "stage": run.stage,
@@ -427,7 +446,7 @@ def log_final_run(
         "config_hash": run.config_hash,
         **run.tags,
     }
-    tracking_client(experiment.tracking_uri)  # opens the store race-free
+    client = tracking_client(experiment.tracking_uri)  # opens the store race-free
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(experiment.tracking_uri)
     try:
@@ -445,8 +464,12 @@ def log_final_run(
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
             # pandas 3.1 deprecation notices raised inside MLflow's own code: not actionable here.
             warnings.filterwarnings("ignore", category=Pandas4Warning, module=r"mlflow\.")
-            mlflow.log_params({k: str(v) for k, v in run.params.items()})
-            mlflow.log_metrics({k: float(v) for k, v in run.metrics.items()})
+            # Parameters and metrics in one call (one store transaction).
+            client.log_batch(
+                active.info.run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in run.metrics.items()],
+                params=[Param(k, str(v)) for k, v in run.params.items()],
+            )
             mlflow.log_input(
                 _dataset_input(dataset),
                 context="training",
@@ -483,6 +506,7 @@ BACKTEST_METRICS: tuple[str, ...] = (
 )
 
 
+@timed("mlflow")
 def log_backtest(
     experiment: MlflowExperiment,
     table: pd.DataFrame,
@@ -548,6 +572,7 @@ def log_backtest(
 CHAMPION_ALIAS = "champion"
 
 
+@timed("mlflow")
 def register_champion(
     tracking_uri: str,
     registered_model: str,
@@ -572,6 +597,7 @@ def register_champion(
     return str(version)
 
 
+@timed("mlflow")
 def clear_champion(tracking_uri: str, registered_model: str) -> bool:
     """Remove the alias ``champion`` of ``registered_model`` (when no model beats the
     baseline, an older champion must not be served); return whether there was one."""
@@ -591,6 +617,7 @@ def champion_uri(registered_model: str) -> str:
     return f"models:/{registered_model}@{CHAMPION_ALIAS}"
 
 
+@timed("mlflow")
 def load_champion(tracking_uri: str, registered_model: str) -> tuple[BaseEstimator, str]:
     """The estimator the alias ``champion`` points at, loaded by alias the way a user's own
     serving code would (``models:/<name>@champion``), and its version."""
@@ -609,6 +636,7 @@ def load_champion(tracking_uri: str, registered_model: str) -> tuple[BaseEstimat
     return estimator, str(version.version)
 
 
+@timed("mlflow")
 def log_model_card(
     tracking_uri: str, registered_model: str, version: str, run_id: str, markdown: str
 ) -> None:

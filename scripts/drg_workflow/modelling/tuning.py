@@ -35,6 +35,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.profiling import phase, timed
 
 from . import tracking
 from .baseline import baseline_predictions
@@ -58,6 +59,7 @@ class TuningError(DrgWorkflowError):
 # --------------------------------------------------------------------------- storage / study
 
 
+@timed("optuna")
 def open_storage(spec: str, *, nfs_lock: bool = False) -> BaseStorage:
     """Open an Optuna storage: an RDB URL (``sqlite:``, ``postgresql...``, ``mysql...``) or
     otherwise a journal file path (``JournalStorage(JournalFileBackend(path))``).
@@ -78,6 +80,7 @@ def open_storage(spec: str, *, nfs_lock: bool = False) -> BaseStorage:
     return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
 
 
+@timed("optuna")
 def create_study(
     study_name: str,
     storage: str,
@@ -150,6 +153,39 @@ def _ratio(value: float, reference: float) -> float:
 FoldCallback = Callable[[int, FoldScores], None]
 
 
+@dataclass(frozen=True)
+class YearFolds:
+    """The rows of every year fold, sliced once: a shard's trials all fit the same folds, so
+    they share these slices instead of copying them out of the whole frame in every trial."""
+
+    folds: tuple[tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray, np.ndarray], ...]
+
+    @classmethod
+    def of(
+        cls,
+        model: ModelSettings,
+        X: pd.DataFrame,
+        y: pd.Series | np.ndarray,
+        years: np.ndarray | pd.Series,
+    ) -> YearFolds:
+        """Per fold (in time order): train X and y, validation X and y, and persistence's
+        predictions of the validation rows."""
+        y_arr = np.asarray(y, dtype=float)
+        persistence = baseline_predictions(X, model.modelling.features)
+        return cls(
+            tuple(
+                (
+                    X.iloc[train_idx],
+                    y_arr[train_idx],
+                    X.iloc[val_idx],
+                    y_arr[val_idx],
+                    persistence[val_idx],
+                )
+                for train_idx, val_idx in year_folds(years, model.modelling.cv_folds)
+            )
+        )
+
+
 def cross_validate_by_year(
     model: ModelSettings,
     params: Mapping[str, Any],
@@ -157,22 +193,23 @@ def cross_validate_by_year(
     y: pd.Series | np.ndarray,
     years: np.ndarray | pd.Series,
     on_fold: FoldCallback | None = None,
+    folds: YearFolds | None = None,
 ) -> FoldScores:
     """RMSE and MAE (in dollars, whatever the target form) of ``model`` with ``params`` and of
     persistence on each of the model's ``cv_folds`` year folds (:func:`.data.year_folds`), in
     time order. ``on_fold(fold_index, scores_so_far)`` runs after each fold and may raise (e.g.
-    ``optuna.TrialPruned``) to stop early."""
-    y_arr = np.asarray(y, dtype=float)
-    persistence = baseline_predictions(X, model.modelling.features)
+    ``optuna.TrialPruned``) to stop early. ``folds``: the folds of ``X``, ``y`` and ``years``
+    already sliced (:class:`YearFolds`), as a shard's trials share them."""
+    folds = folds or YearFolds.of(model, X, y, years)
     scores = FoldScores()
-    for i, (train_idx, val_idx) in enumerate(year_folds(years, model.modelling.cv_folds)):
+    for i, (X_train, y_train, X_val, y_val, persistence) in enumerate(folds.folds):
         estimator = model_estimator(model, params)
-        estimator.fit(X.iloc[train_idx], y_arr[train_idx])
-        predicted = estimator.predict(X.iloc[val_idx])
-        scores.rmse.append(rmse(y_arr[val_idx], predicted))
-        scores.mae.append(mae(y_arr[val_idx], predicted))
-        scores.persistence_rmse.append(rmse(y_arr[val_idx], persistence[val_idx]))
-        scores.persistence_mae.append(mae(y_arr[val_idx], persistence[val_idx]))
+        estimator.fit(X_train, y_train)
+        predicted = estimator.predict(X_val)
+        scores.rmse.append(rmse(y_val, predicted))
+        scores.mae.append(mae(y_val, predicted))
+        scores.persistence_rmse.append(rmse(y_val, persistence))
+        scores.persistence_mae.append(mae(y_val, persistence))
         if on_fold is not None:
             on_fold(i, scores)
     return scores
@@ -205,6 +242,8 @@ def make_objective(
     ``fold_rmse`` and ``fold_mae`` (:func:`study_results` reads them).
     """
 
+    folds = YearFolds.of(model, X, y, years)
+
     def objective(trial: optuna.Trial) -> float:
         rec = record if record is not None else TrialRecord()
         rec.fold_rmse, rec.fold_mae = [], []
@@ -212,13 +251,15 @@ def make_objective(
 
         def on_fold(i: int, scores: FoldScores) -> None:
             rec.fold_rmse, rec.fold_mae = list(scores.rmse), list(scores.mae)
-            trial.set_user_attr("fold_rmse", rec.fold_rmse)
-            trial.set_user_attr("fold_mae", rec.fold_mae)
-            trial.report(scores.loss_ratio(), step=i)
-            if trial.should_prune():
+            with phase("optuna"):
+                trial.set_user_attr("fold_rmse", rec.fold_rmse)
+                trial.set_user_attr("fold_mae", rec.fold_mae)
+                trial.report(scores.loss_ratio(), step=i)
+                prune = trial.should_prune()
+            if prune:
                 raise optuna.TrialPruned(f"pruned after fold {i}")
 
-        return cross_validate_by_year(model, rec.params, X, y, years, on_fold).loss_ratio()
+        return cross_validate_by_year(model, rec.params, X, y, years, on_fold, folds).loss_ratio()
 
     return objective
 
@@ -314,6 +355,7 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     return trial.state.is_finished() and not is_interrupted(trial)
 
 
+@timed("optuna")
 def end_interrupted_trials(
     storage: BaseStorage, study: StudyRef, shard_index: int, client: MlflowClient
 ) -> list[int]:
@@ -346,6 +388,7 @@ def end_interrupted_trials(
     return sorted(t.number for t in running)
 
 
+@timed("optuna")
 def _load_shard_study(
     study: StudyRef, storage: BaseStorage, model: ModelSettings, seed: int
 ) -> optuna.Study:
@@ -362,6 +405,7 @@ def _load_shard_study(
     )
 
 
+@timed("optuna")
 def _new_shard_trial(
     optuna_study: optuna.Study,
     storage: BaseStorage,
@@ -421,7 +465,8 @@ def _run_trial(
     run_id = tracking.start_trial_run(
         client, study.experiment_id, study.parent_run_id, model.name, trial.number, shard_tags
     )
-    trial.set_user_attr(MLFLOW_RUN_ATTR, run_id)
+    with phase("optuna"):
+        trial.set_user_attr(MLFLOW_RUN_ATTR, run_id)
     record.params, record.fold_rmse, record.fold_mae = {}, [], []
     value, error = None, None
     start = time.perf_counter()
@@ -456,8 +501,9 @@ def _run_trial(
             raise
     # The MLflow run ends first: killed between the two, the trial is still RUNNING and the
     # next start of the shard marks both as interrupted (end_interrupted_trials).
-    trial.set_user_attr("fold_rmse", list(record.fold_rmse))
-    trial.set_user_attr("fold_mae", list(record.fold_mae))
+    with phase("optuna"):
+        trial.set_user_attr("fold_rmse", list(record.fold_rmse))
+        trial.set_user_attr("fold_mae", list(record.fold_mae))
     tracking.finish_trial_run(
         client,
         run_id,
@@ -469,7 +515,8 @@ def _run_trial(
         time.perf_counter() - start,
         error,
     )
-    optuna_study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    with phase("optuna"):
+        optuna_study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
 
 
 @contextlib.contextmanager
@@ -617,6 +664,7 @@ def run_tuning_shard(
 # --------------------------------------------------------------------------- results
 
 
+@timed("optuna")
 def study_results(study: StudyRef) -> dict[str, Any]:
     """Summary of a finished study's trials of this setup (JSON-serialisable): n_trials (the
     trials of the budget: complete, pruned or failed by their own error), n_complete,

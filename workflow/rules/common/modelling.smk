@@ -88,6 +88,24 @@ def settings_of_model(model):
     }
 
 
+# Threads of the jobs that fit a model, per model: the random forest builds its trees in threads
+# (n_jobs during the fit); every other model runs one thread. Snakemake schedules jobs by their
+# threads and gives a job no more than --cores, so --cores bounds what the jobs use together.
+# More threads never change results (drg_workflow.modelling.models.set_fit_threads). Histogram
+# gradient boosting could run OpenMP threads (OMP_NUM_THREADS = the job's threads), but on a
+# busy 2-core machine its trials took 60-200 s each with 2 threads against about 8 s with one
+# (OpenMP's threads wait for each other at every node of every tree): one thread, shards in
+# parallel. A runtime setting, not configuration: change it with --set-threads or a profile.
+MODEL_THREADS = {"random_forest": 2}
+#: The refit of the champion, whichever model it is.
+REFIT_THREADS = max(MODEL_THREADS.values())
+
+
+def model_threads(wildcards):
+    """The threads of a model's tuning shards, final fit and backtest refits."""
+    return MODEL_THREADS.get(wildcards.model, 1)
+
+
 def model_settings(wildcards):
     """A model's settings (settings_of_model) as the param of its rules, so any change
     re-runs them (and setup_study starts a new study)."""
