@@ -13,6 +13,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         output_arrow=snakemake.output.arrow,
         raw_path=snakemake.input.get("raw"),
         contract=snakemake.params.contract,
+        threads=snakemake.threads,
     )
     for check in metadata["contracts"]:
         log.info("contract check %s passed: %s", check["check"], check["measured"])

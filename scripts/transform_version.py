@@ -14,6 +14,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         transformation=snakemake.params.transformation,
         parameters=snakemake.params.parameters,
         contract=snakemake.params.contract,
+        threads=snakemake.threads,
     )
     for check in metadata["contracts"]:
         log.info("contract check %s passed: %s", check["check"], check["measured"])

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 import pytest
 
+from drg_workflow import versions
 from drg_workflow.files import atomic_output
 from drg_workflow.hashing import file_sha256
 from drg_workflow.versions import (
@@ -110,6 +111,22 @@ def test_hashes_are_those_of_the_files_written(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "v.arrow", "v.csv", "w.arrow", "w.csv", "w.json",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 30, 2000])
+def test_a_csv_formatted_in_threads_has_the_single_writers_bytes(tmp_path: Path, monkeypatch, rows):
+    """Pieces of a few rows formatted by several threads join to the one writer's bytes (one
+    header, rows in order, quoting and missing values alike), whatever the number of rows."""
+    monkeypatch.setattr(versions, "CSV_PIECE_ROWS", 7)
+    frame = small_frame(2000).head(rows).reset_index(drop=True)
+    frame.loc[frame.index[::3], "mean_cost"] = np.nan
+    frame.loc[frame.index[::5], "facility_name"] = 'Ward "A", East'
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    one = write_csv(table, tmp_path / "one.csv")
+    for threads in (2, 3):
+        path = tmp_path / f"{threads}.csv"
+        assert write_csv(table, path, threads=threads) == one == file_sha256(path)
+        assert path.read_bytes() == (tmp_path / "one.csv").read_bytes()
 
 
 def test_a_failed_hashed_write_leaves_nothing(tmp_path: Path):

@@ -107,8 +107,10 @@ def ingest_raw(
     version: str = RAW_VERSION,
     raw_path: str | os.PathLike | None = None,
     contract: Mapping[str, Any] | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """Write data version v0 (CSV, Arrow copy, metadata) and return its metadata.
+    """Write data version v0 (CSV, Arrow copy, metadata) and return its metadata (the CSV
+    formatted in ``threads`` threads).
 
     The raw frame is checked against ``contract`` before anything is written (see
     :func:`drg_workflow.contracts.check_contract`); the passed checks go in the metadata, and so
@@ -126,4 +128,5 @@ def ingest_raw(
         transformation=RAW_TRANSFORMATION,
         parameters=parameters,
         extra=extra,
+        threads=threads,
     )

@@ -17,7 +17,8 @@ import json
 import os
 import queue
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -36,6 +37,9 @@ from drg_workflow.transformations import apply_transformation
 
 #: Codec of the Arrow copies (see :func:`write_arrow`).
 ARROW_COMPRESSION = "zstd"
+#: Rows per piece of a CSV formatted in parallel (:func:`write_csv` with threads): small
+#: enough that a few pieces in flight hold little memory, large enough to keep threads busy.
+CSV_PIECE_ROWS = 131_072
 
 #: Logical dtype names used in metadata -> Arrow types used to read the CSV back exactly.
 ARROW_TYPES: dict[str, pa.DataType] = {
@@ -132,13 +136,50 @@ def _write_hashed(write: Callable[[Any], None], path: str | os.PathLike | None) 
     return sink.hexdigest()
 
 
-def write_csv(table: pa.Table, path: str | os.PathLike) -> str:
+def _csv_pieces(table: pa.Table, threads: int) -> Iterator[pa.Buffer]:
+    """``table`` as CSV text in row pieces of :data:`CSV_PIECE_ROWS`, formatted by ``threads``
+    threads and yielded in order; the header is the first piece's.
+
+    Formatting a row depends on that row alone, so the pieces joined are byte for byte the
+    single writer's output; pyarrow formats without the GIL, so the threads run in parallel
+    (formatting floats is most of a version's write time). At most ``threads + 1`` pieces are
+    formatted ahead of the one being written.
+    """
+
+    def text(start: int) -> pa.Buffer:
+        piece = table.slice(start, CSV_PIECE_ROWS)
+        options = pa_csv.WriteOptions(quoting_style="needed", include_header=start == 0)
+        out = pa.BufferOutputStream()
+        pa_csv.write_csv(piece, out, options)
+        return out.getvalue()
+
+    starts = range(0, max(table.num_rows, 1), CSV_PIECE_ROWS)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        ahead: deque = deque()
+        for start in starts:
+            ahead.append(pool.submit(text, start))
+            if len(ahead) > threads:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+
+
+def write_csv(table: pa.Table, path: str | os.PathLike, threads: int = 1) -> str:
     """Write ``table`` as CSV atomically and return the file's sha256 (hashed as written).
 
-    A crash leaves at most a hidden temporary file, never a half-written ``path``.
+    With ``threads`` > 1 the text is formatted in that many threads (:func:`_csv_pieces`):
+    the same bytes, in about half the time with two. A crash leaves at most a hidden temporary
+    file, never a half-written ``path``.
     """
-    options = pa_csv.WriteOptions(quoting_style="needed")
-    return _write_hashed(lambda sink: pa_csv.write_csv(table, sink, options), path)
+    if threads <= 1:
+        options = pa_csv.WriteOptions(quoting_style="needed")
+        return _write_hashed(lambda sink: pa_csv.write_csv(table, sink, options), path)
+
+    def write(sink: _HashingSink) -> None:
+        for piece in _csv_pieces(table, threads):
+            sink.write(piece)
+
+    return _write_hashed(write, path)
 
 
 def write_arrow(table: pa.Table, path: str | os.PathLike | None) -> str:
@@ -273,9 +314,11 @@ def write_version(
     csv_path: str | os.PathLike,
     metadata_path: str | os.PathLike,
     arrow_path: str | os.PathLike | None = None,
+    threads: int = 1,
     **metadata: Any,
 ) -> dict[str, Any]:
-    """Write a version's CSV, its Arrow copy, then its metadata (each atomically).
+    """Write a version's CSV, its Arrow copy, then its metadata (each atomically); the CSV's
+    text is formatted in ``threads`` threads (:func:`write_csv`).
 
     The metadata is written last, so a version whose metadata exists is complete. With an
     Arrow copy, the metadata's ``arrow_sha256`` is the sha256 of that file as written from the
@@ -289,11 +332,11 @@ def write_version(
     table = pa.Table.from_pandas(frame, preserve_index=False)
     extra = dict(metadata.pop("extra", None) or {})
     if arrow_path is None:
-        digest = write_csv(table, csv_path)
+        digest = write_csv(table, csv_path, threads)
     else:
         with ThreadPoolExecutor(max_workers=1) as pool:
             arrow_digest = pool.submit(write_arrow, table, arrow_path)
-            digest = write_csv(table, csv_path)
+            digest = write_csv(table, csv_path, threads)
             extra["arrow_sha256"] = arrow_digest.result()
     document = version_metadata(frame, csv_sha256=digest, extra=extra, **metadata)
     write_json(document, metadata_path)
@@ -310,8 +353,10 @@ def transform_version(
     transformation: str,
     parameters: Mapping[str, Any],
     contract: Mapping[str, Any] | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """Make ``version`` from an input version by the named transformation; return metadata.
+    """Make ``version`` from an input version by the named transformation; return metadata
+    (its CSV formatted in ``threads`` threads).
 
     The result is checked against ``contract`` (:func:`drg_workflow.contracts.check_contract`)
     before anything is written: a broken contract raises
@@ -333,4 +378,5 @@ def transform_version(
         input_version=source["version"],
         input_sha256=source["sha256"],
         extra={"contracts": checks},
+        threads=threads,
     )

@@ -15,6 +15,7 @@ rule ingest_raw:
         CHAIN_GROUP
     conda:
         "../envs/data.yaml"
+    threads: CHAIN_THREADS
     params:
         parameters=raw_parameters(),
         contract=transformation_contract(RAW_TRANSFORMATION),

@@ -25,6 +25,7 @@ for transformation in CHAIN_TRANSFORMATIONS:
             CHAIN_GROUP
         conda:
             "../envs/data.yaml"
+        threads: CHAIN_THREADS
         params:
             transformation=transformation,
             parameters=transformation_parameters(transformation),

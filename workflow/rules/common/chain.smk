@@ -15,6 +15,10 @@ CHAIN_TRANSFORMATIONS = list(
 #: The SLURM group job that runs the whole sequential chain v0 -> last version (profiles/slurm):
 #: one queue wait instead of one per version. Locally, groups change nothing.
 CHAIN_GROUP = "chain"
+#: Threads of a chain step: writing a version's CSV is most of its time, and its text is
+#: formatted in this many threads (same bytes; drg_workflow.versions.write_csv). The chain is
+#: sequential, so the second core would otherwise idle. A runtime setting (--set-threads).
+CHAIN_THREADS = 2
 #: Versions whose Arrow copy is kept: v0 and those read by more than the next step of the chain
 #: (the modelling data, the forecast's base and names versions). The others' copies are temp().
 ARROW_COPIES = arrow_copy_versions(config)
