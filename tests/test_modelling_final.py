@@ -1,6 +1,8 @@
 """Final refit, importances, MLflow logging/loading and the comparison table."""
 
 import json
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -168,6 +170,11 @@ def test_final_run_logged_and_loads_back(tmp_path, data, tracking, model):
     mlflow.set_tracking_uri(tracking_uri)
     loaded = mlflow.sklearn.load_model(info["model_uri"])
     np.testing.assert_allclose(loaded.predict(X_val), est.predict(X_val))
+    # The skops file is a deflated zip (a random forest's trees take a fraction of the space).
+    local = Path(mlflow.artifacts.download_artifacts(info["model_uri"], dst_path=tmp_path))
+    with zipfile.ZipFile(local / "model.skops") as archive:
+        entries = archive.infolist()
+    assert entries and {entry.compress_type for entry in entries} == {zipfile.ZIP_DEFLATED}
 
 
 def _row(model, val_rmse, **extra):

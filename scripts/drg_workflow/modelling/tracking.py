@@ -21,12 +21,15 @@ Run layout in the one experiment of ``modelling.mlflow.experiment_name``:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -389,11 +392,31 @@ def _log_artifacts(run: FinalRun, params: Mapping[str, Any]) -> None:
         mlflow.log_artifacts(tmp)
 
 
+@contextmanager
+def _deflated_skops() -> Iterator[None]:
+    """Within the block, skops writes its zip files deflated instead of stored.
+
+    ``mlflow.sklearn.log_model(serialization_format="skops")`` calls ``skops.io.dump`` with
+    skops' default, an uncompressed zip, and has no option for it; a random forest of the
+    default search space then takes 80-150 MB per logged model (its trees' arrays compress
+    well). Deflated at level 1 it loads the same (zip readers decompress whatever they find)
+    at a fraction of the size: docs/performance.md has the figures.
+    """
+    import skops.io
+
+    dump = skops.io.dump
+    skops.io.dump = functools.partial(dump, compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+    try:
+        yield
+    finally:
+        skops.io.dump = dump
+
+
 def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
     """The model as ``name="model"``: skops with the model's own trusted types (so it loads
-    back with ``mlflow.sklearn.load_model``), signature inferred from a few example rows, a
-    pinned scikit-learn requirement so MLflow skips its slow requirement inference, and the
-    drg_workflow package as its code."""
+    back with ``mlflow.sklearn.load_model``), deflated (:func:`_deflated_skops`), signature
+    inferred from a few example rows, a pinned scikit-learn requirement so MLflow skips its
+    slow requirement inference, and the drg_workflow package as its code."""
     import mlflow.sklearn
     import sklearn
     import skops
@@ -404,18 +427,22 @@ def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
     # Types skops will not load by default (e.g. sklearn.tree._tree.Tree): trusted because we
     # just built the model; skops stays the safer format for anything else loaded from the store.
     trusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(estimator)))
-    return mlflow.sklearn.log_model(
-        estimator,
-        name="model",
-        serialization_format="skops",
-        skops_trusted_types=trusted,
-        signature=infer_signature(example, estimator.predict(example)),
-        input_example=example,
-        pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"],
-        # The model is a drg_workflow.modelling.target_form.TargetFormRegressor: the package
-        # travels with it, so `mlflow.sklearn.load_model` works where the workflow is not.
-        code_paths=[str(_PACKAGE_DIR)],
-    )
+    with _deflated_skops():
+        return mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=trusted,
+            signature=infer_signature(example, estimator.predict(example)),
+            input_example=example,
+            pip_requirements=[
+                f"scikit-learn=={sklearn.__version__}",
+                f"skops=={skops.__version__}",
+            ],
+            # The model is a drg_workflow.modelling.target_form.TargetFormRegressor: the package
+            # travels with it, so `mlflow.sklearn.load_model` works where the workflow is not.
+            code_paths=[str(_PACKAGE_DIR)],
+        )
 
 
 @timed("mlflow")
