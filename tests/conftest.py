@@ -111,3 +111,37 @@ def group_job_rules(dry_run_output: str, group: str) -> set[str]:
         elif inside and line.startswith("    rule "):
             rules.add(line.removeprefix("    rule ").rstrip(":"))
     return rules
+
+
+#: The test modules (and config-value runs) that run real workflows, longest first. The README's
+#: test command runs the suite in pytest-xdist workers (pyproject.toml): every module is one
+#: unit of work kept on one worker (its module-scoped runs are built once), each config-value
+#: run its own, and the longest start first so the workers finish together.
+LONGEST_FIRST = (
+    "test_models_workflow",
+    "test_config_values_end_to_end[seed-2027-scale-0.05-default-models]",
+    "test_config_values_end_to_end[window3-same-year-features-and-year]",
+    "test_slurm_cluster",
+    "test_config_values_end_to_end[window1-by-row-2-bins-no-threshold]",
+    "test_test_configs",
+    "test_modelling_tuning",
+    "test_sources",
+    "test_workflow",
+)
+
+
+def work_unit(item: pytest.Item) -> str:
+    """The xdist group of a test: its module, and for a parametrised module-scoped run
+    (``finished_run``) the run, so each run can go to another worker."""
+    unit = item.module.__name__
+    run = getattr(item, "callspec", None) and item.callspec.params.get("finished_run")
+    return f"{unit}[{run}]" if run else unit
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {unit: index for index, unit in enumerate(LONGEST_FIRST)}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(work_unit(item)))
+    # Stable: tests keep their order within a unit (and the parametrised runs their grouping).
+    items.sort(key=lambda item: rank.get(work_unit(item), len(rank)))
