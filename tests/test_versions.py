@@ -149,11 +149,11 @@ def test_arrow_copies_are_kept_for_versions_read_by_more_than_the_next_step():
 
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     default = validate_config({}, copy.deepcopy(schema))
-    # v0, the forecast's names (v1) and base (v10, lag_columns' input), the modelling data.
-    assert arrow_copy_versions(default) == {"v0", "v1", "v10", "v13"}
+    # The forecast's names (v1) and base (v10, lag_columns' input), the modelling data.
+    assert arrow_copy_versions(default) == {"v1", "v10", "v13"}
     other = copy.deepcopy(default)
     other["modelling"]["data_version"] = "v12"
     other["forecast"]["names"]["version"] = "v2"
     other["chain"].append({"version": "v14", "transformation": "median_profit", "input": "v3"})
     # v3 now feeds v4 and v14; v13 is read by nothing.
-    assert arrow_copy_versions(other) == {"v0", "v2", "v3", "v10", "v12"}
+    assert arrow_copy_versions(other) == {"v2", "v3", "v10", "v12"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from drg_workflow.names import RAW_VERSION
 from drg_workflow.registry import Parameter, registered_transformation
 
 
@@ -62,21 +61,22 @@ def forecast_chain(config: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]
 
 
 def arrow_copy_versions(config: Mapping[str, Any]) -> set[str]:
-    """The versions whose Arrow copy is kept on disk after the build: v0, and those read by
-    more than the one chain step made from them, i.e. the modelling data version (tuning,
-    final fits, baseline, report, forecast), the forecast's base version and names version,
-    and any version that more than one chain step is made from.
+    """The versions whose Arrow copy is kept on disk after the build: those read by more than
+    the one chain step made from them, i.e. the modelling data version (tuning, final fits,
+    baseline, report, forecast), the forecast's base version and names version, and any
+    version that more than one chain step is made from.
 
     Every other version's copy is read once, by the next step, and is temporary (Snakemake
-    deletes it once that step is done): the default chain keeps 0.16 instead of 0.81 GB of
-    copies. Keeping v0's stops a rebuild of a step from going back past v0: a step whose input's
-    copy is gone rebuilds that input first, and so on up the chain. The metadata's
-    ``arrow_sha256`` of a version is the same either way.
+    deletes it once that step is done): the default chain keeps 0.12 instead of 0.81 GB of
+    copies. A step whose input's copy is gone rebuilds that input first, and so on up the chain
+    to the nearest kept copy (v1, the names version, by default; v0 is remade from the raw
+    source in seconds, and anything that changes v0 reruns the whole chain anyway). The
+    metadata's ``arrow_sha256`` of a version is the same either way.
     """
     made_from: dict[str, int] = {}
     for step in config["chain"]:
         made_from[step["input"]] = made_from.get(step["input"], 0) + 1
-    kept = {RAW_VERSION} | {version for version, steps in made_from.items() if steps > 1}
+    kept = {version for version, steps in made_from.items() if steps > 1}
     kept.add(config["modelling"]["data_version"])
     kept.add(config["forecast"]["names"]["version"])
     try:

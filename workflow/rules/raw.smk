@@ -6,7 +6,7 @@ rule ingest_raw:
     input:
         unpack(raw_input_files),
     output:
-        **version_files(RAW_VERSION),
+        **version_outputs(RAW_TRANSFORMATION, RAW_VERSION),
     log:
         f"logs/ingest_raw/{RAW_VERSION}.log",
     benchmark:

@@ -19,8 +19,8 @@ CHAIN_GROUP = "chain"
 #: formatted in this many threads (same bytes; drg_workflow.versions.write_csv). The chain is
 #: sequential, so the second core would otherwise idle. A runtime setting (--set-threads).
 CHAIN_THREADS = 2
-#: Versions whose Arrow copy is kept: v0 and those read by more than the next step of the chain
-#: (the modelling data, the forecast's base and names versions). The others' copies are temp().
+#: Versions whose Arrow copy is kept: those read by more than the next step of the chain (the
+#: modelling data, the forecast's base and names versions). The others' copies are temp().
 ARROW_COPIES = arrow_copy_versions(config)
 
 
@@ -45,6 +45,8 @@ def transformation_keeps_arrow(transformation):
     one whose copy is kept (then for every version it makes, since a rule has one set of
     outputs). Otherwise they are temp(): Snakemake deletes each once the next step read it.
     """
+    if transformation == RAW_TRANSFORMATION:
+        return RAW_VERSION in ARROW_COPIES
     return any(
         step["version"] in ARROW_COPIES
         for step in CHAIN.values()
@@ -59,17 +61,13 @@ def keeps_arrow_copy(version):
     return version in ARROW_COPIES
 
 
-def version_outputs(transformation):
-    """The outputs of the rule of a transformation (Arrow copy temp() unless kept)."""
-    return {
-        "csv": VERSION_CSV,
-        "metadata": VERSION_METADATA,
-        "arrow": (
-            VERSION_ARROW
-            if transformation_keeps_arrow(transformation)
-            else temp(VERSION_ARROW)
-        ),
-    }
+def version_outputs(transformation, version="{version}"):
+    """The outputs of the rule of a transformation (Arrow copy temp() unless kept), for the
+    versions it makes (a wildcard) or the one ``version``."""
+    files = version_files(version)
+    if not transformation_keeps_arrow(transformation):
+        files["arrow"] = temp(files["arrow"])
+    return files
 
 
 def kept_version_files(version):
