@@ -241,7 +241,7 @@ def _installed_distributions() -> dict[str, list[str]]:
 
 def test_import_scan_follows_the_package():
     """The scanner itself: relative imports, imports in functions, package __init__ files."""
-    assert {"pandas", "pyarrow"} <= set(third_party_imports(SCRIPTS / "transform_version.py"))
+    assert {"pandas", "pyarrow"} <= set(third_party_imports(SCRIPTS / "ingest_raw.py"))
     assert packages_of("sklearn") == {"scikit-learn"} and packages_of("yaml") == {"pyyaml"}
     assert "mlflow" in packages_of("mlflow")
 

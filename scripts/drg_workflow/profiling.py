@@ -8,7 +8,8 @@ one line per job to the rule's log when the job ends::
     INFO <rule>: profile {"startup": 4.1, "read": 0.8, "mlflow": 1.2, "compute": 3.0, ...}
 
 ``startup`` is the time from the start of the job's process to the start of the script's body:
-the interpreter, Snakemake's script preamble and the script's imports. ``compute`` is whatever
+the interpreter, Snakemake's script preamble and the script's imports (0 for the chain's steps,
+which run in Snakemake's own process). ``compute`` is whatever
 the body spent outside the named phases. ``python scripts/benchmark.py --modelling-profile``
 reads these lines from the logs of a build (:func:`parse_profile_line`).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import wraps
@@ -28,9 +30,18 @@ PHASES: tuple[str, ...] = ("import", "read", "mlflow", "optuna", "write")
 #: The prefix of the profile line in a rule's log.
 PROFILE_PREFIX = "profile "
 
-_totals: dict[str, float] = {}
-#: Open phases: [name, start, seconds spent in phases nested inside it].
-_stack: list[list[Any]] = []
+
+class _JobState(threading.local):
+    """Per thread: the chain's steps run as threads of Snakemake's own process (run:), so two
+    of them at once must not count into each other's phases."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        #: Open phases: [name, start, seconds spent in phases nested inside it].
+        self.stack: list[list[Any]] = []
+
+
+_state = _JobState()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,15 +50,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 def phase(name: str) -> Iterator[None]:
     """Count the time of the block toward ``name`` (minus the phases nested inside it)."""
     entry = [name, time.perf_counter(), 0.0]
-    _stack.append(entry)
+    stack, totals = _state.stack, _state.totals
+    stack.append(entry)
     try:
         yield
     finally:
-        _stack.pop()
+        stack.pop()
         elapsed = time.perf_counter() - entry[1]
-        _totals[name] = _totals.get(name, 0.0) + elapsed - entry[2]
-        if _stack:
-            _stack[-1][2] += elapsed
+        totals[name] = totals.get(name, 0.0) + elapsed - entry[2]
+        if stack:
+            stack[-1][2] += elapsed
 
 
 def timed(name: str) -> Callable[[F], F]:
@@ -65,14 +77,14 @@ def timed(name: str) -> Callable[[F], F]:
 
 
 def reset() -> None:
-    """Forget the phases counted so far (a new job in the same process, tests)."""
-    _totals.clear()
-    _stack.clear()
+    """Forget the phases counted so far in this thread (a new job in the same process, tests)."""
+    _state.totals.clear()
+    _state.stack.clear()
 
 
 def totals() -> dict[str, float]:
-    """Seconds per phase counted so far."""
-    return dict(_totals)
+    """Seconds per phase counted so far in this thread."""
+    return dict(_state.totals)
 
 
 def process_age() -> float | None:

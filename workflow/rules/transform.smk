@@ -1,9 +1,14 @@
 # One rule per transformation of the chain (config `chain`). The rules differ only in name,
 # parameters and the versions they make, so they are declared in one loop; all share the
-# adapter scripts/transform_version.py (read, transform, write, metadata). The Arrow copy of a
-# version read only by the next step is temp(): deleted once that step is done (ARROW_COPIES,
-# common/chain.smk).
-# Each version's data contract (config `contracts`) is checked by the rule's script. All are
+# adapter drg_workflow.versions.transformation_step (read, transform, write, metadata). The
+# Arrow copy of a version read only by the next step is temp(): deleted once that step is done
+# (ARROW_COPIES, common/chain.smk).
+# The steps run in Snakemake's own process (run:, not script:): a step takes a second or two,
+# and a process of its own added 0.7 s to each (Python, pandas, pyarrow, Snakemake's script
+# preamble), so the chain took 1.8x a single-process run of the same steps. The workflow
+# profile's force-use-threads runs them in threads (without it Snakemake would start a second
+# Snakemake per step). Like every rule, they name the environment they need.
+# Each version's data contract (config `contracts`) is checked by the adapter. All are
 # in the chain's group, so a cluster runs the sequential chain as one job.
 
 for transformation in CHAIN_TRANSFORMATIONS:
@@ -30,5 +35,7 @@ for transformation in CHAIN_TRANSFORMATIONS:
             transformation=transformation,
             parameters=transformation_parameters(transformation),
             contract=transformation_contract(transformation),
-        script:
-            "../../scripts/transform_version.py"
+        run:
+            run_transformation_step(
+                input, output, params, wildcards, threads, log, rule
+            )

@@ -180,3 +180,24 @@ def verified_build_inputs(wildcards):
         for kind, path in kept_version_files(version).items()
     }
     return {**files, "comparison": COMPARISON}
+
+
+def run_transformation_step(input, output, params, wildcards, threads, log, rule_name):
+    """The body of the transformation rules of transform.smk: the package's shared
+    adapter (drg_workflow.versions.transformation_step), in Snakemake's own process."""
+    from drg_workflow.versions import transformation_step
+
+    transformation_step(
+        log_path=log[0],
+        rule_name=rule_name,
+        input_arrow=input.arrow,
+        input_metadata=input.metadata,
+        output_csv=output.csv,
+        output_metadata=output.metadata,
+        output_arrow=output.arrow,
+        version=wildcards.version,
+        transformation=params.transformation,
+        parameters=params.parameters,
+        contract=params.contract,
+        threads=threads,
+    )
