@@ -21,7 +21,7 @@ from conftest import ROOT, SMALL_CONFIG, deploy_as_module, snakemake_command, wr
 from drg_workflow.chain import arrow_copy_versions
 from drg_workflow.config_validation import validate_config
 from drg_workflow.transformations import apply_transformation
-from drg_workflow.versions import metadata_dtypes, read_arrow, read_csv
+from drg_workflow.versions import metadata_dtypes, read_arrow, read_csv, read_json
 
 pytestmark = pytest.mark.workflow
 
@@ -288,3 +288,26 @@ def test_lint_is_clean():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_a_broken_contract_in_the_chain_stops_the_run_with_its_message(tmp_path: Path):
+    """A chain step runs in Snakemake's own process: its broken contract still ends the run
+    with the adapter's one-line message, leaves no output of the step, and the same command
+    with the contract fixed carries on from the last good version."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["contracts"] = {"agg_severities": {"max_rows": 10}}
+    write_config(tmp_path, config)
+    broken = run(tmp_path, "results/v8/v8.csv")
+    assert broken.returncode != 0
+    lines = [line for line in broken.stderr.splitlines() if line.startswith("ERROR in rule")]
+    assert lines == [
+        "ERROR in rule agg_severities: v8 (agg_severities) breaks its contract: row_bounds: "
+        f"{lines[0].split('row_bounds: ')[1].split(' ')[0]} rows, outside [None, 10]"
+    ]
+    assert not (tmp_path / "results/v8").exists() or not any((tmp_path / "results/v8").iterdir())
+    assert (tmp_path / "results/v7/v7.arrow").exists()  # the input is kept for the rerun
+    write_config(tmp_path, SMALL_CONFIG)
+    fixed = run(tmp_path, "results/v8/v8.csv")
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert "rule drop_rare_drgs" not in fixed.stdout + fixed.stderr
+    assert read_json(tmp_path / "results/v8/v8_metadata.json")["rows"] > 10
