@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from drg_workflow.errors import DrgWorkflowError, logged_rule
+from drg_workflow.errors import DrgWorkflowError, StepFailed, logged_rule
 
 
 def test_a_user_error_ends_the_job_with_one_line_and_logs_the_traceback(tmp_path: Path):
@@ -18,6 +18,24 @@ def test_a_user_error_ends_the_job_with_one_line_and_logs_the_traceback(tmp_path
         raise DrgWorkflowError("column 'Discharges' is missing")
     assert stop.value.code == "ERROR in rule some_rule: column 'Discharges' is missing"
     assert "Traceback" in log.read_text()
+
+
+def test_in_snakemakes_process_a_user_error_raises_its_line_and_logs_only_to_the_file(
+    tmp_path: Path, capsys
+):
+    """The chain's steps run in Snakemake's process: no sys.exit (it would end Snakemake's
+    thread without a word), the same line as a StepFailed, nothing printed by the logger."""
+    log = tmp_path / "rule.log"
+    with pytest.raises(StepFailed) as failed, logged_rule(str(log), "step", in_process=True) as out:
+        out.warning("a warning for the log")
+        raise DrgWorkflowError("v8 (agg_severities) breaks its contract: row_bounds")
+    assert (
+        str(failed.value)
+        == "ERROR in rule step: v8 (agg_severities) breaks its contract: row_bounds"
+    )
+    text = log.read_text()
+    assert "WARNING step: a warning for the log" in text and "Traceback" in text
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("bug", [ValueError("cannot reshape array"), KeyError("w_x_rolling2")])
