@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from drg_workflow.names import BASELINE_NAME
-from drg_workflow.package_code import PACKAGE, copy_modules, module_closure
 from drg_workflow.profiling import timed
 
 from .settings import MlflowSettings
@@ -48,6 +47,8 @@ if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
 
 _log = logging.getLogger(__name__)
+#: The drg_workflow package, logged with every model (see :func:`_log_model`).
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 TRIAL_STAGE = "trial"
 TUNING_STAGE = "tuning"
@@ -415,7 +416,7 @@ def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
     """The model as ``name="model"``: skops with the model's own trusted types (so it loads
     back with ``mlflow.sklearn.load_model``), deflated (:func:`_deflated_skops`), signature
     inferred from a few example rows, a pinned scikit-learn requirement so MLflow skips its
-    slow requirement inference, and the modules of the drg_workflow package it needs as its code."""
+    slow requirement inference, and the drg_workflow package as its code."""
     import mlflow.sklearn
     import sklearn
     import skops
@@ -426,10 +427,7 @@ def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
     # Types skops will not load by default (e.g. sklearn.tree._tree.Tree): trusted because we
     # just built the model; skops stays the safer format for anything else loaded from the store.
     trusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(estimator)))
-    # The package's modules the model's own types need, not the whole package (package_code).
-    own_types = [name for name in trusted if name.startswith(f"{PACKAGE}.")]
-    modules = {type(estimator).__module__} | {name.rpartition(".")[0] for name in own_types}
-    with tempfile.TemporaryDirectory() as code, _deflated_skops():
+    with _deflated_skops():
         return mlflow.sklearn.log_model(
             estimator,
             name="model",
@@ -441,10 +439,9 @@ def _log_model(estimator: BaseEstimator, X_example: pd.DataFrame) -> Any:
                 f"scikit-learn=={sklearn.__version__}",
                 f"skops=={skops.__version__}",
             ],
-            # The model is a drg_workflow.modelling.target_form.TargetFormRegressor: the modules
-            # it needs travel with it, so `mlflow.sklearn.load_model` works where the workflow
-            # is not.
-            code_paths=[str(copy_modules(module_closure(modules), Path(code)))],
+            # The model is a drg_workflow.modelling.target_form.TargetFormRegressor: the package
+            # travels with it, so `mlflow.sklearn.load_model` works where the workflow is not.
+            code_paths=[str(_PACKAGE_DIR)],
         )
 
 
