@@ -88,17 +88,20 @@ def settings_of_model(model):
     }
 
 
-# Threads of the jobs that fit a model, per model: the random forest builds its trees in threads
-# (n_jobs during the fit); every other model runs one thread. Snakemake schedules jobs by their
-# threads and gives a job no more than --cores, so --cores bounds what the jobs use together.
-# More threads never change results (drg_workflow.modelling.models.set_fit_threads). Histogram
-# gradient boosting could run OpenMP threads (OMP_NUM_THREADS = the job's threads), but on a
-# busy 2-core machine its trials took 60-200 s each with 2 threads against about 8 s with one
-# (OpenMP's threads wait for each other at every node of every tree): one thread, shards in
-# parallel. A runtime setting, not configuration: change it with --set-threads or a profile.
-MODEL_THREADS = {"random_forest": 2}
-#: The refit of the champion, whichever model it is.
-REFIT_THREADS = max(MODEL_THREADS.values())
+# Threads of the jobs that fit a model, per model (MODEL_THREADS; 1 where not listed), and of
+# the champion's refit. Snakemake schedules jobs by their threads and gives a job no more than
+# --cores, so --cores bounds what the jobs use together; more threads never change results
+# (drg_workflow.modelling.models.set_fit_threads: the forest's n_jobs during the fit, OpenMP
+# for gradient boosting). The tuning shards, final fits and backtest refits run one thread
+# each: on 2 cores (a laptop, CI) a 2-thread forest shard leaves no core for its sibling, so
+# the study's shards ran one after the other instead of side by side (and each one's sampler
+# saw the other's trials), and gradient boosting's OpenMP threads on a busy 2-core machine
+# made its trials 60-200 s instead of about 8 s. The champion's refit runs when nothing else
+# is left: it takes 2. Runtime settings, not configuration: change them with --set-threads or
+# in a profile.
+MODEL_THREADS = {}
+#: The refit of the champion, whichever model it is (the build's last heavy job, alone).
+REFIT_THREADS = 2
 
 
 def model_threads(wildcards):
