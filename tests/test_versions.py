@@ -78,6 +78,16 @@ def test_atomic_output_replaces_only_when_complete(tmp_path: Path, umask):
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
+def test_a_write_removes_the_temporaries_a_killed_writer_left(tmp_path: Path):
+    """SIGKILL runs no cleanup: the hidden temporary of a killed write stays until the file is
+    written again, which removes it (and leaves other files alone)."""
+    (tmp_path / ".v.csv.abc123").write_text("half")
+    (tmp_path / ".w.csv.abc123").write_text("another file's")
+    with atomic_output(tmp_path / "v.csv") as temporary:
+        temporary.write_text("whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".w.csv.abc123", "v.csv"]
+
+
 def test_arrow_copy_is_compressed_and_equals_the_csv(tmp_path: Path):
     frame = small_frame(20000)
     csv, metadata, arrow = tmp_path / "v.csv", tmp_path / "v.json", tmp_path / "v.arrow"

@@ -11,6 +11,7 @@ mode a plain ``open(path, "w")`` would have given under the user's umask (0644 w
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -33,10 +34,13 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     the umask's mode and rename it to ``path`` (atomic on one file system).
 
     On an error the temporary file is removed and ``path`` is left as it was. Parent
-    directories are created.
+    directories are created. Temporaries of ``path`` left by a killed writer (SIGKILL runs no
+    cleanup) are removed first, so a rerun leaves the directory as an uninterrupted run does.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        stale.unlink(missing_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(handle)
     temporary = Path(name)
