@@ -383,19 +383,7 @@ def transform_version(
 
 
 def transformation_step(
-    log_path: str | os.PathLike,
-    rule_name: str,
-    *,
-    input_arrow: str | os.PathLike,
-    input_metadata: str | os.PathLike,
-    output_csv: str | os.PathLike,
-    output_metadata: str | os.PathLike,
-    output_arrow: str | os.PathLike,
-    version: str,
-    transformation: str,
-    parameters: Mapping[str, Any],
-    contract: Mapping[str, Any] | None = None,
-    threads: int = 1,
+    log_path: str | os.PathLike, rule_name: str, **arguments: Any
 ) -> dict[str, Any]:
     """The adapter every transformation rule shares: :func:`transform_version` logged to the
     rule's log (its contract checks, its size and its profile) and return the metadata.
@@ -403,23 +391,13 @@ def transformation_step(
     It runs in a thread of Snakemake's own process (the rules' ``run:``), not in a process of
     its own: a step's work is a second or two, and starting Python with pandas and pyarrow for
     each took another 0.7 s (docs/performance.md). A bad contract raises
-    :class:`~drg_workflow.errors.StepFailed` with the one-line message.
+    :class:`~drg_workflow.errors.StepFailed` with the one-line message. ``arguments`` are
+    :func:`transform_version`'s.
     """
     from drg_workflow.errors import logged_rule
 
     with logged_rule(str(log_path), rule_name, in_process=True) as log:
-        metadata = transform_version(
-            input_arrow=input_arrow,
-            input_metadata=input_metadata,
-            output_csv=output_csv,
-            output_metadata=output_metadata,
-            output_arrow=output_arrow,
-            version=version,
-            transformation=transformation,
-            parameters=parameters,
-            contract=contract,
-            threads=threads,
-        )
+        metadata = transform_version(**arguments)
         for check in metadata["contracts"]:
             log.info("contract check %s passed: %s", check["check"], check["measured"])
         log.info(
