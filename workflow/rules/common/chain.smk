@@ -56,9 +56,7 @@ def transformation_keeps_arrow(transformation):
 
 def keeps_arrow_copy(version):
     """Whether a version's Arrow copy stays on disk after the build."""
-    if version in CHAIN:
-        return transformation_keeps_arrow(CHAIN[version]["transformation"])
-    return version in ARROW_COPIES
+    return transformation_keeps_arrow(transformation_of(version))
 
 
 def version_outputs(transformation, version="{version}"):
