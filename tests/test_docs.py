@@ -53,12 +53,12 @@ TESTED_COMMANDS: dict[str, tuple[str, ...]] = {
     "pip install -r requirements-dev.txt": (CI,),
     "python -m pytest": (CI,),
     # the default target, in a checkout and in a user's directory using it as a module
-    "snakemake --cores 8": (
+    "snakemake --cores all": (
         "tests/test_config_values_end_to_end.py::"
         "test_comparison_has_every_model_and_the_baseline_with_finite_metrics",
         MODULE_RUN,
     ),
-    "snakemake --cores 8 results/v11/v11.csv": (
+    "snakemake --cores all results/v11/v11.csv": (
         "tests/test_workflow.py::test_targeted_build_makes_only_what_it_needs",
         "tests/test_module.py::test_one_version_builds_in_the_users_directory",
     ),
@@ -75,18 +75,19 @@ TESTED_COMMANDS: dict[str, tuple[str, ...]] = {
         "tests/test_module.py::test_one_version_builds_in_the_users_directory",
     ),
     # docs/real-data-and-s3.md (a local HTTP server and a local S3 server)
-    "snakemake --cores 8 --config "
+    "snakemake --cores all --config "
     """raw='{source: url, url: "https://example.org/inpatient.csv"}'""": (
         "tests/test_sources.py::test_url_source_retries_and_records_the_url",
     ),
     "export SNAKEMAKE_STORAGE_S3_ACCESS_KEY=... SNAKEMAKE_STORAGE_S3_SECRET_KEY=...": (
         "tests/test_sources.py::test_s3_source_and_results_in_s3",
     ),
-    """snakemake --cores 8 --config raw='{source: s3, s3: "s3://my-bucket/raw/inpatient.csv"}'""": (
+    "snakemake --cores all --config "
+    """raw='{source: s3, s3: "s3://my-bucket/raw/inpatient.csv"}'""": (
         "tests/test_sources.py::test_s3_source_and_results_in_s3",
     ),
     # (the test builds the targets results/v11/v11.csv and features with these flags)
-    "snakemake --cores 8 --default-storage-provider s3 "
+    "snakemake --cores all --default-storage-provider s3 "
     "--default-storage-prefix s3://my-bucket/drg": (
         "tests/test_sources.py::test_s3_source_and_results_in_s3",
     ),
@@ -121,7 +122,7 @@ TESTED_COMMANDS: dict[str, tuple[str, ...]] = {
     "printf 'modelling: {tuning: {n_shards: 4, trials_per_shard: 50}}\\n' > bigger.yaml": (
         "tests/test_docs.py::test_a_second_config_file_sets_nested_numbers",
     ),
-    "snakemake --cores 8 --configfile bigger.yaml": (
+    "snakemake --cores all --configfile bigger.yaml": (
         "tests/test_docs.py::test_a_second_config_file_sets_nested_numbers",
     ),
 }
@@ -377,7 +378,7 @@ def test_a_second_config_file_sets_nested_numbers(tmp_path: Path):
     subprocess.run(["bash", "-c", printf], cwd=tmp_path, check=True)
     (tmp_path / "config").mkdir()
     shutil.copy(ROOT / "config/config.yaml", tmp_path / "config/config.yaml")
-    assert snakemake.startswith("snakemake --cores 8 ") and snakemake.endswith(
+    assert snakemake.startswith("snakemake --cores all ") and snakemake.endswith(
         "--configfile bigger.yaml"
     )
     base = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile")]

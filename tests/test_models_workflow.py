@@ -124,13 +124,14 @@ def tracking_server(tmp_path_factory):
         server.stop()
 
 
-def shard_trials_of(model: str, workdir: Path) -> list:
-    """The trials of a model's study (empty until its setup_study created it)."""
+def shard_trials_of(model: str, workdir: Path, storage=None) -> list:
+    """The trials of a model's study (empty until its setup_study created it), read through
+    ``storage`` (opened from OPTUNA_STORAGE if not given)."""
     setup_path = workdir / f"results/tuning/{model}/setup.json"
     if not setup_path.exists():
         return []
     setup = read_json(setup_path)
-    storage = open_storage(os.environ["OPTUNA_STORAGE"])
+    storage = storage or open_storage(os.environ["OPTUNA_STORAGE"])
     return optuna.load_study(study_name=setup["study_name"], storage=storage).get_trials()
 
 
@@ -146,11 +147,16 @@ def kill_mid_shard(workdir: Path, targets: list[str]) -> dict:
         start_new_session=True,
     )
     deadline = time.monotonic() + 420
+    # Opened once the study exists, then reused: opening the sqlite storage takes ~40 ms of
+    # CPU, which polled every 50 ms took half a core from the shards being watched.
+    storage = None
     try:
         while True:
             assert killed.poll() is None, "the run ended before the kill"
             assert time.monotonic() < deadline, "no shard reached its second trial"
-            trials = shard_trials_of("random_forest", workdir)
+            if storage is None and (workdir / "results/tuning/random_forest/setup.json").exists():
+                storage = open_storage(os.environ["OPTUNA_STORAGE"])
+            trials = shard_trials_of("random_forest", workdir, storage)
             shards_done = {t.user_attrs["shard"] for t in trials if t.state.is_finished()}
             running = [
                 t
@@ -202,9 +208,10 @@ def model_run(tracking_server, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def other_run(model_run: Path, tracking_server: MlflowServer, tmp_path_factory) -> Path:
     """A second workflow run sharing the Optuna storage and the MLflow server, under another
-    experiment and its own user: the ridge model's comparison, on a copy of the data versions
-    (so it does not build the chain again). Without the experiment in the study's name both
-    runs would tune one study, and this run's setup would delete the first run's."""
+    experiment and its own user: the ridge model's tuning (its study's shards), on a copy of
+    the data versions (so it does not build the chain again). Without the experiment in the
+    study's name both runs would tune one study, and this run's setup would delete the first
+    run's."""
     workdir = tmp_path_factory.mktemp("other")
     config = copy.deepcopy(CONFIG)
     config["modelling"]["models"] = {"ridge": config["modelling"]["models"]["ridge"]}
@@ -217,7 +224,8 @@ def other_run(model_run: Path, tracking_server: MlflowServer, tmp_path_factory) 
     password = "other-" + tracking_server.run_password[::-1]
     tracking_server.create_user(OTHER_USER, password)
     user = {"MLFLOW_TRACKING_USERNAME": OTHER_USER, "MLFLOW_TRACKING_PASSWORD": password}
-    result = run(workdir, "results/models/comparison.csv", env=user)
+    shards = [f"results/tuning/ridge/shard_{i}.json" for i in range(N_SHARDS)]
+    result = run(workdir, *shards, env=user)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rule lag_columns" not in result.stdout  # the copied versions were used
     return workdir
