@@ -208,10 +208,9 @@ def model_run(tracking_server, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def other_run(model_run: Path, tracking_server: MlflowServer, tmp_path_factory) -> Path:
     """A second workflow run sharing the Optuna storage and the MLflow server, under another
-    experiment and its own user: the ridge model's tuning (its study's shards), on a copy of
-    the data versions (so it does not build the chain again). Without the experiment in the
-    study's name both runs would tune one study, and this run's setup would delete the first
-    run's."""
+    experiment and its own user: the ridge model's comparison, on a copy of the data versions
+    (so it does not build the chain again). Without the experiment in the study's name both
+    runs would tune one study, and this run's setup would delete the first run's."""
     workdir = tmp_path_factory.mktemp("other")
     config = copy.deepcopy(CONFIG)
     config["modelling"]["models"] = {"ridge": config["modelling"]["models"]["ridge"]}
@@ -224,8 +223,7 @@ def other_run(model_run: Path, tracking_server: MlflowServer, tmp_path_factory) 
     password = "other-" + tracking_server.run_password[::-1]
     tracking_server.create_user(OTHER_USER, password)
     user = {"MLFLOW_TRACKING_USERNAME": OTHER_USER, "MLFLOW_TRACKING_PASSWORD": password}
-    shards = [f"results/tuning/ridge/shard_{i}.json" for i in range(N_SHARDS)]
-    result = run(workdir, *shards, env=user)
+    result = run(workdir, "results/models/comparison.csv", env=user)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rule lag_columns" not in result.stdout  # the copied versions were used
     return workdir
