@@ -49,9 +49,11 @@ with SnakemakeApi() as api:
     workflow = api.workflow(
         resource_settings=ResourceSettings(), snakefile=Path(sys.argv[1]), workdir=Path(sys.argv[2])
     )._workflow
+    # The bookkeeping rules run their script in Snakemake's process (rules/common/in_process.smk).
+    in_process = workflow.globals["IN_PROCESS_SCRIPTS"]
     print(json.dumps([
         {"name": rule.name, "snakefile": rule.snakefile, "conda": rule.conda_env,
-         "script": rule.script, "runs": not rule.norun}
+         "script": rule.script or in_process.get(rule.name), "runs": not rule.norun}
         for rule in workflow.rules
     ]))
 """

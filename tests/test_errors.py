@@ -62,3 +62,49 @@ def test_mlflow_telemetry_is_off_in_every_modelling_job():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert result.stdout.strip() == "True"
+
+
+def test_a_script_run_in_snakemakes_process_fails_like_a_step(tmp_path: Path):
+    """A rule script run by a run: block (rules/common/in_process.smk) calls logged_rule as in
+    its own process; running_in_process makes the same call raise StepFailed, not exit."""
+    from drg_workflow.errors import running_in_process
+
+    with pytest.raises(StepFailed, match="^ERROR in rule setup_study: no such parameter$"):
+        with running_in_process(), logged_rule(str(tmp_path / "a.log"), "setup_study"):
+            raise DrgWorkflowError("no such parameter")
+    # Only while the runner says so: the next job of this thread is a script's again.
+    with pytest.raises(SystemExit), logged_rule(str(tmp_path / "b.log"), "setup_study"):
+        raise DrgWorkflowError("no such parameter")
+
+
+def test_jobs_side_by_side_in_one_process_keep_their_library_lines_apart(tmp_path: Path):
+    """Two in-process jobs route MLflow's and Optuna's loggers to their logs at once: each log
+    holds the lines its own thread logged, and the loggers let go of both handlers after."""
+    import logging
+    import threading
+
+    from drg_workflow.errors import running_in_process
+    from drg_workflow.modelling.tracking import route_library_logs
+
+    both_routed = threading.Barrier(2)
+    both_logged = threading.Barrier(2)
+
+    def job(name: str) -> None:
+        with running_in_process(), logged_rule(str(tmp_path / f"{name}.log"), name) as log:
+            route_library_logs(log)
+            both_routed.wait()
+            logging.getLogger("mlflow.tracking").info("mlflow line of %s", name)
+            logging.getLogger("optuna.study").info("optuna line of %s", name)
+            both_logged.wait()
+
+    threads = [threading.Thread(target=job, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, other in (("first", "second"), ("second", "first")):
+        text = (tmp_path / f"{name}.log").read_text()
+        assert f"mlflow line of {name}" in text and f"optuna line of {name}" in text
+        assert f"line of {other}" not in text
+    for library in ("mlflow", "optuna"):
+        assert not [h for h in logging.getLogger(library).handlers if h.get_name()]

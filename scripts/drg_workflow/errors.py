@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -18,6 +19,35 @@ class DrgWorkflowError(ValueError):
 
 #: Numbers the loggers of the jobs run in one process.
 _job_numbers = itertools.count()
+#: Whether the current thread runs a rule script inside Snakemake's own process.
+_thread_state = threading.local()
+#: The libraries whose log lines a job sends to its own log (modelling.tracking.route_library_logs).
+LIBRARY_LOGGERS = ("mlflow", "optuna")
+#: The name of a job's log-file handler (told apart from the libraries' own stderr handlers).
+JOB_HANDLER_NAME = "drg_workflow job log"
+
+
+@contextlib.contextmanager
+def running_in_process() -> Iterator[None]:
+    """Mark the current thread as running a rule script in Snakemake's own process (a ``run:``
+    block executing the script): :func:`logged_rule` then behaves as with ``in_process``."""
+    _thread_state.in_process = True
+    try:
+        yield
+    finally:
+        _thread_state.in_process = False
+
+
+class _FromThread(logging.Filter):
+    """Passes the records logged by one thread: in Snakemake's process, jobs run in threads
+    side by side and the libraries' loggers are shared."""
+
+    def __init__(self, thread: int) -> None:
+        super().__init__()
+        self.thread = thread
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread == self.thread
 
 
 class StepFailed(RuntimeError):
@@ -34,15 +64,17 @@ def logged_rule(log_path: str, rule: str, in_process: bool = False) -> Iterator[
     traceback for whoever needs to dig. Anything else, a ``ValueError`` from pandas or
     scikit-learn included, is a bug: it is logged and keeps its traceback on stderr too.
 
-    ``in_process``: the job runs in a thread of Snakemake's own process (a ``run:`` block), not
-    in a script's process. Its start-up is then 0, its log lines go to its log file only, and a
-    user-facing error raises :class:`StepFailed` with the same message (a script's
-    ``sys.exit`` would take Snakemake's thread down without a word).
+    ``in_process``: the job runs in a thread of Snakemake's own process (a ``run:`` block, or a
+    script run by one inside :func:`running_in_process`), not in a script's process. Its
+    start-up is then 0, its log lines (its libraries' too, from its own thread) go to its log
+    file only, and a user-facing error raises :class:`StepFailed` with the same message (a
+    script's ``sys.exit`` would take Snakemake's thread down without a word).
 
     A job that ends well logs its profile last (:mod:`drg_workflow.profiling`): its start-up
     (interpreter, Snakemake's preamble and the script's imports) and its body's seconds per
     phase (reading, MLflow, Optuna, writing, compute).
     """
+    in_process = in_process or getattr(_thread_state, "in_process", False)
     startup = 0.0 if in_process else profiling.process_age()
     profiling.reset()
     body_started = time.perf_counter()
@@ -52,6 +84,9 @@ def logged_rule(log_path: str, rule: str, in_process: bool = False) -> Iterator[
     logger.propagate = not in_process
     handler = logging.FileHandler(log_path, mode="w")
     handler.setFormatter(logging.Formatter(f"%(levelname)s {rule}: %(message)s"))
+    handler.set_name(JOB_HANDLER_NAME)
+    if in_process:
+        handler.addFilter(_FromThread(threading.get_ident()))
     logger.addHandler(handler)
     try:
         yield logger
@@ -71,3 +106,7 @@ def logged_rule(log_path: str, rule: str, in_process: bool = False) -> Iterator[
     finally:
         handler.close()
         logger.removeHandler(handler)
+        # route_library_logs may have lent the handler to the libraries' loggers, which outlive
+        # the job in Snakemake's process.
+        for library in LIBRARY_LOGGERS:
+            logging.getLogger(library).removeHandler(handler)

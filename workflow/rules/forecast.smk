@@ -53,5 +53,5 @@ rule model_card:
     params:
         settings=shared_modelling_settings(),
         models=[*MODELS, BASELINE_NAME],
-    script:
-        "../../scripts/model_card.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)

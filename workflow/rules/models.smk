@@ -13,7 +13,8 @@
 # {origin} are in common/modelling.smk.
 # split_years, setup_mlflow, setup_study, compare_models and register_champion are bookkeeping
 # (a few MLflow and Optuna calls, no model fits): local rules, so on a cluster they run in the
-# Snakemake process's host instead of waiting in the queue (docs/cluster.md).
+# Snakemake process's host instead of waiting in the queue (docs/cluster.md). They and
+# score_backtest run their scripts in Snakemake's own process (common/in_process.smk).
 
 
 checkpoint split_years:
@@ -32,8 +33,8 @@ checkpoint split_years:
         mem_mb=1000,
     params:
         settings=split_settings(),
-    script:
-        "../../scripts/split_years.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule setup_mlflow:
@@ -50,8 +51,8 @@ rule setup_mlflow:
         mem_mb=1000,
     params:
         mlflow=mlflow_settings(),
-    script:
-        "../../scripts/setup_mlflow.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule setup_study:
@@ -72,8 +73,8 @@ rule setup_study:
         mem_mb=1000,
     params:
         settings=model_settings,
-    script:
-        "../../scripts/setup_study.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule tune_shard:
@@ -140,8 +141,8 @@ rule evaluate_baseline:
     params:
         settings=shared_modelling_settings(),
         data_source=MODELLING_FILES["csv"],
-    script:
-        "../../scripts/evaluate_baseline.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule backtest_origin:
@@ -184,8 +185,8 @@ rule score_backtest:
         mem_mb=2000,
     params:
         settings=backtest_settings(),
-    script:
-        "../../scripts/score_backtest.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule compare_models:
@@ -203,8 +204,8 @@ rule compare_models:
         "../envs/modelling.yaml"
     resources:
         mem_mb=500,
-    script:
-        "../../scripts/compare_models.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule refit_champion:
@@ -246,5 +247,5 @@ rule register_champion:
         mem_mb=1000,
     params:
         registered_model=MODELLING["mlflow"]["registered_model"],
-    script:
-        "../../scripts/register_champion.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)

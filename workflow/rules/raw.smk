@@ -19,8 +19,8 @@ rule ingest_raw:
     params:
         parameters=raw_parameters(),
         contract=transformation_contract(RAW_TRANSFORMATION),
-    script:
-        "../../scripts/ingest_raw.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 # raw.source url: fetch the CSV with retries and backoff, atomically (see

@@ -32,8 +32,8 @@ rule report_data_versions:
     localrule: True
     conda:
         "../envs/modelling.yaml"
-    script:
-        "../../scripts/report_data_versions.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule report_version_metadata:
@@ -88,8 +88,8 @@ rule report_features:
         target=config["target"],
         rolling_window=config["lags"]["rolling_window"],
         n_features=REPORT_LAG_FEATURES,
-    script:
-        "../../scripts/report_features.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule report_tuning:
@@ -122,8 +122,8 @@ rule report_tuning:
     params:
         models=MODELS,
         tuning=MODELLING["tuning"],
-    script:
-        "../../scripts/report_tuning.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule report_models:
@@ -160,8 +160,8 @@ rule report_models:
     params:
         models=MODELS,
         top=REPORT_TOP_FEATURES,
-    script:
-        "../../scripts/report_models.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule report_backtest:
@@ -190,8 +190,8 @@ rule report_backtest:
     localrule: True
     conda:
         "../envs/modelling.yaml"
-    script:
-        "../../scripts/report_backtest.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule report_forecast:
@@ -245,5 +245,5 @@ rule report_forecast:
         "../envs/modelling.yaml"
     params:
         name_columns=config["forecast"]["names"]["columns"],
-    script:
-        "../../scripts/report_forecast.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)

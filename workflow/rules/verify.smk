@@ -28,8 +28,8 @@ rule verify:
         "../envs/data.yaml"
     params:
         chain=verify_chain_files(),
-    script:
-        "../../scripts/verify_versions.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
 rule verify_build:
@@ -50,5 +50,5 @@ rule verify_build:
         "../envs/data.yaml"
     params:
         chain=verify_chain_files(),
-    script:
-        "../../scripts/verify_versions.py"
+    run:
+        run_script_in_process(input, output, params, wildcards, threads, log, rule)

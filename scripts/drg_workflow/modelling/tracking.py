@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from drg_workflow.errors import JOB_HANDLER_NAME
 from drg_workflow.names import BASELINE_NAME
 from drg_workflow.profiling import timed
 
@@ -66,12 +67,15 @@ def route_library_logs(logger: logging.Logger, *, optuna: bool = True) -> None:
     creation, store creation) to the rule's log file instead of Snakemake's terminal output.
 
     Both libraries set up their own stderr handler when imported, so this imports them: a job
-    that never touches Optuna passes ``optuna=False`` and does not pay for importing it."""
+    that never touches Optuna passes ``optuna=False`` and does not pay for importing it. The
+    job's handlers are lent, not given: :func:`~drg_workflow.errors.logged_rule` takes them back
+    when the job ends (in Snakemake's own process other jobs' handlers stay where they are)."""
     import mlflow  # configures its own stderr handler on import; replace it
 
     mlflow_logger = logging.getLogger(mlflow.__name__)
     for handler in list(mlflow_logger.handlers):
-        mlflow_logger.removeHandler(handler)
+        if handler.get_name() != JOB_HANDLER_NAME:
+            mlflow_logger.removeHandler(handler)
     for handler in logger.handlers:
         mlflow_logger.addHandler(handler)
     if optuna:

@@ -10,10 +10,14 @@ from snakemake.sourcecache import LocalSourceFile
 # workflow.basedir: used as a module, workflow.basedir is the user's directory. From a remote
 # module (github(...)) there is no local copy: drg_workflow must then be pip-installed.
 _THIS_DIR = workflow.current_basedir
-if isinstance(_THIS_DIR, LocalSourceFile):
-    sys.path.insert(
-        0, str(Path(_THIS_DIR.get_path_or_uri(secret_free=True)).parents[2] / "scripts")
-    )
+#: The local scripts/ folder (None from a remote module).
+LOCAL_SCRIPTS_DIR = (
+    Path(_THIS_DIR.get_path_or_uri(secret_free=True)).parents[2] / "scripts"
+    if isinstance(_THIS_DIR, LocalSourceFile)
+    else None
+)
+if LOCAL_SCRIPTS_DIR is not None:
+    sys.path.insert(0, str(LOCAL_SCRIPTS_DIR))
 
 from drg_workflow.config_validation import ConfigError, validate_config
 
