@@ -48,6 +48,9 @@ rule model_card:
         "logs/model_card/model_card.log",
     benchmark:
         "benchmarks/model_card/model_card.tsv"
+    # Bookkeeping (the registry's description, one artifact): where Snakemake runs, like
+    # register_champion, instead of a cluster job of its own at the end of the run.
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     params:
