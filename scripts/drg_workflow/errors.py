@@ -51,8 +51,9 @@ class _FromThread(logging.Filter):
 
 
 class StepFailed(RuntimeError):
-    """A step run inside Snakemake's own process (the chain's ``run:`` rules) failed for a
-    reason the user can fix: its message is the one line a script would print."""
+    """A job run inside Snakemake's own process (the chain's ``run:`` rules, the scripts run by
+    :func:`running_in_process`) failed for a reason the user can fix: its message is the one
+    line a script would print."""
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 # Helpers shared by the rules, one file per concern (rules/common/): the validated config and
 # the settings derived from it, every output path, the version chain, the modelling and
 # forecast settings, the report's labels, the stale-lock handling, and the runner of the
-# bookkeeping scripts in Snakemake's own process.
+# light rules' scripts in Snakemake's own process.
 
 
 include: "common/config.smk"

@@ -13,8 +13,9 @@
 # {origin} are in common/modelling.smk.
 # split_years, setup_mlflow, setup_study, compare_models and register_champion are bookkeeping
 # (a few MLflow and Optuna calls, no model fits): local rules, so on a cluster they run in the
-# Snakemake process's host instead of waiting in the queue (docs/cluster.md). They and
-# score_backtest run their scripts in Snakemake's own process (common/in_process.smk).
+# Snakemake process's host instead of waiting in the queue (docs/cluster.md). They,
+# evaluate_baseline and score_backtest run their scripts in Snakemake's own process
+# (common/in_process.smk).
 
 
 checkpoint split_years:
