@@ -10,7 +10,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         parameters=snakemake.params.parameters,
         output_csv=snakemake.output.csv,
         output_metadata=snakemake.output.metadata,
-        output_arrow=snakemake.output.arrow,
+        output_arrow=snakemake.output.get("arrow"),
         raw_path=snakemake.input.get("raw"),
         contract=snakemake.params.contract,
         threads=snakemake.threads,

@@ -69,7 +69,7 @@ def run_adapter(tmp_path: Path, frame: pd.DataFrame, version: str, transformatio
     )
     out = tmp_path / "out"
     return out, lambda: transform_version(
-        input_arrow=tmp_path / "in.arrow",
+        input_data=tmp_path / "in.arrow",
         input_metadata=tmp_path / "in.json",
         output_csv=out / f"{version}.csv",
         output_metadata=out / f"{version}_metadata.json",

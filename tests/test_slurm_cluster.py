@@ -392,7 +392,7 @@ def test_data_versions_are_byte_identical_to_a_local_run(cluster_run):
         for path in local.glob("v*/*")
         if path.suffix in (".csv", ".json", ".arrow")
     )
-    # CSV and metadata of 16 versions; Arrow copies of the kept ones (the others are temp()).
+    # CSV and metadata of 16 versions; Arrow copies of the versions that have one.
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     kept = arrow_copy_versions(validate_config(copy.deepcopy(CONFIG), schema))
     assert len(files) == 2 * 16 + len(kept), files

@@ -53,7 +53,7 @@ VERSIONS = [
     "v0", "v1", "v2", "v3", "v4", "v5", "v5_1", "v5_2", "v6", "v7", "v8", "v9", "v10", "v11",
     "v12", "v13",
 ]  # fmt: skip
-#: The versions whose Arrow copy is kept (the default chain, modelling and forecast settings).
+#: The versions with an Arrow copy (the default chain, modelling and forecast settings).
 ARROW_COPIES = arrow_copy_versions(validate_config({}, copy.deepcopy(SCHEMA)))
 
 
@@ -226,7 +226,7 @@ def test_s3_source_and_results_in_s3(s3_build: dict, moto: ServerProcess, raw_by
     for version in VERSIONS:
         for name in (f"{version}.csv", f"{version}_metadata.json"):
             assert f"results/{version}/{name}" in keys
-        # Arrow copies read only by the next step are temp(): deleted from the bucket too.
+        # Versions read only by the next step have no Arrow copy, in the bucket either.
         kept = f"results/{version}/{version}.arrow" in keys
         assert kept == (version in ARROW_COPIES), version
     assert "logs/ingest_raw/v0.log" in keys and "benchmarks/lag_columns/v11.tsv" in keys

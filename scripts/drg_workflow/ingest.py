@@ -103,14 +103,15 @@ def ingest_raw(
     parameters: Mapping[str, Any],
     output_csv: str | os.PathLike,
     output_metadata: str | os.PathLike,
-    output_arrow: str | os.PathLike,
+    output_arrow: str | os.PathLike | None,
     version: str = RAW_VERSION,
     raw_path: str | os.PathLike | None = None,
     contract: Mapping[str, Any] | None = None,
     threads: int = 1,
 ) -> dict[str, Any]:
     """Write data version v0 (CSV, Arrow copy, metadata) and return its metadata (the CSV
-    formatted in ``threads`` threads).
+    formatted in ``threads`` threads). Without ``output_arrow`` v0 gets no Arrow copy and its
+    table is handed off to the next step (:func:`drg_workflow.versions.hand_off`).
 
     The raw frame is checked against ``contract`` before anything is written (see
     :func:`drg_workflow.contracts.check_contract`); the passed checks go in the metadata, and so
@@ -129,4 +130,5 @@ def ingest_raw(
         parameters=parameters,
         extra=extra,
         threads=threads,
+        hand_off_table=output_arrow is None,
     )

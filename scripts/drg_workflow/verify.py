@@ -2,7 +2,7 @@
 
 ``snakemake verify`` (rule ``verify``, script ``scripts/verify_versions.py``) calls
 :func:`verify_chain` on the configured chain. For each version it re-hashes the CSV and the
-Arrow copy (where one is kept: the other versions' next step reads the CSV) and compares them
+Arrow copy (where there is one: the other versions' next step reads the CSV) and compares them
 with the ``sha256`` and ``arrow_sha256`` its metadata recorded when both were written from the
 same table (so a matching Arrow copy holds the CSV's data), checks that the metadata names the
 configured input and transformation and records its contract checks, and that the input
@@ -35,7 +35,7 @@ class VersionFiles:
     transformation: str
     input_version: str | None
     csv: str | os.PathLike
-    #: None for a version whose Arrow copy is not kept (its next step reads the CSV).
+    #: None for a version without an Arrow copy (its next step reads the CSV).
     arrow: str | os.PathLike | None
     metadata: str | os.PathLike
 

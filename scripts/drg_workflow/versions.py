@@ -17,9 +17,10 @@ import json
 import os
 import queue
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -31,7 +32,9 @@ import pyarrow.ipc as pa_ipc
 
 from drg_workflow import __version__
 from drg_workflow.contracts import check_contract
+from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.files import atomic_output
+from drg_workflow.hashing import file_sha256
 from drg_workflow.profiling import timed
 from drg_workflow.transformations import apply_transformation
 
@@ -40,6 +43,10 @@ ARROW_COMPRESSION = "zstd"
 #: Rows per piece of a CSV formatted in parallel (:func:`write_csv` with threads): small
 #: enough that a few pieces in flight hold little memory, large enough to keep threads busy.
 CSV_PIECE_ROWS = 131_072
+
+#: Tables of versions just written without an Arrow copy, held for the next step (see
+#: :func:`read_version_data`); at most this many at once.
+HANDOFF_LIMIT = 2
 
 #: Logical dtype names used in metadata -> Arrow types used to read the CSV back exactly.
 ARROW_TYPES: dict[str, pa.DataType] = {
@@ -182,11 +189,8 @@ def write_csv(table: pa.Table, path: str | os.PathLike, threads: int = 1) -> str
     return _write_hashed(write, path)
 
 
-def write_arrow(table: pa.Table, path: str | os.PathLike | None) -> str:
+def write_arrow(table: pa.Table, path: str | os.PathLike) -> str:
     """Write ``table`` as a zstd-compressed Arrow IPC file, atomically; return its sha256.
-
-    With ``path`` None nothing is written: the bytes the file would hold are only hashed
-    (what the metadata's ``arrow_sha256`` of a version whose temporary copy is gone was).
 
     The Arrow copy of a version holds exactly the CSV's data and is what the next rules read:
     parsing a 150 MB CSV costs about a second per step, reading Arrow a tenth of that.
@@ -219,6 +223,95 @@ def arrow_columns(path: str | os.PathLike) -> list[str]:
         return list(pa_ipc.open_file(source).schema.names)
 
 
+class ChangedVersionError(DrgWorkflowError):
+    """An input version's CSV is not the file its metadata describes (edited after it was
+    built)."""
+
+
+@dataclass(frozen=True)
+class _WrittenVersion:
+    """A version's table as its CSV was written, and what identifies that file on disk."""
+
+    sha256: str
+    file_identity: tuple[int, int, int]
+    table: pa.Table
+
+
+_handed_off: OrderedDict[str, _WrittenVersion] = OrderedDict()
+_handoff_lock = threading.Lock()
+
+
+def _file_identity(path: str | os.PathLike) -> tuple[int, int, int]:
+    """Device, inode and size: a file replaced since (atomic writes, downloads and most editors
+    make a new inode) or cut or extended gets another identity. Not the modification time:
+    Snakemake touches a job's outputs once the job is done."""
+    status = os.stat(path)
+    return status.st_dev, status.st_ino, status.st_size
+
+
+def hand_off(table: pa.Table, csv_path: str | os.PathLike, sha256: str) -> None:
+    """Hold ``table``, just written as the CSV at ``csv_path`` with digest ``sha256``, for the
+    step that reads that CSV next in this process (:func:`read_version_data`).
+
+    The chain's steps run one after another in Snakemake's own process, so the next step can
+    take its input from memory instead of parsing the CSV (or writing and reading an Arrow
+    copy of it, as it did: 0.2-0.3 s a step at full scale). At most :data:`HANDOFF_LIMIT`
+    tables are held; the oldest is dropped first.
+    """
+    written = _WrittenVersion(sha256, _file_identity(csv_path), table)
+    with _handoff_lock:
+        _handed_off[os.path.realpath(csv_path)] = written
+        while len(_handed_off) > HANDOFF_LIMIT:
+            _handed_off.popitem(last=False)
+
+
+def forget_handed_off() -> None:
+    """Drop every table held by :func:`hand_off` (tests; a process that wants the memory)."""
+    with _handoff_lock:
+        _handed_off.clear()
+
+
+@timed("read")
+def read_version_data(path: str | os.PathLike, metadata: Mapping[str, Any]) -> pd.DataFrame:
+    """The data of an input version, given its data file (Arrow copy or CSV) and metadata.
+
+    An Arrow copy is read as it is. A CSV is taken from memory when the step that wrote it
+    handed its table off in this process (:func:`hand_off`) and the file on disk is still the
+    one written (same file and size, and the metadata's ``sha256``);
+    otherwise, e.g. in a new Snakemake run or a separate cluster job, the CSV is parsed with
+    the metadata's dtypes, once its sha256 is found to be the metadata's (a CSV edited by hand
+    raises :class:`ChangedVersionError`: what is made from it would claim an input it was not
+    made from). Both give the frame an Arrow copy would: the table is the one the CSV was
+    written from, and the CSV holds its values exactly (shortest round-trip floats).
+    """
+    if Path(path).suffix == ".arrow":
+        return read_arrow(path)
+    with _handoff_lock:
+        written = _handed_off.pop(os.path.realpath(path), None)
+    if (
+        written is not None
+        and written.sha256 == metadata["sha256"]
+        and written.file_identity == _file_identity(path)
+    ):
+        table = written.table
+    else:
+        actual = file_sha256(path)
+        if actual != metadata["sha256"]:
+            raise ChangedVersionError(
+                f"{metadata['version']}'s CSV {path} is not the one its metadata records "
+                f"(sha256 {actual[:12]}, recorded {metadata['sha256'][:12]}): it was changed "
+                "after it was built. Put it back, or make it again with snakemake --forcerun "
+                f"{metadata['transformation']['name']}"
+            )
+        table = _read_csv_table(path, metadata_dtypes(metadata))
+    # In one piece either way: pandas' Arrow-backed strings keep a table's pieces (the CSV
+    # reader's blocks), and the next version's Arrow copy would be written in those pieces,
+    # so its bytes would depend on where its input came from.
+    if any(column.num_chunks > 1 for column in table.columns):
+        table = table.combine_chunks()
+    return table.to_pandas()
+
+
 @timed("read")
 def read_csv(path: str | os.PathLike, dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read a version CSV; with ``dtypes`` (from its metadata) every column keeps its type.
@@ -226,11 +319,15 @@ def read_csv(path: str | os.PathLike, dtypes: Mapping[str, str] | None = None) -
     Without them Arrow would re-infer types, and a float column whose values happen to be
     whole (written as ``3``) would come back as integers.
     """
+    return _read_csv_table(path, dtypes).to_pandas()
+
+
+def _read_csv_table(path: str | os.PathLike, dtypes: Mapping[str, str] | None) -> pa.Table:
     convert = pa_csv.ConvertOptions(
         column_types={name: ARROW_TYPES[dtype] for name, dtype in (dtypes or {}).items()},
         strings_can_be_null=False,
     )
-    return pa_csv.read_csv(path, convert_options=convert).to_pandas()
+    return pa_csv.read_csv(path, convert_options=convert)
 
 
 @timed("write")
@@ -315,10 +412,13 @@ def write_version(
     metadata_path: str | os.PathLike,
     arrow_path: str | os.PathLike | None = None,
     threads: int = 1,
+    hand_off_table: bool = False,
     **metadata: Any,
 ) -> dict[str, Any]:
-    """Write a version's CSV, its Arrow copy, then its metadata (each atomically); the CSV's
-    text is formatted in ``threads`` threads (:func:`write_csv`).
+    """Write a version's CSV, its Arrow copy (when ``arrow_path`` is given), then its metadata
+    (each atomically); the CSV's text is formatted in ``threads`` threads (:func:`write_csv`).
+    With ``hand_off_table`` the table is held for the next step in this process
+    (:func:`hand_off`).
 
     The metadata is written last, so a version whose metadata exists is complete. With an
     Arrow copy, the metadata's ``arrow_sha256`` is the sha256 of that file as written from the
@@ -340,15 +440,17 @@ def write_version(
             extra["arrow_sha256"] = arrow_digest.result()
     document = version_metadata(frame, csv_sha256=digest, extra=extra, **metadata)
     write_json(document, metadata_path)
+    if hand_off_table:
+        hand_off(table, csv_path, digest)
     return document
 
 
 def transform_version(
-    input_arrow: str | os.PathLike,
+    input_data: str | os.PathLike,
     input_metadata: str | os.PathLike,
     output_csv: str | os.PathLike,
     output_metadata: str | os.PathLike,
-    output_arrow: str | os.PathLike,
+    output_arrow: str | os.PathLike | None,
     version: str,
     transformation: str,
     parameters: Mapping[str, Any],
@@ -358,13 +460,17 @@ def transform_version(
     """Make ``version`` from an input version by the named transformation; return metadata
     (its CSV formatted in ``threads`` threads).
 
+    ``input_data`` is the input's Arrow copy or, for a version without one, its CSV
+    (:func:`read_version_data`). Without ``output_arrow`` the output gets no Arrow copy and its
+    table is handed off to the next step.
+
     The result is checked against ``contract`` (:func:`drg_workflow.contracts.check_contract`)
     before anything is written: a broken contract raises
     :class:`~drg_workflow.contracts.ContractError` and leaves no output; the passed checks
     are recorded in the metadata's ``contracts``.
     """
     source = read_json(input_metadata)
-    frame = read_arrow(input_arrow)
+    frame = read_version_data(input_data, source)
     result = apply_transformation(transformation, frame, dict(parameters))
     checks = check_contract(result, version, transformation, contract or {}, source["rows"])
     return write_version(
@@ -379,6 +485,7 @@ def transform_version(
         input_sha256=source["sha256"],
         extra={"contracts": checks},
         threads=threads,
+        hand_off_table=output_arrow is None,
     )
 
 

@@ -1,8 +1,8 @@
 # One rule per transformation of the chain (config `chain`). The rules differ only in name,
 # parameters and the versions they make, so they are declared in one loop; all share the
-# adapter drg_workflow.versions.transformation_step (read, transform, write, metadata). The
-# Arrow copy of a version read only by the next step is temp(): deleted once that step is done
-# (ARROW_COPIES, common/chain.smk).
+# adapter drg_workflow.versions.transformation_step (read, transform, write, metadata). A
+# version read only by the next step has no Arrow copy (ARROW_COPIES, common/chain.smk): the
+# next step takes its table from memory, or parses its CSV when it runs in another process.
 # The steps run in Snakemake's own process (run:, not script:): a step takes a second or two,
 # and a process of its own added 0.7 s to each (Python, pandas, pyarrow, Snakemake's script
 # preamble), so the chain took 1.8x a single-process run of the same steps. The workflow

@@ -19,8 +19,9 @@ CHAIN_GROUP = "chain"
 #: formatted in this many threads (same bytes; drg_workflow.versions.write_csv). The chain is
 #: sequential, so the second core would otherwise idle. A runtime setting (--set-threads).
 CHAIN_THREADS = 2
-#: Versions whose Arrow copy is kept: those read by more than the next step of the chain (the
-#: modelling data, the forecast's base and names versions). The others' copies are temp().
+#: Versions with an Arrow copy: those read by more than the next step of the chain (the
+#: modelling data, the forecast's base and names versions). The others have none: the next
+#: step takes the table from memory (same process) or parses the CSV.
 ARROW_COPIES = arrow_copy_versions(config)
 
 
@@ -41,10 +42,8 @@ def versions_made_by(transformation):
 
 
 def transformation_keeps_arrow(transformation):
-    """Whether the Arrow copies a transformation makes are kept: when a version it makes is
-    one whose copy is kept (then for every version it makes, since a rule has one set of
-    outputs). Otherwise they are temp(): Snakemake deletes each once the next step read it.
-    """
+    """Whether the rule of a transformation writes Arrow copies. It does when a version it
+    makes has one (then for every version it makes, since a rule has one set of outputs)."""
     if transformation == RAW_TRANSFORMATION:
         return RAW_VERSION in ARROW_COPIES
     return any(
@@ -55,21 +54,21 @@ def transformation_keeps_arrow(transformation):
 
 
 def keeps_arrow_copy(version):
-    """Whether a version's Arrow copy stays on disk after the build."""
+    """Whether a version has an Arrow copy."""
     return transformation_keeps_arrow(transformation_of(version))
 
 
 def version_outputs(transformation, version="{version}"):
-    """The outputs of the rule of a transformation (Arrow copy temp() unless kept), for the
-    versions it makes (a wildcard) or the one ``version``."""
+    """The outputs of the rule of a transformation (no Arrow copy unless its versions have
+    one), for the versions it makes (a wildcard) or the one ``version``."""
     files = version_files(version)
     if not transformation_keeps_arrow(transformation):
-        files["arrow"] = temp(files["arrow"])
+        del files["arrow"]
     return files
 
 
 def kept_version_files(version):
-    """A version's files that stay on disk: CSV, metadata and, if kept, its Arrow copy."""
+    """A version's files: CSV, metadata and, if it has one, its Arrow copy."""
     files = version_files(version)
     if not keeps_arrow_copy(version):
         del files["arrow"]
@@ -77,10 +76,11 @@ def kept_version_files(version):
 
 
 def input_version_files(wildcards):
-    """The data (Arrow copy) and metadata of the version the requested one is made from."""
+    """The data and metadata of the version the requested one is made from: its Arrow copy if
+    it has one, else its CSV (drg_workflow.versions.read_version_data)."""
     release_stale_locks()
-    source = version_files(CHAIN[wildcards.version]["input"])
-    return {"arrow": source["arrow"], "metadata": source["metadata"]}
+    source = kept_version_files(CHAIN[wildcards.version]["input"])
+    return {"data": source.get("arrow", source["csv"]), "metadata": source["metadata"]}
 
 
 def transformation_parameters(transformation):
@@ -139,7 +139,7 @@ def version_targets():
 
 def verify_chain_files():
     """Every version of the chain and its files, in build order (the verify script's params);
-    arrow is None where the Arrow copy is temporary (the next step read it; verify skips it).
+    arrow is None for a version without an Arrow copy (verify has none to check).
     """
     return [
         {
@@ -188,11 +188,11 @@ def run_transformation_step(input, output, params, wildcards, threads, log, rule
     transformation_step(
         log_path=log[0],
         rule_name=rule_name,
-        input_arrow=input.arrow,
+        input_data=input.data,
         input_metadata=input.metadata,
         output_csv=output.csv,
         output_metadata=output.metadata,
-        output_arrow=output.arrow,
+        output_arrow=output.get("arrow"),
         version=wildcards.version,
         transformation=params.transformation,
         parameters=params.parameters,
