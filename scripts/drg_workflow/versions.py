@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import threading
@@ -272,7 +273,9 @@ def forget_handed_off() -> None:
 
 
 @timed("read")
-def read_version_data(path: str | os.PathLike, metadata: Mapping[str, Any]) -> pd.DataFrame:
+def read_version_data(
+    path: str | os.PathLike, metadata: Mapping[str, Any], log: logging.Logger | None = None
+) -> pd.DataFrame:
     """The data of an input version, given its data file (Arrow copy or CSV) and metadata.
 
     An Arrow copy is read as it is. A CSV is taken from memory when the step that wrote it
@@ -282,9 +285,12 @@ def read_version_data(path: str | os.PathLike, metadata: Mapping[str, Any]) -> p
     the metadata's dtypes, once its sha256 is found to be the metadata's (a CSV edited by hand
     raises :class:`ChangedVersionError`: what is made from it would claim an input it was not
     made from). Both give the frame an Arrow copy would: the table is the one the CSV was
-    written from, and the CSV holds its values exactly (shortest round-trip floats).
+    written from, and the CSV holds its values exactly (shortest round-trip floats). ``log``
+    is told which of the three it was.
     """
+    say = log.info if log is not None else lambda *arguments: None
     if Path(path).suffix == ".arrow":
+        say("input %s: its Arrow copy", metadata["version"])
         return read_arrow(path)
     with _handoff_lock:
         written = _handed_off.pop(os.path.realpath(path), None)
@@ -293,6 +299,7 @@ def read_version_data(path: str | os.PathLike, metadata: Mapping[str, Any]) -> p
         and written.sha256 == metadata["sha256"]
         and written.file_identity == _file_identity(path)
     ):
+        say("input %s: from memory (the table its step wrote)", metadata["version"])
         table = written.table
     else:
         actual = file_sha256(path)
@@ -303,6 +310,7 @@ def read_version_data(path: str | os.PathLike, metadata: Mapping[str, Any]) -> p
                 "after it was built. Put it back, or make it again with snakemake --forcerun "
                 f"{metadata['transformation']['name']}"
             )
+        say("input %s: parsed from its CSV (sha256 checked)", metadata["version"])
         table = _read_csv_table(path, metadata_dtypes(metadata))
     # In one piece either way: pandas' Arrow-backed strings keep a table's pieces (the CSV
     # reader's blocks), and the next version's Arrow copy would be written in those pieces,
@@ -456,9 +464,10 @@ def transform_version(
     parameters: Mapping[str, Any],
     contract: Mapping[str, Any] | None = None,
     threads: int = 1,
+    log: logging.Logger | None = None,
 ) -> dict[str, Any]:
     """Make ``version`` from an input version by the named transformation; return metadata
-    (its CSV formatted in ``threads`` threads).
+    (its CSV formatted in ``threads`` threads). ``log`` is told where the input came from.
 
     ``input_data`` is the input's Arrow copy or, for a version without one, its CSV
     (:func:`read_version_data`). Without ``output_arrow`` the output gets no Arrow copy and its
@@ -470,7 +479,7 @@ def transform_version(
     are recorded in the metadata's ``contracts``.
     """
     source = read_json(input_metadata)
-    frame = read_version_data(input_data, source)
+    frame = read_version_data(input_data, source, log)
     result = apply_transformation(transformation, frame, dict(parameters))
     checks = check_contract(result, version, transformation, contract or {}, source["rows"])
     return write_version(
@@ -504,7 +513,7 @@ def transformation_step(
     from drg_workflow.errors import logged_rule
 
     with logged_rule(str(log_path), rule_name, in_process=True) as log:
-        metadata = transform_version(**arguments)
+        metadata = transform_version(**arguments, log=log)
         for check in metadata["contracts"]:
             log.info("contract check %s passed: %s", check["check"], check["measured"])
         log.info(
