@@ -88,6 +88,7 @@ def test_every_version_and_its_metadata(small_run: Path):
         assert str(small_run) not in json.dumps(document)  # no absolute paths
         log = small_run / "logs" / rules[version] / f"{version}.log"
         assert f"{version}: {document['rows']} rows" in log.read_text()
+    copies = arrow_copy_versions(config)
     for step in config["chain"]:
         document = metadata[step["version"]]
         assert document["transformation"]["name"] == step["transformation"]
@@ -95,6 +96,10 @@ def test_every_version_and_its_metadata(small_run: Path):
             "version": step["input"],
             "sha256": metadata[step["input"]]["sha256"],
         }
+        # One run: each step took a version without a copy from memory, as its step wrote it.
+        log = (small_run / "logs" / step["transformation"] / f"{step['version']}.log").read_text()
+        source = "its Arrow copy" if step["input"] in copies else "from memory"
+        assert f"input {step['input']}: {source}" in log, step["version"]
     assert (
         metadata["v7"]["transformation"]["parameters"]
         == SMALL_CONFIG["transformations"]["drop_rare_drgs"]
