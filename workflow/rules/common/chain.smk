@@ -43,7 +43,8 @@ def versions_made_by(transformation):
 
 def transformation_keeps_arrow(transformation):
     """Whether the rule of a transformation writes Arrow copies. It does when a version it
-    makes has one (then for every version it makes, since a rule has one set of outputs)."""
+    makes has one (then for every version it makes, since a rule has one set of outputs).
+    """
     if transformation == RAW_TRANSFORMATION:
         return RAW_VERSION in ARROW_COPIES
     return any(
