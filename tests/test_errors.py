@@ -108,3 +108,62 @@ def test_jobs_side_by_side_in_one_process_keep_their_library_lines_apart(tmp_pat
         assert f"line of {other}" not in text
     for library in ("mlflow", "optuna"):
         assert not [h for h in logging.getLogger(library).handlers if h.get_name()]
+
+
+def first_imports_side_by_side(tmp_path: Path, name: str, job_context) -> list[str]:
+    """Two threads import parts of a fresh package ``name`` for the first time, each inside
+    ``job_context()``, the way scikit-learn broke in a build: thread A imports the package,
+    whose ``__init__`` imports its ``base`` submodule, while thread B imports ``base``
+    directly, which imports back from the package. Events put B inside ``base`` while A is
+    inside ``__init__`` (A waits at most a second for that). Returns the errors raised."""
+    import importlib
+    import threading
+
+    package = tmp_path / name
+    package.mkdir(parents=True)
+    (tmp_path / f"{name}_sync.py").write_text(
+        "import threading\na_in_init = threading.Event()\nb_in_base = threading.Event()\n"
+    )
+    (package / "__init__.py").write_text(
+        f"import {name}_sync\nVERSION = 1\n{name}_sync.a_in_init.set()\n"
+        f"{name}_sync.b_in_base.wait(1)\nfrom {name}.base import clone\n"
+    )
+    (package / "base.py").write_text(
+        f"import {name}_sync\n{name}_sync.b_in_base.set()\nfrom . import VERSION\n\n\n"
+        "def clone(x):\n    return x\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    sync = importlib.import_module(f"{name}_sync")
+    errors: list[str] = []
+
+    def job(module: str, after: threading.Event | None) -> None:
+        if after is not None:
+            after.wait(5)
+        try:
+            with job_context():
+                importlib.import_module(module)
+        except Exception as error:  # the thread's failure, reported to the test
+            errors.append(repr(error))
+
+    threads = [
+        threading.Thread(target=job, args=(name, None)),
+        threading.Thread(target=job, args=(f"{name}.base", sync.a_in_init)),
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.path.remove(str(tmp_path))
+    return errors
+
+
+def test_scripts_in_snakemakes_process_import_one_at_a_time(tmp_path: Path):
+    """Python hands one of two threads a half-initialised module here (the race is real: this
+    test could not fail otherwise); in_process_script runs such jobs one after the other."""
+    from drg_workflow.errors import in_process_script, running_in_process
+
+    race = first_imports_side_by_side(tmp_path / "free", "circular_free", running_in_process)
+    assert any("partially initialized module 'circular_free.base'" in e for e in race), race
+    assert first_imports_side_by_side(tmp_path / "one", "circular_one", in_process_script) == []

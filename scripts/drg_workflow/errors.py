@@ -27,6 +27,25 @@ LIBRARY_LOGGERS = ("mlflow", "optuna")
 JOB_HANDLER_NAME = "drg_workflow job log"
 
 
+#: Taken by every rule script run in Snakemake's own process for its whole run
+#: (:func:`in_process_script`), and by the chain's steps while they import the package's data
+#: modules. Python's imports are not safe from two threads importing one package for the
+#: first time: a package whose ``__init__`` imports a submodule that imports back from the
+#: package hands one thread a half-initialised module (seen in a build: three ``setup_study``
+#: jobs importing scikit-learn at once, ``ImportError: cannot import name 'clone' from
+#: partially initialized module 'sklearn.base'``). The scripts import lazily, deep in their
+#: code, so they run one at a time; they are light and hold the GIL most of the time anyway.
+IN_PROCESS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def in_process_script() -> Iterator[None]:
+    """Run a rule script in Snakemake's own process: one at a time (:data:`IN_PROCESS_LOCK`)
+    and marked as in-process (:func:`running_in_process`)."""
+    with IN_PROCESS_LOCK, running_in_process():
+        yield
+
+
 @contextlib.contextmanager
 def running_in_process() -> Iterator[None]:
     """Mark the current thread as running a rule script in Snakemake's own process (a ``run:``

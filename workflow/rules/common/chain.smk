@@ -184,7 +184,11 @@ def verified_build_inputs(wildcards):
 def run_transformation_step(input, output, params, wildcards, threads, log, rule_name):
     """The body of the transformation rules of transform.smk: the package's shared
     adapter (drg_workflow.versions.transformation_step), in Snakemake's own process."""
-    from drg_workflow.versions import transformation_step
+    from drg_workflow.errors import IN_PROCESS_LOCK
+
+    # Not while a script run in this process may be importing (IN_PROCESS_LOCK).
+    with IN_PROCESS_LOCK:
+        from drg_workflow.versions import transformation_step
 
     transformation_step(
         log_path=log[0],

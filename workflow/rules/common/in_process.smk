@@ -47,10 +47,12 @@ def run_script_in_process(input, output, params, wildcards, threads, log, rule_n
     one-line message (drg_workflow.errors.logged_rule)."""
     import runpy
 
-    from drg_workflow.errors import running_in_process
+    from drg_workflow.errors import in_process_script
 
     job = SimpleNamespace(rule=rule_name, config=config)
     job.input, job.output, job.params, job.log = input, output, params, log
     job.wildcards, job.threads = wildcards, threads
-    with running_in_process():
+    # One script at a time: two threads importing one package for the first time can break
+    # (drg_workflow.errors.IN_PROCESS_LOCK).
+    with in_process_script():
         runpy.run_path(IN_PROCESS_SCRIPTS[rule_name], init_globals={"snakemake": job})
