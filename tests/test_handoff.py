@@ -39,13 +39,13 @@ def nothing_held():
 def csv_reads(monkeypatch) -> list[str]:
     """The CSVs read_version_data parsed (instead of taking them from memory)."""
     parsed: list[str] = []
-    read_table = versions._read_csv_table
+    read_table = versions._checked_csv_table
 
-    def counting_read(path, dtypes=None):
+    def counting_read(path, metadata):
         parsed.append(Path(path).name)
-        return read_table(path, dtypes)
+        return read_table(path, metadata)
 
-    monkeypatch.setattr(versions, "_read_csv_table", counting_read)
+    monkeypatch.setattr(versions, "_checked_csv_table", counting_read)
     return parsed
 
 

@@ -35,7 +35,6 @@ from drg_workflow import __version__
 from drg_workflow.contracts import check_contract
 from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.files import atomic_output
-from drg_workflow.hashing import file_sha256
 from drg_workflow.profiling import timed
 from drg_workflow.transformations import apply_transformation
 
@@ -302,22 +301,29 @@ def read_version_data(
         say("input %s: from memory (the table its step wrote)", metadata["version"])
         table = written.table
     else:
-        actual = file_sha256(path)
-        if actual != metadata["sha256"]:
-            raise ChangedVersionError(
-                f"{metadata['version']}'s CSV {path} is not the one its metadata records "
-                f"(sha256 {actual[:12]}, recorded {metadata['sha256'][:12]}): it was changed "
-                "after it was built. Put it back, or make it again with snakemake --forcerun "
-                f"{metadata['transformation']['name']}"
-            )
+        table = _checked_csv_table(path, metadata)
         say("input %s: parsed from its CSV (sha256 checked)", metadata["version"])
-        table = _read_csv_table(path, metadata_dtypes(metadata))
     # In one piece either way: pandas' Arrow-backed strings keep a table's pieces (the CSV
     # reader's blocks), and the next version's Arrow copy would be written in those pieces,
     # so its bytes would depend on where its input came from.
     if any(column.num_chunks > 1 for column in table.columns):
         table = table.combine_chunks()
     return table.to_pandas()
+
+
+def _checked_csv_table(path: str | os.PathLike, metadata: Mapping[str, Any]) -> pa.Table:
+    """A version's CSV parsed with its metadata's dtypes, once its sha256 is found to be the
+    metadata's (the file is read once: hashed, then parsed from memory)."""
+    data = Path(path).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != metadata["sha256"]:
+        raise ChangedVersionError(
+            f"{metadata['version']}'s CSV {path} is not the one its metadata records "
+            f"(sha256 {actual[:12]}, recorded {metadata['sha256'][:12]}): it was changed "
+            "after it was built. Put it back, or make it again with snakemake --forcerun "
+            f"{metadata['transformation']['name']}"
+        )
+    return _read_csv_table(pa.BufferReader(data), metadata_dtypes(metadata))
 
 
 @timed("read")
@@ -330,12 +336,14 @@ def read_csv(path: str | os.PathLike, dtypes: Mapping[str, str] | None = None) -
     return _read_csv_table(path, dtypes).to_pandas()
 
 
-def _read_csv_table(path: str | os.PathLike, dtypes: Mapping[str, str] | None) -> pa.Table:
+def _read_csv_table(
+    source: str | os.PathLike | pa.NativeFile, dtypes: Mapping[str, str] | None
+) -> pa.Table:
     convert = pa_csv.ConvertOptions(
         column_types={name: ARROW_TYPES[dtype] for name, dtype in (dtypes or {}).items()},
         strings_can_be_null=False,
     )
-    return pa_csv.read_csv(path, convert_options=convert)
+    return pa_csv.read_csv(source, convert_options=convert)
 
 
 @timed("write")
