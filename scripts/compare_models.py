@@ -7,7 +7,9 @@ from drg_workflow.errors import logged_rule
 from drg_workflow.modelling.steps import compare_step, write_table
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
-    table, warnings = compare_step(snakemake.input.metrics, snakemake.input.backtest)
+    table, warnings = compare_step(
+        snakemake.input.metrics, snakemake.input.backtest, snakemake.input.skill_test
+    )
     write_table(table, snakemake.output.comparison)
     log.info("comparison of %d models and the baseline:\n%s", len(table) - 1, table.to_string())
     for warning in warnings:

@@ -23,6 +23,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         read_json(snakemake.input.forecast_metadata),
         read_json(snakemake.input.split),
         pd.read_csv(snakemake.input.backtest),
+        pd.read_csv(snakemake.input.comparison),
     )
     save_text(markdown, snakemake.output.markdown)
     save_text(page, snakemake.output.html)

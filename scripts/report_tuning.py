@@ -20,8 +20,8 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
     data = data_label(read_json(snakemake.input.metadata))
     tuning = snakemake.params.tuning
     settings = (
-        f"{tuning['n_shards']} shards x {tuning['trials_per_shard']} trials, "
-        f"TPE seeds {tuning['base_seed']}+shard, median pruner"
+        f"{tuning['rounds']} rounds of {tuning['n_shards']} shards, "
+        f"{tuning['trials_per_shard']} trials per shard, TPE seeds {tuning['base_seed']}+round"
     )
     shards = [read_json(path) for path in snakemake.input.shards]
     frames = []
@@ -36,11 +36,12 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         study = optuna.load_study(
             study_name=setup["study_name"], storage=StudyRef.from_setup(setup).open_storage()
         )
-        numbers = {
-            s["shard_index"]: s["trial_numbers"] + s.get("interrupted_trial_numbers", [])
-            for s in shards
-            if s["model"] == model
-        }
+        numbers: dict[int, list[int]] = {}
+        for s in shards:
+            if s["model"] == model:
+                numbers.setdefault(s["shard_index"], []).extend(
+                    s["trial_numbers"] + s.get("interrupted_trial_numbers", [])
+                )
         trials = trials_frame(model, study.get_trials(deepcopy=False), numbers)
         frames.append(trials)
         save_png(optimisation_history(trials, model, data, settings), history_path)

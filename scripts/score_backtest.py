@@ -19,6 +19,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         read_json(snakemake.input.split),
     )
     predictions = write_frame_csv(result.predictions, snakemake.output.predictions)
+    skill_test = write_frame_csv(result.skill_test, snakemake.output.skill_test)
     metadata = write_version(
         result.table,
         snakemake.output.table,
@@ -28,7 +29,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         parameters=snakemake.params.settings,
         input_version=data["version"],
         input_sha256=data["sha256"],
-        extra={**result.provenance, "predictions": predictions},
+        extra={**result.provenance, "predictions": predictions, "skill_test": skill_test},
     )
     run = log_backtest_step(read_json(snakemake.input.experiment), result.table, metadata)
     write_json(run, snakemake.output.mlflow_run)
@@ -38,3 +39,4 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         run["run_id"],
         result.table.to_string(),
     )
+    log.info("skill over the choosing origins together:\n%s", result.skill_test.to_string())

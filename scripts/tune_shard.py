@@ -1,4 +1,5 @@
-"""Rule tune_shard: run one shard's trials of a model's Optuna study (shards run in parallel)."""
+"""Rule tune_shard: run one shard's slice of a tuning round's candidates as trials of a model's
+Optuna study (a round's shards run in parallel)."""
 
 from drg_workflow.errors import logged_rule
 from drg_workflow.modelling.models import set_fit_threads
@@ -15,11 +16,13 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         snakemake.input.arrow,
         int(snakemake.wildcards.shard),
         read_json(snakemake.input.split),
+        int(snakemake.wildcards.round),
     )
     write_json(summary, snakemake.output.summary)
     log.info(
-        "shard %s of %s: %d trials (%d complete, %d pruned, %d failed) in %.1f s "
+        "round %s shard %s of %s: %d trials (%d complete, %d pruned, %d failed) in %.1f s "
         "(%.2f trials/min); best CV loss ratio to persistence in shard %s",
+        summary["round"],
         summary["shard_index"],
         summary["study_name"],
         summary["n_trials_run"],

@@ -132,3 +132,29 @@ def model_settings(
     return ModelSettings.from_params(
         model_params(model, space, fixed, config, **tuning), modelling_years(config).split
     )
+
+
+def pooled_skill_test(backtest: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
+    """A pooled skill test table (``results/backtest/skill_test.csv``) for a hand-made backtest
+    table: per model (not the baseline), the mean over its choosing origins of the skill and
+    of each interval end."""
+    from drg_workflow.modelling.backtest import SKILL_TEST_COLUMNS
+
+    choosing = backtest.loc[(backtest["role"] == "choosing") & (backtest["model"] != "baseline")]
+    rows = []
+    for model, part in choosing.groupby("model", sort=False):
+        rows.append(
+            {
+                "model": model,
+                "choosing_origins": " ".join(str(int(o)) for o in sorted(part["origin"])),
+                "n_series": 100,
+                "resamples": 1000,
+                "level": level,
+                **{
+                    f"skill_{m}{end}": float(part[f"skill_{m}{end}"].mean())
+                    for m in ("rmse", "mae")
+                    for end in ("", "_lower", "_upper")
+                },
+            }
+        )
+    return pd.DataFrame(rows, columns=list(SKILL_TEST_COLUMNS))

@@ -59,11 +59,13 @@ def assert_study_is_whole(workdir: Path, model: str, storage: str, client, budge
     for trial in failed:
         assert [r.info.status for r in by_trial.get(trial.number, [])] == ["KILLED"]
     assert set(by_trial) == {t.number for t in trials}  # no run without its trial
-    # The best trial: the lowest CV loss ratio against persistence (ties to the lowest number);
-    # the reported CV RMSE and MAE are its mean fold errors. Shard 0's persistence trial (ratio
-    # 1) is in every study, so the best is never worse than persistence.
+    # The best trial: the lowest CV loss ratio against persistence (ties to the earliest
+    # candidate: round, then index); the reported CV RMSE and MAE are its mean fold errors.
+    # Round 0's first candidate, persistence (ratio 1), is in every study, so the best is never
+    # worse than persistence.
     best = min(
-        (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.value, t.number)
+        (t for t in trials if t.state == TrialState.COMPLETE),
+        key=lambda t: (t.value, t.user_attrs["round"], t.user_attrs["candidate"]),
     )
     best_cv_rmse = float(np.mean(best.user_attrs["fold_rmse"]))
     persistence = [t for t in finished if t.user_attrs.get("persistence_trial")]

@@ -9,12 +9,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from modelling_frames import model_settings, modelling_frame, modelling_settings
+from modelling_frames import model_settings, modelling_frame, modelling_settings, pooled_skill_test
 
 from drg_workflow.ingest import missing_years_warning, raw_years, year_runs
 from drg_workflow.modelling.backtest import (
     PREDICTION_COLUMNS,
     SCORE_COLUMNS,
+    SKILL_TEST_COLUMNS,
     bootstrap_skill_intervals,
     fit_at_origin,
     score_backtest,
@@ -73,8 +74,38 @@ def test_explicit_years_are_still_allowed_and_checked_against_the_data():
         resolve_split({**explicit, "train": [2012, 2014]}, YEARS, 3)
 
 
-def test_too_few_years_for_the_relative_split_names_the_key():
-    with pytest.raises(ModellingDataError, match=r"config key modelling.split: 2 test years"):
+#: The default relative split with its default minimum (the schema's).
+ADAPTIVE = {**RELATIVE, "minimum": {"test": 1, "validation": 1, "cv_folds": 1}}
+
+
+def test_the_relative_split_shrinks_to_the_years_the_data_has():
+    """A raw file of 2009-2016 (8 years: 2009 only gives 2010 its lags) has 7 modelling
+    years: one test year, the folds and validation years as configured. Of 5 raw years
+    (2009-2013), 4 are left: one of each. The test years shrink first, then the folds, then
+    the validation years; what was chosen travels in split.json."""
+    eight = resolve_years(ADAPTIVE, None, 3, range(2010, 2017))
+    assert eight.split == YearSplit((2010, 2013), (2014, 2015), (2016, 2016))
+    assert eight.cv_folds == 3 and eight.choosing_origins == (2014, 2015)
+    assert ModellingYears.from_json(json.loads(json.dumps(eight.to_json()))) == eight
+    six = resolve_years(ADAPTIVE, None, 3, range(2010, 2016))
+    assert (six.split, six.cv_folds) == (YearSplit((2010, 2012), (2013, 2014), (2015, 2015)), 2)
+    five = resolve_years(ADAPTIVE, None, 3, range(2010, 2014))
+    assert five.split == YearSplit((2010, 2011), (2012, 2012), (2013, 2013))
+    assert five.cv_folds == 1 and five.reporting_origins == (2013,)
+    # Enough years: nothing shrinks.
+    assert resolve_years(ADAPTIVE, None, 3, YEARS) == resolve_years(RELATIVE, None, 3, YEARS)
+
+
+def test_too_few_years_even_for_the_smallest_split_name_the_years_and_the_key():
+    with pytest.raises(ModellingDataError) as raised:
+        resolve_split(ADAPTIVE, range(2010, 2013), cv_folds=3)
+    assert str(raised.value).startswith(
+        "config key modelling.split: the modelling data has 3 years (2010, 2011, 2012); the "
+        "smallest split allowed (modelling.split.minimum: 1 test, 1 validation and 2 train "
+        "years (1 tuning folds)) needs 4"
+    )
+    # A minimum equal to the setting keeps it: 6 years are then too few for 2 + 2 + 4.
+    with pytest.raises(ModellingDataError, match=r"modelling data has 6 years .* needs 8"):
         resolve_split(RELATIVE, range(2010, 2016), cv_folds=3)
 
 
@@ -195,7 +226,7 @@ def test_skill_rmse_mae_and_the_baseline_rows_by_hand():
     rows += origin_rows(2015, "choosing", "same", actual, persistence, persistence)
     table = score_backtest(
         pd.DataFrame(rows), {("m", 2015): [2010, 2014], ("same", 2015): [2011, 2014]}, BOOTSTRAP
-    )
+    ).table
     assert list(table.columns) == list(SCORE_COLUMNS)
     assert list(table["model"]) == ["m", "same", "baseline"]
     m = table.iloc[0]
@@ -293,25 +324,27 @@ def metrics_row(model: str) -> dict:
 def test_a_model_losing_to_persistence_on_one_choosing_origin_is_refused_by_the_gate():
     """'star' has the best mean skill and wins three origins by far, but loses on the choosing
     origin 2015: the gate refuses it and 'steady' is the champion. A loss on a reporting origin
-    does not count."""
-    backtest = backtest_table(
-        {
-            "star": {2014: 0.60, 2015: -0.02, 2016: 0.5, 2017: 0.5},
-            "steady": {2014: 0.10, 2015: 0.12, 2016: -0.3, 2017: 0.1},
-            "narrow": {2014: 0.30, 2015: 0.04, 2016: 0.2, 2017: 0.2},  # interval reaches 0
-        },
-        ROLES,
-    )
-    assert gate_failures(backtest, "steady") == []
-    failures = gate_failures(backtest, "star")
-    assert any(f.startswith("2015: RMSE 102 not below persistence's 100") for f in failures)
-    assert all(f.startswith("2015") for f in failures)
-    assert gate_failures(backtest, "narrow") == [
-        "2015: RMSE skill interval [-0.010, +0.090] not above 0",
-        "2015: MAE skill interval [-0.010, +0.090] not above 0",
+    does not count. 'narrow' wins on every choosing origin, but its pooled interval reaches 0.
+    One origin's own interval reaching 0 does not count: only the pooled test does."""
+    skills = {
+        "star": {2014: 0.60, 2015: -0.02, 2016: 0.5, 2017: 0.5},
+        "steady": {2014: 0.10, 2015: 0.04, 2016: -0.3, 2017: 0.1},
+        "narrow": {2014: 0.02, 2015: 0.04, 2016: 0.2, 2017: 0.2},
+    }
+    backtest = backtest_table(skills, ROLES)
+    skill_test = pooled_skill_test(backtest)
+    assert gate_failures(backtest, skill_test, "steady") == []
+    failures = gate_failures(backtest, skill_test, "star")
+    assert failures == [
+        "2015: RMSE 102 not below persistence's 100",
+        "2015: MAE 51 not below persistence's 50",
+    ]
+    assert gate_failures(backtest, skill_test, "narrow") == [
+        "mean RMSE skill +0.030 over 2014, 2015: its 90% interval [-0.020, +0.080] is not above 0",
+        "mean MAE skill +0.030 over 2014, 2015: its 90% interval [-0.020, +0.080] is not above 0",
     ]
     rows = [metrics_row(m) for m in ("star", "steady", "narrow", "baseline")]
-    table = build_comparison(rows, backtest)
+    table = build_comparison(rows, backtest, skill_test)
     assert list(table.columns) == list(COMPARISON_COLUMNS)
     assert champion_model(table) == "steady" and table["model"].iloc[0] == "steady"
     by_model = table.set_index("model")
@@ -321,10 +354,16 @@ def test_a_model_losing_to_persistence_on_one_choosing_origin_is_refused_by_the_
         in by_model.loc["star", "warning"]
     )
     assert by_model.loc["steady", "choosing_origins"] == "2014 2015"
-    assert by_model.loc["steady", "skill_rmse"] == pytest.approx(0.11)
+    assert by_model.loc["steady", "skill_rmse"] == pytest.approx(0.07)
+    assert by_model.loc["steady", "skill_rmse_lower"] == pytest.approx(0.02)
+    assert by_model.loc["steady", "gate_test"].startswith(
+        "RMSE and MAE below persistence's on every choosing origin; mean RMSE and MAE skill "
+        "over them above 0 (paired bootstrap of 1000 resamples of the series within each "
+        "origin, pooled: one-sided test at 0.05"
+    )
     assert json.loads(by_model.loc["steady", "skill_rmse_by_origin"]) == {
         "2014": 0.1,
-        "2015": 0.12,
+        "2015": 0.04,
         "2016": -0.3,
         "2017": 0.1,
     }
@@ -332,24 +371,125 @@ def test_a_model_losing_to_persistence_on_one_choosing_origin_is_refused_by_the_
 
 
 def test_without_a_model_passing_the_gate_the_champion_is_persistence():
-    backtest = backtest_table({"m": {2014: 0.2, 2015: -0.1, 2016: 0.3, 2017: 0.3}}, ROLES)
-    table = build_comparison([metrics_row("m"), metrics_row("baseline")], backtest)
+    skills = {"m": {2014: 0.2, 2015: -0.1, 2016: 0.3, 2017: 0.3}}
+    table = build_comparison(
+        [metrics_row("m"), metrics_row("baseline")],
+        backtest_table(skills, ROLES),
+        pooled_skill_test(backtest_table(skills, ROLES)),
+    )
     assert champion_model(table) is None
     assert table.set_index("model").loc["baseline", "warning"] == NO_CHAMPION_WARNING
 
 
 def test_among_models_passing_the_gate_the_best_mean_choosing_skill_wins():
-    backtest = backtest_table(
-        {
-            "a": {2014: 0.10, 2015: 0.30, 2016: 0.0, 2017: 0.0},
-            "b": {2014: 0.25, 2015: 0.20, 2016: 0.9, 2017: 0.9},
-        },
-        ROLES,
+    skills = {
+        "a": {2014: 0.10, 2015: 0.30, 2016: 0.0, 2017: 0.0},
+        "b": {2014: 0.25, 2015: 0.20, 2016: 0.9, 2017: 0.9},
+    }
+    table = build_comparison(
+        [metrics_row(m) for m in ("a", "b", "baseline")],
+        backtest_table(skills, ROLES),
+        pooled_skill_test(backtest_table(skills, ROLES)),
     )
-    table = build_comparison([metrics_row(m) for m in ("a", "b", "baseline")], backtest)
     # a: 0.20 on the choosing origins, b: 0.225; the reporting origins never choose.
     assert champion_model(table) == "b"
     assert list(table["model"]) == ["b", "a", "baseline"]
+
+
+def constructed_backtest(rng, models: dict) -> pd.DataFrame:
+    """Predictions of two choosing origins and a reporting one, 400 heavy-tailed series each:
+    persistence misses by a log-normal factor, each model's error is ``models[name](e, rng)``
+    of persistence's error ``e``."""
+    rows = []
+    for origin, role in ((2014, "choosing"), (2015, "choosing"), (2016, "reporting")):
+        actual = rng.lognormal(12, 1.5, size=400)
+        persistence = actual * rng.lognormal(0, 0.25, size=400)
+        for name, error_of in models.items():
+            prediction = actual - error_of(actual - persistence, rng)
+            rows += origin_rows(origin, role, name, actual, prediction, persistence)
+    return pd.DataFrame(rows)
+
+
+def test_the_gate_on_constructed_residuals_chooses_a_clear_winner_only():
+    """'clear' cuts persistence's error by 15% on every origin (with noise of its own);
+    'same' errs like persistence but independently of it; 'worse' errs 20% more. The pooled
+    paired bootstrap passes 'clear' only, and the comparison says which test it applied."""
+    rng = np.random.default_rng(5)
+
+    def clear(e, rng):
+        return 0.85 * e * rng.normal(1.0, 0.1, size=e.size)
+
+    def same(e, rng):
+        return e * rng.choice([-1.0, 1.0], size=e.size) * rng.permutation(np.ones(e.size))
+
+    def worse(e, rng):
+        return 1.2 * e
+
+    def independent(e, rng):
+        return rng.permutation(e)
+
+    predictions = constructed_backtest(
+        rng, {"clear": clear, "same": same, "worse": worse, "independent": independent}
+    )
+    years = {
+        (m, o): [2010, o - 1] for m in predictions["model"].unique() for o in (2014, 2015, 2016)
+    }
+    scores = score_backtest(predictions, years, BacktestSettings(1000, 0.9, 42))
+    test = scores.skill_test.set_index("model")
+    assert list(scores.skill_test.columns) == list(SKILL_TEST_COLUMNS)
+    assert test.loc["clear", "skill_rmse"] == pytest.approx(0.15, abs=0.02)
+    assert test.loc["clear", "skill_rmse_lower"] > 0 and test.loc["clear", "skill_mae_lower"] > 0
+    assert (
+        test.loc["independent", "skill_rmse_lower"]
+        < 0
+        < test.loc["independent", "skill_rmse_upper"]
+    )
+    table = build_comparison(
+        [metrics_row(m) for m in ("clear", "same", "worse", "independent", "baseline")],
+        scores.table,
+        scores.skill_test,
+    )
+    by_model = table.set_index("model")
+    assert champion_model(table) == "clear"
+    assert by_model["passes_gate"].fillna(False).astype(bool).to_dict() == {
+        "clear": True,
+        "same": False,
+        "worse": False,
+        "independent": False,
+        "baseline": False,
+    }
+    assert "its 90% interval" in by_model.loc["independent", "warning"]
+    assert "not below persistence's" in by_model.loc["worse", "warning"]
+    assert "paired bootstrap of 1000 resamples" in by_model.loc["clear", "gate_test"]
+
+
+def test_the_pooled_test_passes_a_model_whose_single_origin_interval_reaches_below_zero():
+    """Dollar RMSE on a heavy-tailed target is dominated by a few series, so one origin's
+    interval can reach below 0 for a model that wins on every origin; pooling the choosing
+    origins tightens it. Built so: one origin's own interval reaches 0, the pooled one does
+    not."""
+    rng = np.random.default_rng(16)
+    rows = []
+    for origin in (2014, 2015, 2016):
+        role = "choosing" if origin < 2016 else "reporting"
+        actual = rng.lognormal(12, 2.0, size=300)
+        persistence = actual * rng.lognormal(0, 0.3, size=300)
+        model_error = (actual - persistence) * rng.lognormal(np.log(0.85), 0.3, size=300)
+        rows += origin_rows(origin, role, "m", actual, actual - model_error, persistence)
+    predictions = pd.DataFrame(rows)
+    years = {("m", o): [2010, o - 1] for o in (2014, 2015, 2016)}
+    scores = score_backtest(predictions, years, BacktestSettings(1000, 0.9, 42))
+    choosing = scores.table.loc[
+        (scores.table["model"] == "m") & (scores.table["role"] == "choosing")
+    ]
+    assert (choosing["skill_rmse"] > 0).all() and (choosing["skill_mae"] > 0).all()
+    pooled = scores.skill_test.iloc[0]
+    assert pooled["skill_rmse_lower"] > 0 and pooled["skill_mae_lower"] > 0
+    table = build_comparison(
+        [metrics_row("m"), metrics_row("baseline")], scores.table, scores.skill_test
+    )
+    assert champion_model(table) == "m"
+    assert (choosing["skill_rmse_lower"] <= 0).any(), choosing[["origin", "skill_rmse_lower"]]
 
 
 # ----------------------------------------------------------------------------- what is fitted

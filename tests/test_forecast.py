@@ -415,12 +415,12 @@ def test_with_a_constant_target_no_model_passes_the_gate_and_the_forecast_is_per
             predictions.append(fit.predictions)
             training[(model, origin)] = fit.training_years
     backtest_predictions = pd.concat(predictions, ignore_index=True)
-    backtest = score_backtest(
+    scores = score_backtest(
         backtest_predictions,
         training,
         BacktestSettings(200, 0.9, CONFIG["modelling"]["random_state"]),
     )
-    table = build_comparison(rows, backtest)
+    table = build_comparison(rows, scores.table, scores.skill_test)
     assert champion_model(table) is None
     assert NO_CHAMPION_WARNING in comparison_warnings(table)
     comparison_path = tmp_path / "comparison.csv"

@@ -61,7 +61,7 @@ def facts(**changes) -> ModelCardFacts:
         "validation_years": (2015, 2015),
         "test_years": (2016, 2017),
         "forecast_year": 2018,
-        "run_id": "0123abcd",
+        "run_name": "random_forest-refit",
         "tracking_uri": "sqlite:///results/mlflow/mlflow.db",
         "metrics": METRICS,
         "baseline_metrics": BASELINE,

@@ -209,6 +209,18 @@ def with_modelling(**modelling) -> dict:
             "config key modelling.tuning.storage",
         ),
         (with_modelling(tuning={"n_shards": 0}), "config key modelling.tuning.n_shards"),
+        (
+            with_modelling(tuning={"pruner": {"n_warmup_steps": 0}}),
+            "config key modelling.tuning.pruner.n_warmup_steps",
+        ),
+        (
+            with_modelling(split={"test": 1, "minimum": {"test": 2}}),
+            "config key modelling.split.minimum.test: 2 is more than modelling.split.test (1)",
+        ),
+        (
+            with_modelling(cv_folds=2, split={"minimum": {"cv_folds": 3}}),
+            "config key modelling.split.minimum.cv_folds: 3 is more than modelling.cv_folds (2)",
+        ),
         (with_modelling(tuning={"shards": 2}), "unknown key(s) 'shards'"),
     ],
 )
@@ -278,7 +290,13 @@ def test_defaults_fill_every_model_and_setting():
     assert all(model["fixed_params"] is not None for model in config["models"].values())
     assert config["tuning"]["storage"] == "results/optuna/{model}.journal"
     assert config["mlflow"]["tracking_uri"] is None
-    assert config["split"] == {"train": None, "validation": 2, "test": 2}
+    assert config["split"] == {
+        "train": None,
+        "validation": 2,
+        "test": 2,
+        "minimum": {"test": 1, "validation": 1, "cv_folds": 1},
+    }
+    assert (config["tuning"]["rounds"], config["tuning"]["pruner"]["n_warmup_steps"]) == (3, 1)
     assert config["backtest"] == {
         "origins": None,
         "bootstrap_resamples": 1000,
@@ -295,7 +313,7 @@ def test_defaults_fill_every_model_and_setting():
     assert list(only["modelling"]["models"]) == ["ridge"]
     # Explicit years are still allowed.
     explicit = validate_config(with_modelling(split=EXPLICIT), SCHEMA)["modelling"]["split"]
-    assert explicit == EXPLICIT
+    assert {k: explicit[k] for k in EXPLICIT} == EXPLICIT
 
 
 def run_python(code: str) -> str:
@@ -452,3 +470,18 @@ def test_baseline_is_logged_like_a_model_without_one(tmp_path: Path):
     assert '"name": "year", "required": true' in schema
     for column in frame.columns[frame.isna().any()]:
         assert f'"name": "{column}", "required": false' in schema
+
+
+def test_the_budget_is_spread_over_at_most_as_many_rounds_as_trials_per_shard():
+    from drg_workflow.modelling.settings import TuningSettings, tuning_rounds
+
+    tuning = validate_config(with_modelling(tuning={"trials_per_shard": 5}), SCHEMA)["modelling"][
+        "tuning"
+    ]
+    settings = TuningSettings.from_params(tuning)
+    assert settings.rounds == 3
+    assert [settings.trials_per_round(r) for r in range(3)] == [2, 2, 1]
+    assert list(settings.shard_candidates(1, 1)) == [2, 3]
+    assert list(settings.shard_candidates(2, 1)) == [1]
+    # Fewer trials than rounds: one trial per shard and round.
+    assert tuning_rounds({**tuning, "trials_per_shard": 2}) == 2

@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from modelling_frames import model_settings, modelling_frame, modelling_settings
+from modelling_frames import (
+    model_settings,
+    modelling_frame,
+    modelling_settings,
+    pooled_skill_test,
+)
 
 from drg_workflow.hashing import config_hash, file_sha256
 from drg_workflow.modelling.baseline import evaluate_baseline
@@ -229,7 +234,7 @@ def test_comparison_flags_models_that_fail_the_gate(data):
         baseline,
     ]
     backtest = _backtest({"random_forest": 0.2, "ridge": -0.1, "hist_gradient_boosting": 0.1})
-    table = build_comparison(rows, backtest)
+    table = build_comparison(rows, backtest, pooled_skill_test(backtest))
     assert list(table.columns) == list(COMPARISON_COLUMNS)
     assert list(table["model"]) == ["random_forest", "hist_gradient_boosting", "baseline", "ridge"]
     passes = dict(zip(table["model"], table["passes_gate"], strict=True))
@@ -243,11 +248,11 @@ def test_comparison_flags_models_that_fail_the_gate(data):
     assert len(warnings) == 1 and "'ridge'" in warnings[0] and "skill gate" in warnings[0]
 
     with pytest.raises(ValueError, match="needs a 'baseline' row"):
-        build_comparison(rows[:3], backtest)
+        build_comparison(rows[:3], backtest, pooled_skill_test(backtest))
     with pytest.raises(ValueError, match="duplicate"):
-        build_comparison([*rows, rows[0]], backtest)
+        build_comparison([*rows, rows[0]], backtest, pooled_skill_test(backtest))
     with pytest.raises(ValueError, match="lacks"):
-        build_comparison([{"model": "ridge"}, baseline], backtest)
+        build_comparison([{"model": "ridge"}, baseline], backtest, pooled_skill_test(backtest))
 
 
 def test_provenance_hashes(tmp_path):

@@ -29,8 +29,10 @@ from drg_workflow.modelling.tracking import (
     ensure_experiment,
 )
 from drg_workflow.modelling.tuning import (
+    RoundPruner,
     StudyRef,
     TrialRecord,
+    TuningError,
     create_study,
     cross_validate_by_year,
     make_objective,
@@ -112,12 +114,13 @@ def test_objective_reports_the_running_loss_ratio_and_prunes(train_xy):
     assert trial.value == pytest.approx(ratio(3))
     assert trial.user_attrs == {"fold_rmse": record.fold_rmse, "fold_mae": record.fold_mae}
 
-    class AlwaysPrune(optuna.pruners.BasePruner):
-        def prune(self, study, trial):
+    class AlwaysPrune(RoundPruner):
+        def should_prune(self, step, value):
             return True
 
-    study = optuna.create_study(pruner=AlwaysPrune())
-    study.optimize(objective, n_trials=1)
+    pruned = make_objective(model, X, y, years, record, AlwaysPrune({}, 1))
+    study = optuna.create_study()
+    study.optimize(pruned, n_trials=1)
     assert study.trials[0].state == TrialState.PRUNED
     assert len(record.fold_rmse) == 1
 
@@ -151,8 +154,9 @@ def test_two_concurrent_shards(tmp_path, train_xy):
         SPACE,
         FIXED,
         trials_per_shard=3,
+        rounds=1,
         base_seed=100,
-        pruner={"n_startup_trials": 1, "n_warmup_steps": 0},
+        pruner={"n_startup_trials": 1, "n_warmup_steps": 1},
     )
     shards = [(StudyRef.from_setup(setup), model, X, y, years, i) for i in range(2)]
     ctx = multiprocessing.get_context("spawn")
@@ -162,7 +166,7 @@ def test_two_concurrent_shards(tmp_path, train_xy):
     for i, s in enumerate(summaries):
         json.dumps(s)
         assert s["shard_index"] == i and s["n_trials_run"] == 3 and s["n_fail"] == 0
-        assert s["seed"] == 100 + i
+        assert s["sampler_seed"] == 100 and s["round"] == 0
         assert s["n_complete"] + s["n_pruned"] == 3
     numbers = summaries[0]["trial_numbers"] + summaries[1]["trial_numbers"]
     assert sorted(numbers) == list(range(6))  # shards share one study, no trial twice
@@ -234,9 +238,9 @@ def test_shard_fails_loudly_when_every_trial_fails(tmp_path, train_xy):
     tracking_uri = setup["tracking_uri"]
     X_bad = X.assign(facility_id=np.inf)  # Ridge rejects infinite input in every fold
     model = model_settings(
-        "ridge", {"alpha": {"type": "float", "low": 0.1, "high": 1.0}}, trials_per_shard=2
+        "ridge", {"alpha": {"type": "float", "low": 0.1, "high": 1.0}}, trials_per_shard=2, rounds=1
     )
-    with pytest.raises(RuntimeError, match="all 2 trials of shard 0 .* failed"):
+    with pytest.raises(RuntimeError, match="all 2 trials of shard 0 of round 0 .* failed"):
         run_tuning_shard(StudyRef.from_setup(setup), model, X_bad, y, years, 0)
     from mlflow import MlflowClient
 
@@ -258,7 +262,7 @@ def test_shard_zero_starts_every_study_with_the_persistence_trial(tmp_path, trai
         "alpha": {"type": "float", "low": 0.1, "high": 10.0},
         "max_log_change": {"type": "float", "low": 0.0, "high": 1.0},
     }
-    model = model_settings("ridge", space, n_shards=2, trials_per_shard=2)
+    model = model_settings("ridge", space, n_shards=2, trials_per_shard=2, rounds=1)
     first_shard = run_tuning_shard(ref, model, X, y, years, 0)
     second_shard = run_tuning_shard(ref, model, X, y, years, 1)
     study = optuna.load_study(study_name="ridge", storage=open_storage(setup["storage"]))
@@ -308,6 +312,7 @@ def test_on_other_data_no_tuned_model_has_a_cv_error_above_persistence(tmp_path,
             config,
             n_shards=1,
             trials_per_shard=2,
+            rounds=1,
             base_seed=seed,
         )
         ref = StudyRef.from_setup(setup_study(tmp_path, name, journal, name))
@@ -325,7 +330,7 @@ SLOW_SPACE = {
     "n_estimators": {"type": "int", "low": 60, "high": 100},
     "max_depth": {"type": "int", "low": 6, "high": 10},
 }
-NEVER_PRUNE = {"n_startup_trials": 1000, "n_warmup_steps": 0}
+NEVER_PRUNE = {"n_startup_trials": 1000, "n_warmup_steps": 1}
 
 
 def _shard_trials(storage, name: str, shard: int) -> list:
@@ -344,7 +349,13 @@ def test_a_shard_killed_mid_trial_resumes_without_repeating(tmp_path, train_xy, 
     setup = setup_study(tmp_path, "rf-kill", journal, "random_forest")
     ref = StudyRef.from_setup(setup)
     model = model_settings(
-        "random_forest", SLOW_SPACE, FIXED, n_shards=2, trials_per_shard=4, pruner=NEVER_PRUNE
+        "random_forest",
+        SLOW_SPACE,
+        FIXED,
+        n_shards=2,
+        trials_per_shard=4,
+        rounds=1,
+        pruner=NEVER_PRUNE,
     )
     ctx = multiprocessing.get_context("spawn")
     process = ctx.Process(target=run_tuning_shard, args=(ref, model, X, y, years, 1))
@@ -406,3 +417,132 @@ def test_a_shard_killed_mid_trial_resumes_without_repeating(tmp_path, train_xy, 
     # Started again once done, the shard runs nothing more.
     again = run_tuning_shard(ref, model, X, y, years, 1)
     assert again["n_trials_run"] == 0 and again["trial_numbers"] == summary["trial_numbers"]
+
+
+# ------------------------------------------------------------------ rounds: the same answer
+
+
+def _run_rounds(tmp_path, name: str, model, train_xy, shard_orders) -> dict:
+    """Tune a study round after round, each round's shards in the given order (a list per
+    round, or "parallel": both at once in two processes); return every trial by its
+    (round, candidate) with its parameters, state and value, and the study's results."""
+    X, y, years = train_xy
+    setup = setup_study(tmp_path, name, str(tmp_path / "optuna" / f"{name}.journal"), "ridge")
+    ref = StudyRef.from_setup(setup)
+    ctx = multiprocessing.get_context("spawn")
+    for round_index, order in enumerate(shard_orders):
+        if order == "parallel":
+            with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+                list(
+                    pool.map(
+                        _shard_of_round, [(ref, model, *train_xy, i, round_index) for i in (0, 1)]
+                    )
+                )
+        else:
+            for shard in order:
+                run_tuning_shard(ref, model, X, y, years, shard, round_index=round_index)
+    study = optuna.load_study(study_name=name, storage=open_storage(setup["storage"]))
+    trials = {
+        (t.user_attrs["round"], t.user_attrs["candidate"]): (t.params, t.state.name, t.value)
+        for t in study.trials
+    }
+    results = study_results(ref)
+    return {
+        "trials": trials,
+        "best": (
+            results["best_params"],
+            results["best_value"],
+            results["best_round"],
+            results["best_candidate"],
+        ),
+        "numbers": [
+            t.number
+            for t in sorted(
+                study.trials, key=lambda t: (t.user_attrs["round"], t.user_attrs["candidate"])
+            )
+        ],
+    }
+
+
+def _shard_of_round(args):  # top level: picklable for spawn
+    *rest, shard, round_index = args
+    return run_tuning_shard(*rest, shard, round_index=round_index)
+
+
+#: Ridge with a bound: trials are fast, and some of them are pruned.
+ROUND_SPACE = {
+    "alpha": {"type": "float", "low": 1e-3, "high": 1e3, "log": True},
+    "max_log_change": {"type": "float", "low": 0.0, "high": 1.0},
+}
+
+
+def test_rounds_give_the_same_trials_whatever_order_or_parallelism_the_shards_run_in(
+    tmp_path, train_xy
+):
+    """The design that makes tuning reproducible: each round's candidates come from the
+    earlier rounds only and each shard evaluates a fixed slice, so the shards of a round may
+    run in any order, one after the other or side by side, and every trial, its pruning and
+    the best trial are the same; only Optuna's trial numbers follow the timing."""
+    model = model_settings(
+        "ridge",
+        ROUND_SPACE,
+        n_shards=2,
+        trials_per_shard=6,
+        rounds=3,
+        tpe_n_startup_trials=2,
+        pruner={"n_startup_trials": 1, "n_warmup_steps": 1},
+    )
+    forwards = _run_rounds(tmp_path, "forwards", model, train_xy, [[0, 1], [0, 1], [0, 1]])
+    backwards = _run_rounds(tmp_path, "backwards", model, train_xy, [[1, 0], [1, 0], [1, 0]])
+    parallel = _run_rounds(tmp_path, "parallel", model, train_xy, ["parallel", [1, 0], "parallel"])
+    assert sorted(forwards["trials"]) == [(r, i) for r in range(3) for i in range(4)]
+    assert backwards["trials"] == forwards["trials"]
+    assert parallel["trials"] == forwards["trials"]
+    assert backwards["best"] == forwards["best"] == parallel["best"]
+    assert backwards["numbers"] != forwards["numbers"]  # the timing shows only here
+    # Round 0's first candidate is persistence; later rounds learn from the earlier ones.
+    assert forwards["trials"][(0, 0)][0]["max_log_change"] == 0.0
+    assert forwards["trials"][(0, 0)][2] == 1.0
+    params = [p for p, _, _ in forwards["trials"].values()]
+    assert len({tuple(sorted(p.items())) for p in params}) == len(params)
+
+
+def test_a_round_starts_only_from_every_trial_of_the_rounds_before_it(tmp_path, train_xy):
+    X, y, years = train_xy
+    model = model_settings("ridge", ROUND_SPACE, n_shards=2, trials_per_shard=2, rounds=2)
+    setup = setup_study(tmp_path, "early", str(tmp_path / "optuna" / "early.journal"), "ridge")
+    ref = StudyRef.from_setup(setup)
+    run_tuning_shard(ref, model, X, y, years, 0)
+    with pytest.raises(TuningError, match=r"round 1 needs one finished trial per candidate of "):
+        run_tuning_shard(ref, model, X, y, years, 0, round_index=1)
+    run_tuning_shard(ref, model, X, y, years, 1)
+    summary = run_tuning_shard(ref, model, X, y, years, 0, round_index=1)
+    assert summary["candidates"] == [0] and summary["n_trials_run"] == 1
+
+
+def trial_with(values: dict[int, float]):
+    return optuna.trial.create_trial(
+        state=TrialState.COMPLETE, value=values[max(values)], intermediate_values=values
+    )
+
+
+def test_the_pruner_never_judges_the_first_fold_nor_stops_a_cautious_trial():
+    """Earlier rounds' trials had running ratios 0.9 (bold, good), 0.95 and 0.97 after fold
+    1. A trial at 0.99 there (cautious, still better than persistence) goes on, though it is
+    worse than their median: the median pruner would stop it. One at 1.05 stops; after fold 0
+    nothing is judged, however bad."""
+    earlier = [
+        trial_with({0: r0, 1: r1, 2: r1}) for r0, r1 in ((0.8, 0.9), (0.9, 0.95), (0.99, 0.97))
+    ]
+    pruner = RoundPruner.from_trials(earlier, n_startup_trials=3, n_warmup_steps=1)
+    assert pruner.medians == {0: 0.9, 1: 0.95, 2: 0.95}
+    assert not pruner.should_prune(0, 5.0)
+    assert not pruner.should_prune(1, 0.99)
+    assert pruner.should_prune(1, 1.05)
+    assert not pruner.should_prune(1, 1.0)
+    # Worse than persistence, but better than the earlier trials' median: goes on.
+    high = RoundPruner.from_trials([trial_with({0: 1.2, 1: 1.2})] * 3, 3, 1)
+    assert not high.should_prune(1, 1.1) and high.should_prune(1, 1.3)
+    # Too few earlier complete trials, or a warm-up of 0 asked for: nothing before fold 1.
+    assert RoundPruner.from_trials(earlier, 4, 1).medians == {}
+    assert RoundPruner.from_trials(earlier, 3, 0).n_warmup_steps == 1

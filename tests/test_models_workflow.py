@@ -65,6 +65,7 @@ CONFIG: dict = module_config()
 MODELS = tuple(CONFIG["modelling"]["models"])
 N_SHARDS = CONFIG["modelling"]["tuning"]["n_shards"]
 TRIALS_PER_SHARD = CONFIG["modelling"]["tuning"]["trials_per_shard"]
+ROUNDS = CONFIG["modelling"]["tuning"]["rounds"]
 BUDGET = N_SHARDS * TRIALS_PER_SHARD
 #: What every search space holds: the region that reduces to persistence, and the loss weights.
 TARGET_FORM_SPACE = {
@@ -135,6 +136,15 @@ def shard_trials_of(model: str, workdir: Path, storage=None) -> list:
     return optuna.load_study(study_name=setup["study_name"], storage=storage).get_trials()
 
 
+def shard_summaries(model: str) -> list[str]:
+    """The summaries of every tuning shard of ``model``, round after round."""
+    return [
+        f"results/tuning/{model}/round_{r}/shard_{i}.json"
+        for r in range(ROUNDS)
+        for i in range(N_SHARDS)
+    ]
+
+
 def kill_mid_shard(workdir: Path, targets: list[str]) -> dict:
     """Run Snakemake for ``targets`` and SIGKILL it (Snakemake and its jobs) once a
     random-forest shard has a finished trial and another running past its first fold; return
@@ -157,13 +167,17 @@ def kill_mid_shard(workdir: Path, targets: list[str]) -> dict:
             if storage is None and (workdir / "results/tuning/random_forest/setup.json").exists():
                 storage = open_storage(os.environ["OPTUNA_STORAGE"])
             trials = shard_trials_of("random_forest", workdir, storage)
-            shards_done = {t.user_attrs["shard"] for t in trials if t.state.is_finished()}
+
+            def round_shard(trial):
+                return trial.user_attrs["round"], trial.user_attrs["shard"]
+
+            shards_done = {round_shard(t) for t in trials if t.state.is_finished()}
             running = [
                 t
                 for t in trials
                 if t.state == TrialState.RUNNING
                 and t.intermediate_values
-                and t.user_attrs["shard"] in shards_done
+                and round_shard(t) in shards_done
             ]
             if running:
                 break
@@ -194,7 +208,7 @@ def model_run(tracking_server, tmp_path_factory) -> Path:
     # Deployed the way other projects use the workflow: a Snakemake module in their own
     # directory (every test of this run goes through it).
     deploy_as_module(workdir, CONFIG)
-    shards = [f"results/tuning/random_forest/shard_{i}.json" for i in range(N_SHARDS)]
+    shards = shard_summaries("random_forest")
     killed = kill_mid_shard(workdir, shards)
     (workdir / "killed.json").write_text(json.dumps(killed))
     # The same command again (the workflow profile's rerun-incomplete redoes the killed jobs).
@@ -251,7 +265,7 @@ def test_deployed_as_a_module_everything_lands_in_the_users_directory(model_run:
         "results/verify.json",
         "results/report/models/comparison.html",
         "logs/train_final/ridge.log",
-        "benchmarks/tune_shard/ridge_shard_0.tsv",
+        "benchmarks/tune_shard/ridge_round_0_shard_0.tsv",
     ):
         assert (model_run / path).is_file(), path
     verify = run(model_run, "verify")
@@ -274,21 +288,28 @@ def test_study_holds_exactly_every_trial_of_the_concurrent_shards(model_run: Pat
         assert setup["storage"] is None and setup["storage_env"] == "OPTUNA_STORAGE"
         trials = assert_study_is_whole(model_run, model, mlflow_client)
         finished = [t for t in trials if t.state != TrialState.FAIL]
-        shards = [
-            read_json(model_run / f"results/tuning/{model}/shard_{i}.json") for i in range(N_SHARDS)
-        ]
+        shards = [read_json(model_run / path) for path in shard_summaries(model)]
         numbers = [n for shard in shards for n in shard["trial_numbers"]]
         assert sorted(numbers) == sorted(t.number for t in finished)  # disjoint, complete
-        assert [s["seed"] for s in shards] == [1000 + i for i in range(N_SHARDS)]
+        # One sampler seed per round (base_seed + round), every shard its own slice.
+        assert [s["sampler_seed"] for s in shards] == [
+            1000 + r for r in range(ROUNDS) for _ in range(N_SHARDS)
+        ]
         for shard in shards:
-            owned = [t for t in finished if t.user_attrs["shard"] == shard["shard_index"]]
-            assert len(owned) == TRIALS_PER_SHARD
+            owned = [
+                t.user_attrs["candidate"]
+                for t in finished
+                if (t.user_attrs["round"], t.user_attrs["shard"])
+                == (shard["round"], shard["shard_index"])
+            ]
+            assert sorted(owned) == shard["candidates"]
+        assert sum(len(s["candidates"]) for s in shards) == BUDGET
         # Each trial records the fold RMSEs it reported, one per year fold unless pruned.
         for trial in finished:
             if trial.state == TrialState.COMPLETE:
                 assert len(trial.intermediate_values) == 3
-    # The random forest's two shards ran at the same time, against the one study.
-    rf = shard_trials_of("random_forest", model_run)
+    # The random forest's two shards of round 0 ran at the same time, against the one study.
+    rf = [t for t in shard_trials_of("random_forest", model_run) if t.user_attrs["round"] == 0]
     spans = [
         [t for t in rf if t.user_attrs["shard"] == shard and t.datetime_complete]
         for shard in range(N_SHARDS)
@@ -320,12 +341,11 @@ def test_a_run_killed_mid_shard_resumes_without_repeating_trials(model_run: Path
     before = {n for n, state in killed["states"].items() if state in ("COMPLETE", "PRUNED")}
     assert all(states[n] in ("COMPLETE", "PRUNED") for n in before)
     assert len(trials) == BUDGET + len(interrupted)
-    shards = [
-        read_json(model_run / f"results/tuning/random_forest/shard_{i}.json")
-        for i in range(N_SHARDS)
-    ]
-    assert sum(s["n_trials_resumed"] for s in shards) == len(before)
-    assert sum(s["n_trials_run"] for s in shards) == BUDGET - len(before)
+    shards = [read_json(model_run / path) for path in shard_summaries("random_forest")]
+    # Every candidate ran once: before the kill (kept, counted as resumed by a shard started
+    # again) or after it; the killed trial's shard resumed with its finished trial.
+    assert sum(s["n_trials_resumed"] + s["n_trials_run"] for s in shards) == BUDGET
+    assert 1 <= sum(s["n_trials_resumed"] for s in shards) <= len(before)
     assert sorted(n for s in shards for n in s["interrupted_trial_numbers"]) == sorted(
         map(int, interrupted)
     )
@@ -673,7 +693,8 @@ def test_the_forecast_covers_every_facility_and_drg_of_the_last_year(model_run: 
     assert metadata["rows"] == len(forecast) and metadata["forecast_year"] == last_year + 1
     assert metadata["sha256"] == file_sha256(model_run / "results/forecast/forecast.csv")
     assert metadata["model"] == champion["champion"] and metadata["fallback"] is None
-    assert metadata["run_id"] == champion["run_id"]
+    assert "run_id" not in metadata  # new with every build: the metadata keeps the same bytes
+    assert champion["run_name"] == f"{champion['champion']}-refit"
     assert metadata["model_version"] == champion["version"]
     v13_metadata = read_json(model_run / "results/v13/v13_metadata.json")
     assert metadata["modelling_data"] == {"version": "v13", "sha256": v13_metadata["sha256"]}

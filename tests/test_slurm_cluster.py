@@ -13,7 +13,9 @@ that the jobs went through SLURM (one SLURM job per tuning shard, the cancelled 
 every study is whole after the cancel (the budget of finished trials, nothing left running, one
 MLflow run per trial), that the server refuses requests without credentials and holds the
 runs, the models and the champion alias, that no password landed in a file, that the data
-versions are byte-identical to a local run, and that a rule failing on SLURM fails the run and
+versions, the comparison, the champion, the forecast and its model card are byte-identical to
+a local run with one core (tuning in rounds gives the same answer at any parallelism, a
+cancelled and retried shard included), and that a rule failing on SLURM fails the run and
 shows the rule's log. Skipped, saying why, only where SLURM cannot be installed at all (no
 apt-get, no root).
 """
@@ -50,7 +52,7 @@ PROFILE = ROOT / "profiles" / "slurm"
 STARTED = Path(os.environ.get("DRG_SLURM_STATE", "/run/drg-slurm")) / "started"
 
 MODELS = ("ridge", "random_forest")
-N_SHARDS, TRIALS_PER_SHARD = 2, 3
+N_SHARDS, TRIALS_PER_SHARD, ROUNDS = 2, 3, 2
 BUDGET = N_SHARDS * TRIALS_PER_SHARD
 #: The model whose shard is cancelled mid-trial.
 CANCELLED_MODEL = "random_forest"
@@ -73,6 +75,7 @@ def cluster_config() -> dict:
     modelling["tuning"] = {
         "n_shards": N_SHARDS,
         "trials_per_shard": TRIALS_PER_SHARD,
+        "rounds": ROUNDS,
         "pruner": {"n_startup_trials": 1000},
     }
     modelling["mlflow"] = {"artifact_location": None}
@@ -151,7 +154,7 @@ def cluster_run(slurm_cluster, tmp_path_factory):
     answers (most of a SLURM run is waiting):
 
     - ``slurm``: the default target through profiles/slurm, tracked by the MLflow server;
-    - ``local``: the data versions built locally;
+    - ``local``: the default target built locally with one core (``--cores 1``);
     - ``failed``: ingest_raw on a raw CSV without the cost columns, through SLURM.
     """
     base = tmp_path_factory.mktemp("slurm")
@@ -173,10 +176,10 @@ def cluster_run(slurm_cluster, tmp_path_factory):
     try:
         started = time.monotonic()
         slurm = snakemake(slurm_dir, *profile, env=environment(**server.run_environment()))
-        local = snakemake(local_dir, "features", env=environment())
+        local = snakemake(local_dir, "--cores", "1", env=environment())
         failing = snakemake(failing_dir, "results/v0/v0.csv", *profile, env=environment())
         cancelled = cancel_mid_shard(slurm, slurm_dir)
-        results = {"failed": failing.finish(), "local": local.finish()}
+        results = {"failed": failing.finish(), "local": local.finish(timeout=900)}
         results["slurm"] = slurm.finish(timeout=900)
         seconds = time.monotonic() - started
         yield {
@@ -216,19 +219,24 @@ def cancel_mid_shard(slurm: Run, workdir: Path, deadline: float = 600) -> dict:
             continue
         name = read_json(setup_path)["study_name"]
         trials = optuna.load_study(study_name=name, storage=open_storage(str(journal))).trials
-        done = {t.user_attrs["shard"] for t in trials if t.state.is_finished()}
+
+        def round_shard(trial):
+            return trial.user_attrs.get("round"), trial.user_attrs.get("shard")
+
+        done = {round_shard(t) for t in trials if t.state.is_finished()}
         for trial in trials:
-            shard = trial.user_attrs.get("shard")
-            job = jobs.get(f"{CANCELLED_MODEL}_{shard}")
+            round_index, shard = round_shard(trial)
+            job = jobs.get(f"{CANCELLED_MODEL}_{round_index}_{shard}")
             if (
                 trial.state == TrialState.RUNNING
                 and trial.intermediate_values
-                and shard in done
+                and (round_index, shard) in done
                 and job
             ):
                 subprocess.run(["scancel", job], check=True, timeout=60)
                 return {
                     "job_id": job,
+                    "round": round_index,
                     "shard": shard,
                     "running_trial": trial.number,
                     "states": {t.number: t.state.name for t in trials},
@@ -287,11 +295,16 @@ def test_tuning_shards_are_separate_slurm_jobs(cluster_run):
     for job_id, rule, wildcards in submissions(output):
         if rule == "tune_shard":
             shards.setdefault(wildcards, []).append(job_id)
-    expected = {f"{model}_{shard}" for model in MODELS for shard in range(N_SHARDS)}
+    expected = {
+        f"{model}_{round_index}_{shard}"
+        for model in MODELS
+        for round_index in range(ROUNDS)
+        for shard in range(N_SHARDS)
+    }
     assert set(shards) == expected, shards
     # The cancelled shard's job was submitted again by the profile's retries, once.
     cancelled = cluster_run["cancelled"]
-    again = shards.pop(f"{CANCELLED_MODEL}_{cancelled['shard']}")
+    again = shards.pop(f"{CANCELLED_MODEL}_{cancelled['round']}_{cancelled['shard']}")
     assert len(again) == 2 and again[0] == cancelled["job_id"], again
     assert all(len(ids) == 1 for ids in shards.values()), shards
 
@@ -329,11 +342,13 @@ def test_a_shard_cancelled_mid_trial_resumes_on_retry(cluster_run, client):
             before = [int(n) for n, s in cancelled["states"].items() if s in ("COMPLETE", "PRUNED")]
             assert all(states[n] in (TrialState.COMPLETE, TrialState.PRUNED) for n in before)
     shard = read_json(
-        slurm_dir / f"results/tuning/{CANCELLED_MODEL}/shard_{cancelled['shard']}.json"
+        slurm_dir
+        / f"results/tuning/{CANCELLED_MODEL}/round_{cancelled['round']}"
+        / f"shard_{cancelled['shard']}.json"
     )
     assert shard["interrupted_trial_numbers"] == [cancelled["running_trial"]]
     assert shard["n_trials_resumed"] >= 1
-    assert shard["n_trials_resumed"] + shard["n_trials_run"] == TRIALS_PER_SHARD
+    assert shard["n_trials_resumed"] + shard["n_trials_run"] == len(shard["candidates"])
 
 
 def test_the_server_refuses_requests_without_a_password(cluster_run):
@@ -398,6 +413,47 @@ def test_data_versions_are_byte_identical_to_a_local_run(cluster_run):
     assert len(files) == 2 * 16 + len(kept), files
     differing = [str(f) for f in files if (on_slurm / f).read_bytes() != (local / f).read_bytes()]
     assert differing == []
+
+
+#: What a build answers: the same bytes whatever ran where and when.
+ANSWER_FILES = (
+    "models/comparison.csv",
+    "backtest/backtest.csv",
+    "backtest/skill_test.csv",
+    "backtest/predictions.csv",
+    "forecast/forecast.csv",
+    "forecast/forecast_metadata.json",
+)
+
+
+def test_the_answer_is_the_same_on_slurm_as_with_one_local_core(cluster_run):
+    """SLURM ran the shards side by side and one of them twice (cancelled mid-trial, retried);
+    the local run had one core, so everything ran one job after another. Tuning in rounds
+    makes that irrelevant: the same best parameters, comparison, champion, registry version,
+    forecast and model card (but for the line naming the tracking server)."""
+    assert cluster_run["slurm"][0] == 0 and cluster_run["local"][0] == 0
+    on_slurm = cluster_run["slurm_dir"] / "results"
+    local = cluster_run["local_dir"] / "results"
+    differing = [f for f in ANSWER_FILES if (on_slurm / f).read_bytes() != (local / f).read_bytes()]
+    assert differing == []
+    for model in MODELS:
+        slurm_metrics = read_json(on_slurm / f"models/{model}/metrics.json")
+        local_metrics = read_json(local / f"models/{model}/metrics.json")
+        for key in ("best_params", "cv_rmse", "cv_mae", "val_rmse", "test_rmse"):
+            assert slurm_metrics[key] == local_metrics[key], (model, key)
+    slurm_champion = read_json(on_slurm / "models/champion.json")
+    local_champion = read_json(local / "models/champion.json")
+    for key in ("champion", "version", "training_years", "skill_rmse_by_origin"):
+        assert slurm_champion[key] == local_champion[key], key
+
+    def card(folder: Path) -> list[str]:
+        return [
+            line
+            for line in (folder / "forecast/model_card.md").read_text().splitlines()
+            if "set_tracking_uri" not in line
+        ]
+
+    assert card(on_slurm) == card(local)
 
 
 def test_a_rule_failing_on_slurm_fails_the_run_and_shows_its_log(cluster_run):

@@ -273,6 +273,19 @@ def check_modelling(config: Mapping[str, Any]) -> None:
     split = modelling["split"]
     if check_split_form(split):
         check_explicit_split(split, modelling["cv_folds"])
+    else:
+        configured = {
+            "test": split["test"],
+            "validation": split["validation"],
+            "cv_folds": modelling["cv_folds"],
+        }
+        for name, lowest in split["minimum"].items():
+            if lowest > configured[name]:
+                key = "modelling.cv_folds" if name == "cv_folds" else f"modelling.split.{name}"
+                raise ConfigError(
+                    f"config key modelling.split.minimum.{name}: {lowest} is more than {key} "
+                    f"({configured[name]}); a split shrinks towards its minimum, never grows"
+                )
     storage = modelling["tuning"]["storage"]
     try:
         storage.format(model="m")

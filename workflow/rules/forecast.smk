@@ -33,6 +33,7 @@ rule model_card:
         forecast_metadata=FORECAST_METADATA,
         split=MODELLING_SPLIT,
         backtest=BACKTEST,
+        comparison=COMPARISON,
         # The data the champion learnt from (the report's labels name it).
         metadata=MODELLING_FILES["metadata"],
     output:

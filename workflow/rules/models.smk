@@ -2,9 +2,11 @@
 # the backtest's origins from the data's years (a checkpoint: the per-origin jobs depend on
 # them); setup_mlflow creates the MLflow experiment (and a fresh local store) once; per model,
 # one setup job checks the model's configuration against its estimator and creates the Optuna
-# study and the study's MLflow parent run; n_shards tune_shard jobs run the trials of that study
-# in parallel (on one machine or spread over cluster nodes); train_final refits the best
-# parameters on the train years once all shards are done. Then the rolling-origin backtest: one
+# study and the study's MLflow parent run; the study's trials run in tuning.rounds rounds, each
+# of n_shards tune_shard jobs in parallel (on one machine or spread over cluster nodes), every
+# round's candidates asked from the results of the rounds before it, so the outcome does not
+# depend on timing; train_final refits the best parameters on the train years once all rounds
+# are done. Then the rolling-origin backtest: one
 # backtest_origin job per (model, origin) refits the tuned model on every year before the origin
 # and predicts it, score_backtest scores them all against persistence. The naive persistence
 # baseline is evaluated like a model, compare_models puts everything in one table and applies
@@ -84,9 +86,9 @@ rule tune_shard:
     output:
         summary=TUNING_SHARD,
     log:
-        "logs/tune_shard/{model}_shard_{shard}.log",
+        "logs/tune_shard/{model}_round_{round}_shard_{shard}.log",
     benchmark:
-        "benchmarks/tune_shard/{model}_shard_{shard}.tsv"
+        "benchmarks/tune_shard/{model}_round_{round}_shard_{shard}.tsv"
     conda:
         "../envs/modelling.yaml"
     threads: model_threads
@@ -174,6 +176,7 @@ rule score_backtest:
         table=BACKTEST,
         metadata=BACKTEST_METADATA,
         predictions=BACKTEST_PREDICTIONS,
+        skill_test=BACKTEST_SKILL_TEST,
         mlflow_run=BACKTEST_MLFLOW_RUN,
     log:
         "logs/score_backtest/backtest.log",
@@ -194,6 +197,7 @@ rule compare_models:
     input:
         metrics=expand(MODEL_METRICS, model=[*MODELS, BASELINE_NAME]),
         backtest=BACKTEST,
+        skill_test=BACKTEST_SKILL_TEST,
     output:
         comparison=COMPARISON,
     log:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from drg_workflow.columns import lag_column, rolling_column
-from drg_workflow.names import BASELINE_NAME
+from drg_workflow.names import BASELINE_NAME, CHOOSING_ROLE
 
 from .baseline import baseline_predictions
 from .data import KEY_COLUMNS, ModellingDataError, make_xy
@@ -155,20 +155,20 @@ def skill(value: np.ndarray | float, persistence: np.ndarray | float) -> np.ndar
     return 1.0 - np.where(perfect, np.where(value > 0, np.inf, 1.0), ratio)
 
 
-def bootstrap_skill_intervals(
+def bootstrap_skill_resamples(
     model_errors: np.ndarray,
     persistence_errors: np.ndarray,
     settings: BacktestSettings,
     stream: int,
 ) -> dict[str, np.ndarray]:
-    """Bootstrap intervals over series of the RMSE and MAE skill of several models at once.
+    """The RMSE and MAE skill of several models at once in each bootstrap resample of the
+    series.
 
     ``model_errors`` is ``(n_series, n_models)`` of prediction errors (actual - prediction),
     ``persistence_errors`` ``(n_series,)``. Each resample draws ``n_series`` series with
     replacement, the same draws for every model (paired with persistence), seeded by
-    ``settings.seed`` and ``stream`` (the origin year). Returns ``{"rmse": (2, n_models),
-    "mae": (2, n_models)}``: lower and upper percentiles of the skill at
-    ``settings.interval_level``.
+    ``settings.seed`` and ``stream`` (the origin year). Returns ``{"rmse": (resamples,
+    n_models), "mae": (resamples, n_models)}``.
     """
     squared = np.column_stack([model_errors**2, persistence_errors**2])
     absolute = np.abs(np.column_stack([model_errors, persistence_errors]))
@@ -185,14 +185,33 @@ def bootstrap_skill_intervals(
         sums_squared.append(counts @ squared)
         sums_absolute.append(counts @ absolute)
     squared_sums, absolute_sums = np.vstack(sums_squared), np.vstack(sums_absolute)
-    tail = (1 - settings.interval_level) / 2
-    quantiles = [tail, 1 - tail]
-    rmse_skill = skill(np.sqrt(squared_sums[:, :-1]), np.sqrt(squared_sums[:, -1:]))
-    mae_skill = skill(absolute_sums[:, :-1], absolute_sums[:, -1:])
-    # Percentiles that are resampled values (no interpolation: a skill can be -inf).
     return {
-        "rmse": np.quantile(rmse_skill, quantiles, axis=0, method="inverted_cdf"),
-        "mae": np.quantile(mae_skill, quantiles, axis=0, method="inverted_cdf"),
+        "rmse": skill(np.sqrt(squared_sums[:, :-1]), np.sqrt(squared_sums[:, -1:])),
+        "mae": skill(absolute_sums[:, :-1], absolute_sums[:, -1:]),
+    }
+
+
+def percentile_interval(resampled: np.ndarray, level: float) -> np.ndarray:
+    """The two-sided ``level`` percentile interval of resampled values, per column: ``(2,
+    n_columns)``, lower then upper. Percentiles that are resampled values (no interpolation: a
+    skill can be -inf)."""
+    tail = (1 - level) / 2
+    return np.quantile(resampled, [tail, 1 - tail], axis=0, method="inverted_cdf")
+
+
+def bootstrap_skill_intervals(
+    model_errors: np.ndarray,
+    persistence_errors: np.ndarray,
+    settings: BacktestSettings,
+    stream: int,
+) -> dict[str, np.ndarray]:
+    """Bootstrap intervals over series of the RMSE and MAE skill of several models at once
+    (:func:`bootstrap_skill_resamples`): ``{"rmse": (2, n_models), "mae": (2, n_models)}``,
+    lower and upper percentiles of the skill at ``settings.interval_level``."""
+    resampled = bootstrap_skill_resamples(model_errors, persistence_errors, settings, stream)
+    return {
+        metric: percentile_interval(values, settings.interval_level)
+        for metric, values in resampled.items()
     }
 
 
@@ -216,20 +235,91 @@ def _aligned(origin_rows: pd.DataFrame, models: Sequence[str]) -> tuple[pd.DataF
     return first, np.column_stack([part["prediction"].to_numpy(float) for part in parts])
 
 
+#: Columns of the skill gate's test over the choosing origins together
+#: (``results/backtest/skill_test.csv``, :func:`pooled_skill_test`), one row per model.
+SKILL_TEST_COLUMNS: tuple[str, ...] = (
+    "model",
+    "choosing_origins",
+    "n_series",
+    "resamples",
+    "level",
+    "skill_rmse",
+    "skill_rmse_lower",
+    "skill_rmse_upper",
+    "skill_mae",
+    "skill_mae_lower",
+    "skill_mae_upper",
+)
+
+
+def pooled_skill_test(
+    point: Mapping[int, Mapping[str, np.ndarray]],
+    resampled: Mapping[int, Mapping[str, np.ndarray]],
+    n_series: Mapping[int, int],
+    models: Sequence[str],
+    settings: BacktestSettings,
+) -> pd.DataFrame:
+    """The skill over all choosing origins together, with its bootstrap interval: the mean
+    over the origins of each origin's RMSE (and MAE) skill, and the same mean in every
+    resample, where each origin's series are resampled within that origin (a stratified,
+    paired bootstrap: a model and persistence always see the same series). One row per model
+    (:data:`SKILL_TEST_COLUMNS`).
+
+    ``point``, ``resampled`` and ``n_series``: per choosing origin, the skills
+    ``{"rmse": (n_models,), ...}``, the resampled skills ``{"rmse": (resamples, n_models),
+    ...}`` of :func:`bootstrap_skill_resamples` and the number of series. Pooling the origins
+    is what makes the test useful: one origin's interval is wide when a few huge series
+    dominate its dollar RMSE, the mean over origins is tighter and asks the same question
+    (does the model beat persistence on the years that choose?).
+    """
+    origins = sorted(point)
+    rows = []
+    for i, model in enumerate(models):
+        row: dict[str, Any] = {
+            "model": model,
+            "choosing_origins": " ".join(map(str, origins)),
+            "n_series": int(sum(n_series[o] for o in origins)),
+            "resamples": settings.bootstrap_resamples,
+            "level": settings.interval_level,
+        }
+        for metric in ("rmse", "mae"):
+            pooled = np.mean([resampled[o][metric][:, i] for o in origins], axis=0)
+            lower, upper = percentile_interval(pooled, settings.interval_level)
+            row[f"skill_{metric}"] = float(np.mean([point[o][metric][i] for o in origins]))
+            row[f"skill_{metric}_lower"] = float(lower)
+            row[f"skill_{metric}_upper"] = float(upper)
+        rows.append(row)
+    return pd.DataFrame.from_records(rows, columns=list(SKILL_TEST_COLUMNS))
+
+
+@dataclass(frozen=True)
+class BacktestScores:
+    """The backtest table (:data:`SCORE_COLUMNS`) and the skill gate's test over the choosing
+    origins together (:data:`SKILL_TEST_COLUMNS`)."""
+
+    table: pd.DataFrame
+    skill_test: pd.DataFrame
+
+
 def score_backtest(
     predictions: pd.DataFrame,
     training_years: Mapping[tuple[str, int], Sequence[int]],
     settings: BacktestSettings,
-) -> pd.DataFrame:
+) -> BacktestScores:
     """The backtest table (columns :data:`SCORE_COLUMNS`): per origin, each model's RMSE, MAE,
     skill against persistence and the skill's bootstrap interval, then persistence itself as
-    ``baseline`` (skill 0); sorted by origin, models in their order in ``predictions``.
+    ``baseline`` (skill 0); sorted by origin, models in their order in ``predictions``. And
+    the pooled skill test over the choosing origins (:func:`pooled_skill_test`), from the same
+    resamples.
 
     ``predictions``: every model's out-of-sample predictions (:data:`PREDICTION_COLUMNS`);
     ``training_years``: ``(model, origin) -> the years it was refitted on``.
     """
     models = list(dict.fromkeys(predictions["model"]))
     rows = []
+    point: dict[int, dict[str, np.ndarray]] = {}
+    resampled: dict[int, dict[str, np.ndarray]] = {}
+    n_series: dict[int, int] = {}
     for origin in sorted(predictions["origin"].unique()):
         first, predicted = _aligned(predictions.loc[predictions["origin"] == origin], models)
         actual = first["actual"].to_numpy(float)
@@ -240,7 +330,18 @@ def score_backtest(
         mae = np.mean(np.abs(errors), axis=0)
         persistence_rmse = float(np.sqrt(np.mean(persistence_errors**2)))
         persistence_mae = float(np.mean(np.abs(persistence_errors)))
-        intervals = bootstrap_skill_intervals(errors, persistence_errors, settings, origin)
+        resamples = bootstrap_skill_resamples(errors, persistence_errors, settings, origin)
+        intervals = {
+            metric: percentile_interval(values, settings.interval_level)
+            for metric, values in resamples.items()
+        }
+        if first["role"].iloc[0] == CHOOSING_ROLE:
+            point[int(origin)] = {
+                "rmse": skill(rmse, persistence_rmse),
+                "mae": skill(mae, persistence_mae),
+            }
+            resampled[int(origin)] = resamples
+            n_series[int(origin)] = len(first)
         common = {"origin": int(origin), "role": first["role"].iloc[0], "n_series": len(first)}
         common |= {"persistence_rmse": persistence_rmse, "persistence_mae": persistence_mae}
         for i, model in enumerate(models):
@@ -277,4 +378,7 @@ def score_backtest(
                 },
             }
         )
-    return pd.DataFrame.from_records(rows, columns=list(SCORE_COLUMNS))
+    return BacktestScores(
+        pd.DataFrame.from_records(rows, columns=list(SCORE_COLUMNS)),
+        pooled_skill_test(point, resampled, n_series, models, settings),
+    )

@@ -1,11 +1,19 @@
 """Comparison table of the tuned models against the naive persistence baseline, the skill gate
 and the champion.
 
-The **skill gate**: a model is a candidate for the champion only if, on each backtest origin
-that chooses (the validation years), it beats persistence in RMSE and in MAE and the bootstrap
-intervals of both skills lie above 0. The **champion** is the candidate with the best mean RMSE
-skill over the choosing origins (then the best MAE skill); without a candidate, the forecast
-falls back to persistence. Origins in the test years only report.
+The **skill gate** (:data:`GATE_TEST`): a model is a candidate for the champion only if
+
+1. on each backtest origin that chooses (the validation years) it beats persistence in RMSE
+   and in MAE (point estimates), and
+2. over the choosing origins together, its mean RMSE skill and its mean MAE skill are above 0
+   at the stated level: the lower end of each one's two-sided ``interval_level`` bootstrap
+   interval (series resampled within each origin, paired with persistence;
+   :func:`.backtest.pooled_skill_test`) is above 0, a one-sided test at
+   ``(1 - interval_level) / 2``.
+
+The **champion** is the candidate with the best mean RMSE skill over the choosing origins (then
+the best MAE skill); without a candidate, the forecast falls back to persistence. Origins in
+the test years only report.
 """
 
 from __future__ import annotations
@@ -35,7 +43,11 @@ METRIC_COLUMNS: tuple[str, ...] = (
 BACKTEST_COLUMNS: tuple[str, ...] = (
     "choosing_origins",
     "skill_rmse",
+    "skill_rmse_lower",
+    "skill_rmse_upper",
     "skill_mae",
+    "skill_mae_lower",
+    "skill_mae_upper",
     "skill_rmse_by_origin",
     "skill_mae_by_origin",
 )
@@ -46,6 +58,7 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "n_trials_pruned",
     "best_params",
     *BACKTEST_COLUMNS,
+    "gate_test",
     "passes_gate",
     "champion",
     "warning",
@@ -55,20 +68,37 @@ _REQUIRED = ("model", *METRIC_COLUMNS, "n_trials_complete", "n_trials_pruned", "
 #: The baseline row's warning when no model passes the gate (the forecast then uses persistence).
 NO_CHAMPION_WARNING = (
     "no model passes the skill gate (beat the naive persistence baseline in RMSE and MAE on "
-    "every choosing origin, with skill intervals above 0): the forecast uses persistence "
-    "(last year's value) instead of a model"
+    "every choosing origin, and in mean RMSE and MAE skill over them at the test's level): "
+    "the forecast uses persistence (last year's value) instead of a model"
 )
 
 
-def gate_failures(backtest: pd.DataFrame, model: str) -> list[str]:
-    """Why ``model`` fails the skill gate on the choosing origins of the backtest table (see
-    :data:`.backtest.SCORE_COLUMNS`): one reason per broken condition, empty if it passes.
+def gate_test(skill_test: pd.DataFrame) -> str:
+    """The gate's statement as the comparison table and the model card print it, with the
+    test's level and resamples (from the skill test table, :data:`.backtest.SKILL_TEST_COLUMNS`).
+    """
+    first = skill_test.iloc[0]
+    level = float(first["level"])
+    return (
+        "RMSE and MAE below persistence's on every choosing origin; mean RMSE and MAE skill "
+        f"over them above 0 (paired bootstrap of {int(first['resamples'])} resamples of the "
+        f"series within each origin, pooled: one-sided test at {(1 - level) / 2:.3g}, the "
+        f"lower end of the {level:.0%} interval above 0)"
+    )
+
+
+def gate_failures(backtest: pd.DataFrame, skill_test: pd.DataFrame, model: str) -> list[str]:
+    """Why ``model`` fails the skill gate (see the module's docstring) on the choosing origins
+    of the backtest table (:data:`.backtest.SCORE_COLUMNS`) and the pooled skill test
+    (:data:`.backtest.SKILL_TEST_COLUMNS`): one reason per broken condition, empty if it
+    passes.
 
     Raises:
-        ValueError: the table has no choosing origin for ``model``.
+        ValueError: the table has no choosing origin for ``model``, or the test no row.
     """
     rows = backtest.loc[(backtest["model"] == model) & (backtest["role"] == CHOOSING_ROLE)]
-    if rows.empty:
+    tested = skill_test.loc[skill_test["model"] == model]
+    if rows.empty or tested.empty:
         raise ValueError(f"the backtest has no choosing origin for model {model!r}")
     failures = []
     for row in rows.sort_values("origin").itertuples(index=False):
@@ -79,28 +109,40 @@ def gate_failures(backtest: pd.DataFrame, model: str) -> list[str]:
                     f"{row.origin}: {metric.upper()} {value:,.0f} not below persistence's "
                     f"{reference:,.0f}"
                 )
-            lower, upper = (
-                getattr(row, f"skill_{metric}_lower"),
-                getattr(row, f"skill_{metric}_upper"),
+    test = tested.iloc[0]
+    for metric in ("rmse", "mae"):
+        lower, upper = test[f"skill_{metric}_lower"], test[f"skill_{metric}_upper"]
+        if not lower > 0:
+            failures.append(
+                f"mean {metric.upper()} skill {test[f'skill_{metric}']:+.3f} over "
+                f"{', '.join(str(test['choosing_origins']).split())}: its {test['level']:.0%} "
+                f"interval [{lower:+.3f}, {upper:+.3f}] is not above 0"
             )
-            if not lower > 0:
-                failures.append(
-                    f"{row.origin}: {metric.upper()} skill interval [{lower:+.3f}, "
-                    f"{upper:+.3f}] not above 0"
-                )
     return failures
 
 
-def backtest_summary(backtest: pd.DataFrame, model: str) -> dict[str, Any]:
+def backtest_summary(
+    backtest: pd.DataFrame, skill_test: pd.DataFrame, model: str
+) -> dict[str, Any]:
     """A model's (or the baseline's) backtest columns of the comparison
-    (:data:`BACKTEST_COLUMNS`): the choosing origins, the mean RMSE and MAE skill over them,
-    and the skills on every origin as JSON objects ``{"<origin>": skill}``."""
+    (:data:`BACKTEST_COLUMNS`): the choosing origins, the mean RMSE and MAE skill over them
+    with the pooled test's interval (0 for the baseline), and the skills on every origin as
+    JSON objects ``{"<origin>": skill}``."""
     rows = backtest.loc[backtest["model"] == model].sort_values("origin")
     choosing = rows.loc[rows["role"] == CHOOSING_ROLE]
+    tested = skill_test.loc[skill_test["model"] == model]
+    interval = {
+        f"skill_{metric}_{end}": float(tested[f"skill_{metric}_{end}"].iloc[0])
+        if len(tested)
+        else 0.0
+        for metric in ("rmse", "mae")
+        for end in ("lower", "upper")
+    }
     return {
         "choosing_origins": " ".join(str(int(origin)) for origin in choosing["origin"]),
         "skill_rmse": float(choosing["skill_rmse"].mean()),
         "skill_mae": float(choosing["skill_mae"].mean()),
+        **interval,
         **{
             f"skill_{metric}_by_origin": json.dumps(
                 {
@@ -113,13 +155,17 @@ def backtest_summary(backtest: pd.DataFrame, model: str) -> dict[str, Any]:
     }
 
 
-def build_comparison(rows: Sequence[Mapping[str, Any]], backtest: pd.DataFrame) -> pd.DataFrame:
+def build_comparison(
+    rows: Sequence[Mapping[str, Any]], backtest: pd.DataFrame, skill_test: pd.DataFrame
+) -> pd.DataFrame:
     """One row per model plus ``baseline``, the champion first, then by mean RMSE skill on the
     choosing origins (the baseline's is 0).
 
     ``rows``: every model's and the baseline's metrics document (the columns of
-    ``_REQUIRED``); ``backtest``: the backtest table. Computed here: the backtest columns
-    (:func:`backtest_summary`); ``passes_gate`` (:func:`gate_failures` finds nothing; ``<NA>``
+    ``_REQUIRED``); ``backtest``: the backtest table; ``skill_test``: the pooled skill test
+    over the choosing origins. Computed here: the backtest columns (:func:`backtest_summary`);
+    ``gate_test`` (:func:`gate_test`, the same on every row); ``passes_gate``
+    (:func:`gate_failures` finds nothing; ``<NA>``
     for the baseline, nullable boolean dtype); ``champion``, true on the row whose model the
     forecast uses: the model passing the gate with the best mean RMSE skill (then MAE skill) on
     the choosing origins, else the baseline itself; ``warning``: why a model fails the gate
@@ -144,9 +190,11 @@ def build_comparison(rows: Sequence[Mapping[str, Any]], backtest: pd.DataFrame) 
         params = record["best_params"]
         if not isinstance(params, str):
             record["best_params"] = json.dumps(params or {}, sort_keys=True, default=str)
-        record.update(backtest_summary(backtest, record["model"]))
+        record.update(backtest_summary(backtest, skill_test, record["model"]))
         failures = (
-            [] if record["model"] == BASELINE_NAME else gate_failures(backtest, record["model"])
+            []
+            if record["model"] == BASELINE_NAME
+            else gate_failures(backtest, skill_test, record["model"])
         )
         record["passes_gate"] = pd.NA if record["model"] == BASELINE_NAME else not failures
         record["warning"] = _warning(record, failures)
@@ -162,6 +210,7 @@ def build_comparison(rows: Sequence[Mapping[str, Any]], backtest: pd.DataFrame) 
         else BASELINE_NAME
     )
     df["champion"] = df["model"] == champion
+    df["gate_test"] = gate_test(skill_test)
     df["warning"] = [r["warning"] for r in records]
     if champion == BASELINE_NAME:
         df.loc[df["model"] == BASELINE_NAME, "warning"] = NO_CHAMPION_WARNING

@@ -58,13 +58,19 @@ class ModelCardFacts:
     validation_years: tuple[int, int]
     test_years: tuple[int, int]
     forecast_year: int
-    run_id: str | None
+    #: The MLflow run of the registered model, by its name (``<model>-refit``): its id is new
+    #: with every build and would make the card's bytes differ.
+    run_name: str | None
     tracking_uri: str
     metrics: Mapping[str, float]
     baseline_metrics: Mapping[str, float]
     intervals: Mapping[str, Any]
     backtest: pd.DataFrame | None = None
     limitations: Sequence[str] = field(default_factory=tuple)
+    #: The skill gate as the comparison applied it to this model: ``gate_test`` (what was
+    #: tested), ``passes_gate``, ``choosing_origins`` and the mean skills over them with their
+    #: interval (``skill_rmse``, ``skill_rmse_lower``, ...); ``None`` without a comparison.
+    gate: Mapping[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- blocks
@@ -172,6 +178,21 @@ def _backtest_table(backtest: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _gate_text(gate: Mapping[str, Any]) -> str:
+    """What the gate tested and what it found for the card's model."""
+    origins = ", ".join(str(gate["choosing_origins"]).split())
+    skills = "; ".join(
+        f"mean {metric.upper()} skill {gate[f'skill_{metric}']:+.3f} "
+        f"[{gate[f'skill_{metric}_lower']:+.3f}, {gate[f'skill_{metric}_upper']:+.3f}]"
+        for metric in ("rmse", "mae")
+    )
+    verdict = "passed" if bool(gate["passes_gate"]) else "failed"
+    return (
+        f"A model may forecast only if it passes this test: {gate['gate_test']}. "
+        f"Over the choosing origins ({origins}) this model had {skills}: it {verdict}."
+    )
+
+
 def coverage_table(intervals: Mapping[str, Any]) -> pd.DataFrame:
     """Coverage at the backtest's reporting origins per interval group (rows) and level
     (columns), with the rows of each group, from the forecast metadata's ``interval``."""
@@ -201,7 +222,7 @@ def model_card(facts: ModelCardFacts) -> list[Block]:
             ("model", f"{facts.model} ({facts.target_form} target form)"),
             ("registered as", f"{facts.registered_model}, {version}, alias champion"),
             ("load with", uri),
-            ("MLflow run", facts.run_id or "none"),
+            ("MLflow run", facts.run_name or "none"),
             ("target", f"{facts.target} (dollars per facility and APR DRG, per year)"),
             ("forecasts", f"{facts.forecast_year}, the year after the data's last year"),
             ("data", f"{facts.data_version}, sha256 {facts.data_sha256}"),
@@ -275,6 +296,8 @@ def model_card(facts: ModelCardFacts) -> list[Block]:
             ),
             Table(_backtest_table(facts.backtest)),
         ]
+    if facts.gate is not None:
+        blocks += [Heading("The skill gate"), Paragraph(_gate_text(facts.gate))]
     calibration, test = intervals["calibration"], intervals["test"]
     blocks += [
         Heading("Prediction intervals: coverage per group and level"),

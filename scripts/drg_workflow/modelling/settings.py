@@ -75,9 +75,12 @@ class ModellingSettings:
     random_state: int
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any], split: YearSplit) -> ModellingSettings:
+    def from_params(
+        cls, params: Mapping[str, Any], split: YearSplit, cv_folds: int | None = None
+    ) -> ModellingSettings:
         """From the dict of ``shared_modelling_settings()`` in
-        ``workflow/rules/common/modelling.smk`` and the resolved ``split``."""
+        ``workflow/rules/common/modelling.smk``, the resolved ``split`` and the tuning folds it
+        leaves room for (``None``: ``cv_folds`` of the params)."""
         return cls(
             features=FeatureSettings(
                 target=params["target"],
@@ -88,17 +91,27 @@ class ModellingSettings:
             include_same_year_features=bool(params["include_same_year_features"]),
             include_year=bool(params["include_year"]),
             split=split,
-            cv_folds=int(params["cv_folds"]),
+            cv_folds=int(params["cv_folds"] if cv_folds is None else cv_folds),
             random_state=int(params["random_state"]),
         )
 
 
+def tuning_rounds(tuning: Mapping[str, Any]) -> int:
+    """The rounds the tuning runs in: ``modelling.tuning.rounds``, but at most
+    ``trials_per_shard`` (each round gives every shard at least one trial)."""
+    return min(int(tuning["rounds"]), int(tuning["trials_per_shard"]))
+
+
 @dataclass(frozen=True)
 class TuningSettings:
-    """``modelling.tuning``: the Optuna budget, its fan-out over shards and its storage."""
+    """``modelling.tuning``: the Optuna budget, its rounds, its fan-out over shards and its
+    storage."""
 
     n_shards: int
     trials_per_shard: int
+    #: Rounds the budget is spent in: a round's candidates are asked from the results of the
+    #: rounds before it only (:func:`.tuning.round_candidates`).
+    rounds: int
     base_seed: int
     storage: str
     #: The environment variable holding the storage URL instead (``None``: ``storage``).
@@ -113,6 +126,7 @@ class TuningSettings:
         return cls(
             n_shards=int(tuning["n_shards"]),
             trials_per_shard=int(tuning["trials_per_shard"]),
+            rounds=tuning_rounds(tuning),
             base_seed=int(tuning["base_seed"]),
             storage=tuning["storage"],
             storage_env=tuning.get("storage_env"),
@@ -122,9 +136,21 @@ class TuningSettings:
             tpe_n_startup_trials=int(tuning["tpe_n_startup_trials"]),
         )
 
-    def shard_seed(self, shard_index: int) -> int:
-        """A shard's sampler seed, ``base_seed + shard`` (equal seeds would duplicate trials)."""
-        return self.base_seed + int(shard_index)
+    def round_seed(self, round_index: int) -> int:
+        """The seed of the sampler that asks a round's candidates, ``base_seed + round``."""
+        return self.base_seed + int(round_index)
+
+    def trials_per_round(self, round_index: int) -> int:
+        """Trials each shard runs in round ``round_index``: ``trials_per_shard`` spread over
+        the rounds as evenly as it goes, earlier rounds taking the remainder."""
+        whole, remainder = divmod(self.trials_per_shard, self.rounds)
+        return whole + (1 if int(round_index) < remainder else 0)
+
+    def shard_candidates(self, round_index: int, shard_index: int) -> range:
+        """The indices of the round's candidates that shard ``shard_index`` evaluates: a
+        fixed slice, whatever runs when."""
+        size = self.trials_per_round(round_index)
+        return range(int(shard_index) * size, (int(shard_index) + 1) * size)
 
 
 @dataclass(frozen=True)
@@ -140,15 +166,18 @@ class ModelSettings:
     tuning: TuningSettings
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any], split: YearSplit) -> ModelSettings:
-        """From the dict of ``model_settings()`` in ``workflow/rules/common/modelling.smk``
-        and the resolved ``split``."""
+    def from_params(
+        cls, params: Mapping[str, Any], split: YearSplit, cv_folds: int | None = None
+    ) -> ModelSettings:
+        """From the dict of ``model_settings()`` in ``workflow/rules/common/modelling.smk``,
+        the resolved ``split`` and its tuning folds (see :meth:`ModellingSettings.from_params`).
+        """
         return cls(
             name=params["model"],
             search_space=dict(params["search_space"]),
             fixed_params=dict(params["fixed_params"] or {}),
             target_form=params["target_form"],
-            modelling=ModellingSettings.from_params(params, split),
+            modelling=ModellingSettings.from_params(params, split, cv_folds),
             tuning=TuningSettings.from_params(params["tuning"]),
         )
 

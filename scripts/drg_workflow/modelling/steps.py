@@ -98,12 +98,12 @@ def study_name(
 
 def model_settings(params: Mapping[str, Any], years: ModellingYears) -> ModelSettings:
     """A model's typed settings from its rule params and the resolved years."""
-    return ModelSettings.from_params(params, years.split)
+    return ModelSettings.from_params(params, years.split, years.cv_folds)
 
 
 def modelling_settings(params: Mapping[str, Any], years: ModellingYears) -> ModellingSettings:
     """The shared typed settings from the rule params and the resolved years."""
-    return ModellingSettings.from_params(params, years.split)
+    return ModellingSettings.from_params(params, years.split, years.cv_folds)
 
 
 def load_modelling_data(
@@ -162,7 +162,7 @@ def split_years(
     document = {
         **years.to_json(),
         "split_setting": dict(params["split"]),
-        "cv_fold_years": fold_years(np.asarray(train), int(params["cv_folds"])),
+        "cv_fold_years": fold_years(np.asarray(train), years.cv_folds),
         "years": {
             "raw": list(raw_years["present"]),
             "missing_in_raw": list(raw_years["missing"]),
@@ -185,7 +185,36 @@ def split_years(
         ),
         info,
     ]
+    shrunk = split_shrink_message(params, years, present)
+    if shrunk:
+        lines.insert(0, shrunk)
     return SplitYearsResult(document, lines, warning)
+
+
+def split_shrink_message(
+    params: Mapping[str, Any], years: ModellingYears, present: Sequence[int]
+) -> str | None:
+    """The log line saying how a relative split shrank to fit the data's years, or ``None``
+    when it did not."""
+    from .years import SplitSizes, is_relative_split
+
+    split = params["split"]
+    if not is_relative_split(split):
+        return None
+    configured = SplitSizes(int(split["test"]), int(split["validation"]), int(params["cv_folds"]))
+    validation_years = [y for y in present if years.split.validation[0] <= y]
+    test_years = [y for y in present if years.split.test[0] <= y]
+    chosen = SplitSizes(
+        len(test_years), len(validation_years) - len(test_years), int(years.cv_folds)
+    )
+    if chosen == configured:
+        return None
+    return (
+        f"the {len(present)} years of the modelling data ({present[0]}-{present[-1]}) are too "
+        f"few for modelling.split and modelling.cv_folds ({configured.describe()}, "
+        f"{configured.years_needed} years): using {chosen.describe()}, the split shrunk "
+        "towards modelling.split.minimum"
+    )
 
 
 # --------------------------------------------------------------------------- setup_mlflow
@@ -252,6 +281,7 @@ def setup_study(
         "config_hash": settings_hash(params),
         "n_shards": tuning.n_shards,
         "trials_per_shard": tuning.trials_per_shard,
+        "rounds": tuning.rounds,
     }
     parent_run_id = create_parent_run(
         experiment,
@@ -286,8 +316,10 @@ def tune_shard(
     arrow_path: str | Path,
     shard_index: int,
     years_document: Mapping[str, Any],
+    round_index: int = 0,
 ) -> dict[str, Any]:
-    """Run the shard's trials of the model's study; return the shard summary of
+    """Run the shard's slice of its round's candidates as trials of the model's study; return
+    the shard summary of
     :func:`.tuning.run_tuning_shard` plus ``seconds`` and ``trials_per_minute`` (wall time of the
     trials alone, without imports and data loading) and the epoch times ``started`` and
     ``finished`` of the trials (to see which shards overlapped)."""
@@ -303,6 +335,7 @@ def tune_shard(
         data.y["train"],
         data.years["train"],
         shard_index,
+        round_index=round_index,
     )
     seconds = time.perf_counter() - started
     summary.update(
@@ -653,6 +686,7 @@ class BacktestResult:
     records besides rows, columns and sha256."""
 
     table: pd.DataFrame
+    skill_test: pd.DataFrame
     predictions: pd.DataFrame
     provenance: dict[str, Any]
 
@@ -687,7 +721,7 @@ def score_backtest_step(
     training_years = {
         (doc["model"], int(doc["origin"])): doc["training_years"] for doc in fit_documents
     }
-    table = score_backtest(predictions, training_years, settings)
+    scores = score_backtest(predictions, training_years, settings)
     provenance = {
         "origins": years.to_json()["origins"],
         "models": list(params["models"]),
@@ -701,7 +735,7 @@ def score_backtest_step(
         },
         "params": {doc["model"]: doc["params"] for doc in fit_documents},
     }
-    return BacktestResult(table, predictions, provenance)
+    return BacktestResult(scores.table, scores.skill_test, predictions, provenance)
 
 
 def log_backtest_step(
@@ -733,13 +767,14 @@ def log_backtest_step(
 
 
 def compare_step(
-    metrics_paths: Sequence[str | Path], backtest_path: str | Path
+    metrics_paths: Sequence[str | Path], backtest_path: str | Path, skill_test_path: str | Path
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The comparison table of every model's and the baseline's ``metrics.json`` and the
-    backtest, with the skill gate and the champion; and the warnings for models that fail the
-    gate."""
+    """The comparison table of every model's and the baseline's ``metrics.json``, the backtest
+    and its pooled skill test, with the skill gate and the champion; and the warnings for
+    models that fail the gate."""
     backtest = pd.read_csv(backtest_path)
-    table = build_comparison([read_json(path) for path in metrics_paths], backtest)
+    skill_test = pd.read_csv(skill_test_path)
+    table = build_comparison([read_json(path) for path in metrics_paths], backtest, skill_test)
     return table, comparison_warnings(table)
 
 
@@ -788,6 +823,7 @@ def refit_champion(
         LoggedDataset,
         MlflowExperiment,
         log_final_run,
+        refit_run_name,
     )
     from .tuning import merge_params
     from .years import distinct_years
@@ -833,7 +869,7 @@ def refit_champion(
                 "settings.json": dict(settings_by_model[champion]),
                 "backtest_skill.json": backtest,
             },
-            run_name=f"{champion}-refit",
+            run_name=refit_run_name(champion),
         ),
         LoggedDataset(
             frame,
@@ -849,6 +885,7 @@ def refit_champion(
         "champion": champion,
         "fallback": None,
         **run,
+        "run_name": refit_run_name(champion),
         "tracking_uri": experiment.tracking_uri,
         "training_years": training_years,
         "rows": len(y),
@@ -927,6 +964,7 @@ def register_champion_step(
         "version": version,
         "model_uri": champion_uri(registered_model),
         "run_id": refit["run_id"],
+        "run_name": refit["run_name"],
         "logged_model_uri": refit["model_uri"],
         "training_years": years,
         "chosen_on": refit["chosen_on"],
@@ -1059,7 +1097,6 @@ def forecast_step(
         "registered_model": champion["registered_model"],
         "model_version": version,
         "model_uri": champion.get("model_uri"),
-        "run_id": champion.get("run_id"),
         "training_years": champion.get("training_years"),
         "interval": {
             **intervals.to_json(),
@@ -1088,12 +1125,14 @@ def model_card_facts(
     forecast_metadata: Mapping[str, Any],
     years_document: Mapping[str, Any],
     backtest: pd.DataFrame,
+    comparison: pd.DataFrame | None = None,
 ) -> Any:
     """The facts of the champion's model card (a :class:`.model_card.ModelCardFacts`), from the
     shared modelling settings ``params``, ``champion.json``, every model's (and the
     baseline's) ``metrics.json`` by name, the forecast's metadata, the resolved years
-    (``split.json``) and the backtest table (the champion's rows are shown). Without a
-    champion the card describes the persistence fallback the forecast uses."""
+    (``split.json``), the backtest table (the champion's rows are shown) and the comparison
+    (the skill gate's test and its result for the champion). Without a champion the card
+    describes the persistence fallback the forecast uses."""
     from .model_card import ModelCardFacts
 
     years = ModellingYears.from_json(years_document)
@@ -1125,14 +1164,26 @@ def model_card_facts(
         validation_years=split.validation,
         test_years=split.test,
         forecast_year=int(forecast_metadata["forecast_year"]),
-        run_id=champion.get("run_id"),
+        run_name=champion.get("run_name"),
         tracking_uri=champion["tracking_uri"],
         metrics=own,
         baseline_metrics=baseline,
         intervals=forecast_metadata["interval"],
         backtest=backtest.loc[backtest["model"] == model].reset_index(drop=True),
         limitations=limitations,
+        gate=_gate_facts(comparison, champion["champion"]),
     )
+
+
+def _gate_facts(comparison: pd.DataFrame | None, champion: str | None) -> dict[str, Any] | None:
+    """The skill gate's test and its result for the champion (its comparison row), ``None``
+    without a comparison or a champion."""
+    if comparison is None or champion is None:
+        return None
+    row = comparison.loc[comparison["model"] == champion].iloc[0]
+    columns = ["gate_test", "passes_gate", "choosing_origins"]
+    columns += [f"skill_{m}{end}" for m in ("rmse", "mae") for end in ("", "_lower", "_upper")]
+    return {column: row[column] for column in columns}
 
 
 def model_card_step(
@@ -1142,6 +1193,7 @@ def model_card_step(
     forecast_metadata: Mapping[str, Any],
     years_document: Mapping[str, Any],
     backtest: pd.DataFrame,
+    comparison: pd.DataFrame | None = None,
 ) -> tuple[str, str]:
     """The champion's model card as Markdown and HTML (see :func:`model_card_facts`); the
     Markdown becomes the registered version's description and an artifact ``model_card.md``
@@ -1150,7 +1202,9 @@ def model_card_step(
     from .tracking import log_model_card
 
     blocks = model_card(
-        model_card_facts(params, champion, metrics, forecast_metadata, years_document, backtest)
+        model_card_facts(
+            params, champion, metrics, forecast_metadata, years_document, backtest, comparison
+        )
     )
     markdown = to_markdown(blocks)
     if champion["champion"] is not None:

@@ -57,6 +57,13 @@ FINAL_STAGE = "final"
 BASELINE_STAGE = BASELINE_NAME
 BACKTEST_STAGE = "backtest"
 REFIT_STAGE = "refit"
+
+
+def refit_run_name(model: str) -> str:
+    """The name of the champion's refit run (the registered model's run), ``<model>-refit``."""
+    return f"{model}-{REFIT_STAGE}"
+
+
 #: Optuna trial state -> status of its MLflow run.
 _RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 
@@ -265,12 +272,17 @@ def end_interrupted_trial_run(client: MlflowClient, run_id: str) -> None:
 
 @timed("mlflow")
 def running_trial_runs(
-    client: MlflowClient, experiment_id: str, parent_run_id: str | None, shard: int
+    client: MlflowClient,
+    experiment_id: str,
+    parent_run_id: str | None,
+    shard: int,
+    round_index: int = 0,
 ) -> list[str]:
-    """Ids of a shard's trial runs still RUNNING (under the study's parent run): at the start of
-    the shard, runs that its killed predecessor left open."""
+    """Ids of a shard's trial runs of one tuning round still RUNNING (under the study's parent
+    run): at the start of the shard, runs that its killed predecessor left open."""
     query = (
-        f"tags.stage = '{TRIAL_STAGE}' and tags.shard = '{shard}' and attributes.status = 'RUNNING'"
+        f"tags.stage = '{TRIAL_STAGE}' and tags.shard = '{shard}' and "
+        f"tags.round = '{round_index}' and attributes.status = 'RUNNING'"
     )
     if parent_run_id:
         query += f" and tags.`mlflow.parentRunId` = '{parent_run_id}'"

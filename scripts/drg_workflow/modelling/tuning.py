@@ -1,18 +1,25 @@
-"""Hyper-parameter tuning: Optuna storage and study, year-fold objective, tuning shards.
+"""Hyper-parameter tuning: Optuna storage and study, year-fold objective, tuning rounds and
+shards.
 
 Flow (one Optuna study and one MLflow parent run per model):
 
 1. :func:`create_study` (once per model, in ``setup_study``, before its shards).
-2. :func:`run_tuning_shard` (N processes in parallel, possibly on other hosts sharing the
-   storage): runs the shard's trials of the loaded study; each trial is one MLflow run nested
-   under the study's parent run (:mod:`.tracking`).
-3. :func:`study_results` once all shards are done.
+2. ``tuning.rounds`` rounds, one after the other; in each, ``n_shards`` runs of
+   :func:`run_tuning_shard` (processes in parallel, possibly on other hosts sharing the
+   storage). Every shard of a round asks the round's candidates from an in-memory study rebuilt
+   from the finished trials of the earlier rounds (:func:`round_candidates`: a pure function
+   of the seed, the round and those results) and evaluates its fixed slice of them; each trial
+   is one MLflow run nested under the study's parent run (:mod:`.tracking`).
+3. :func:`study_results` once all rounds are done: the best trial by (loss, round, candidate).
+
+Optuna's samplers are reproducible only when trials run one after the other; parallel workers
+on one storage see each other's trials as timing allows. Here nothing a trial's parameters,
+its pruning or the choice of the best trial depend on is timing: the same data and settings
+give the same best parameters with one core, eight or a cluster.
 
 A shard killed at any point and started again resumes: its finished trials count, the trial
-that was running is marked failed, and only the missing trials run (:func:`run_tuning_shard`).
-
-Parallel tuning is not bit-reproducible (trials interleave through the shared storage); the
-final refit from the chosen parameters is.
+that was running is marked failed, and only the missing candidates run
+(:func:`run_tuning_shard`).
 """
 
 from __future__ import annotations
@@ -225,21 +232,65 @@ class TrialRecord:
     fold_mae: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RoundPruner:
+    """Stops a trial whose running loss ratio is worse than persistence's (1) and than the
+    median of the earlier rounds' complete trials at the same fold.
+
+    Judged only from the ``n_warmup_steps``-th fold on (at least 1: never on the first fold
+    alone, where bold trials look better than they end), and only against trials of earlier
+    rounds, never against trials running beside it: the decision depends on the results the
+    round starts from, not on timing. A cautious trial, at or better than persistence, is never
+    stopped: the median alone would stop it for not being bold.
+    """
+
+    #: The median running loss ratio of the earlier rounds' complete trials, per fold index.
+    medians: Mapping[int, float]
+    n_warmup_steps: int
+
+    @classmethod
+    def from_trials(
+        cls, earlier: Sequence[FrozenTrial], n_startup_trials: int, n_warmup_steps: int
+    ) -> RoundPruner:
+        """From the finished trials of the earlier rounds; no pruning before
+        ``n_startup_trials`` of them are complete."""
+        complete = [t for t in earlier if t.state == TrialState.COMPLETE]
+        if len(complete) < max(1, n_startup_trials):
+            return cls({}, max(1, n_warmup_steps))
+        by_step: dict[int, list[float]] = {}
+        for trial in complete:
+            for step, value in trial.intermediate_values.items():
+                by_step.setdefault(step, []).append(value)
+        medians = {step: float(np.median(values)) for step, values in sorted(by_step.items())}
+        return cls(medians, max(1, n_warmup_steps))
+
+    def should_prune(self, step: int, value: float) -> bool:
+        """Whether a trial whose running loss ratio after fold ``step`` is ``value`` stops."""
+        if step < self.n_warmup_steps or step not in self.medians:
+            return False
+        return value > max(1.0, self.medians[step])
+
+
+#: A pruner that stops nothing (a round with no earlier results, or a study run outside rounds).
+NO_PRUNING = RoundPruner({}, 1)
+
+
 def make_objective(
     model: ModelSettings,
     X: pd.DataFrame,
     y: pd.Series | np.ndarray,
     years: np.ndarray | pd.Series,
     record: TrialRecord | None = None,
+    pruner: RoundPruner = NO_PRUNING,
 ) -> Callable[[optuna.Trial], float]:
     """Optuna objective: the year-fold CV loss ratio against persistence
-    (:meth:`FoldScores.loss_ratio`, minimise), with pruning after each fold.
+    (:meth:`FoldScores.loss_ratio`, minimise), with pruning after each fold by ``pruner``.
 
     After fold ``i`` it reports the loss ratio of the folds so far at ``step=i``: every trial
-    meets the same fold years in the same order, so the median pruner compares like with like,
-    and the value at the last step equals the objective. ``record`` (if given) is reset and
-    filled per trial; the fold RMSEs and MAEs so far are also the trial's user attributes
-    ``fold_rmse`` and ``fold_mae`` (:func:`study_results` reads them).
+    meets the same fold years in the same order, so the pruner compares like with like, and the
+    value at the last step equals the objective. ``record`` (if given) is reset and filled per
+    trial; the fold RMSEs and MAEs so far are also the trial's user attributes ``fold_rmse``
+    and ``fold_mae`` (:func:`study_results` reads them).
     """
 
     folds = YearFolds.of(model, X, y, years)
@@ -255,8 +306,7 @@ def make_objective(
                 trial.set_user_attr("fold_rmse", rec.fold_rmse)
                 trial.set_user_attr("fold_mae", rec.fold_mae)
                 trial.report(scores.loss_ratio(), step=i)
-                prune = trial.should_prune()
-            if prune:
+            if pruner.should_prune(i, scores.loss_ratio()):
                 raise optuna.TrialPruned(f"pruned after fold {i}")
 
         return cross_validate_by_year(model, rec.params, X, y, years, on_fold, folds).loss_ratio()
@@ -271,6 +321,9 @@ def make_objective(
 #: process was killed while it ran.
 SHARD_ATTR = "shard"
 SETUP_ATTR = "setup"
+#: Trial user attributes: the tuning round and the index of the trial's candidate in it.
+ROUND_ATTR = "round"
+CANDIDATE_ATTR = "candidate"
 MLFLOW_RUN_ATTR = "mlflow_run_id"
 INTERRUPTED_ATTR = "interrupted"
 #: Trial user attribute of the study's trial at :data:`.models.PERSISTENCE_PARAMS`.
@@ -332,16 +385,28 @@ class StudyRef:
         return open_storage(resolve_storage(self.storage, self.storage_env))
 
 
-def _trial_attrs(trial: FrozenTrial) -> tuple[Any, Any]:
-    return trial.user_attrs.get(SHARD_ATTR), trial.user_attrs.get(SETUP_ATTR)
+def _trial_attrs(trial: FrozenTrial) -> tuple[Any, Any, Any]:
+    attrs = trial.user_attrs
+    return attrs.get(SHARD_ATTR), attrs.get(ROUND_ATTR, 0), attrs.get(SETUP_ATTR)
 
 
 def shard_trials(
-    trials: Sequence[FrozenTrial], study: StudyRef, shard_index: int
+    trials: Sequence[FrozenTrial], study: StudyRef, shard_index: int, round_index: int = 0
 ) -> list[FrozenTrial]:
-    """The trials a shard created for this setup of the study (every attempt of it)."""
-    mine = (shard_index, study.parent_run_id or "")
+    """The trials a shard created in one round for this setup of the study (every attempt of
+    it)."""
+    mine = (shard_index, round_index, study.parent_run_id or "")
     return [t for t in trials if _trial_attrs(t) == mine]
+
+
+def setup_trials(trials: Sequence[FrozenTrial], study: StudyRef) -> list[FrozenTrial]:
+    """The trials of this setup of the study (user attribute ``setup``)."""
+    return [t for t in trials if t.user_attrs.get(SETUP_ATTR, "") == (study.parent_run_id or "")]
+
+
+def candidate_order(trial: FrozenTrial) -> tuple[int, int]:
+    """(round, candidate index): the order of the trials that no timing changes."""
+    return int(trial.user_attrs.get(ROUND_ATTR, 0)), int(trial.user_attrs.get(CANDIDATE_ATTR, 0))
 
 
 def is_interrupted(trial: FrozenTrial) -> bool:
@@ -357,7 +422,11 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
 
 @timed("optuna")
 def end_interrupted_trials(
-    storage: BaseStorage, study: StudyRef, shard_index: int, client: MlflowClient
+    storage: BaseStorage,
+    study: StudyRef,
+    shard_index: int,
+    client: MlflowClient,
+    round_index: int = 0,
 ) -> list[int]:
     """Close what a killed run of this shard left open; return the trial numbers marked.
 
@@ -370,7 +439,9 @@ def end_interrupted_trials(
     study_id = storage.get_study_id_from_name(study.study_name)
     running = [
         t
-        for t in shard_trials(storage.get_all_trials(study_id, deepcopy=False), study, shard_index)
+        for t in shard_trials(
+            storage.get_all_trials(study_id, deepcopy=False), study, shard_index, round_index
+        )
         if t.state == TrialState.RUNNING
     ]
     run_ids: set[str] = set()
@@ -381,7 +452,9 @@ def end_interrupted_trials(
         if trial.user_attrs.get(MLFLOW_RUN_ATTR):
             run_ids.add(trial.user_attrs[MLFLOW_RUN_ATTR])
     run_ids |= set(
-        tracking.running_trial_runs(client, study.experiment_id, study.parent_run_id, shard_index)
+        tracking.running_trial_runs(
+            client, study.experiment_id, study.parent_run_id, shard_index, round_index
+        )
     )
     for run_id in sorted(run_ids):
         tracking.end_interrupted_trial_run(client, run_id)
@@ -389,19 +462,89 @@ def end_interrupted_trials(
 
 
 @timed("optuna")
-def _load_shard_study(
-    study: StudyRef, storage: BaseStorage, model: ModelSettings, seed: int
-) -> optuna.Study:
-    """The study with a seeded TPE sampler and the configured median pruner."""
+def round_candidates(
+    model: ModelSettings, round_index: int, earlier: Sequence[FrozenTrial]
+) -> list[dict[str, Any]]:
+    """The parameters of every candidate of round ``round_index``, in index order: asked from
+    an in-memory study holding the ``earlier`` rounds' finished trials in (round, candidate)
+    order, by a TPE sampler seeded with ``base_seed + round`` (constant liar, so the candidates
+    of one round spread out instead of piling on one point).
+
+    A pure function of the seed, the round and the earlier results: every shard of the round
+    computes the same list, and evaluates its own slice of it
+    (:meth:`.settings.TuningSettings.shard_candidates`). Round 0's first candidate is at
+    :data:`.models.PERSISTENCE_PARAMS` (the region of every search space that predicts
+    persistence), so every study scores persistence itself and its best trial is never worse.
+    """
     tuning = model.tuning
+    sampler = optuna.samplers.TPESampler(
+        seed=tuning.round_seed(round_index),
+        n_startup_trials=tuning.tpe_n_startup_trials,
+        constant_liar=True,
+    )
+    in_memory = optuna.create_study(direction="minimize", sampler=sampler)
+    for trial in sorted(earlier, key=candidate_order):
+        in_memory.add_trial(
+            optuna.trial.create_trial(
+                state=trial.state,
+                value=trial.value if trial.state == TrialState.COMPLETE else None,
+                params=trial.params,
+                distributions=trial.distributions,
+                intermediate_values=trial.intermediate_values,
+            )
+        )
+    if round_index == 0:
+        in_memory.enqueue_trial(PERSISTENCE_PARAMS)
+    candidates = []
+    for _ in range(tuning.n_shards * tuning.trials_per_round(round_index)):
+        candidates.append(suggest_params(in_memory.ask(), model.search_space))
+    return candidates
+
+
+def earlier_round_trials(
+    trials: Sequence[FrozenTrial], study: StudyRef, model: ModelSettings, round_index: int
+) -> list[FrozenTrial]:
+    """This setup's finished trials of the rounds before ``round_index``, in (round, candidate)
+    order: what the round's candidates and pruning are computed from.
+
+    Raises:
+        TuningError: they are not exactly one finished trial per candidate of those rounds
+            (a round not done, or another process tuning the same study).
+    """
+    finished = sorted(
+        (
+            t
+            for t in setup_trials(trials, study)
+            if counts_toward_budget(t) and int(t.user_attrs.get(ROUND_ATTR, 0)) < round_index
+        ),
+        key=candidate_order,
+    )
+    tuning = model.tuning
+    expected = [
+        (r, i)
+        for r in range(round_index)
+        for i in range(tuning.n_shards * tuning.trials_per_round(r))
+    ]
+    found = [candidate_order(t) for t in finished]
+    if found != expected:
+        raise TuningError(
+            f"study {study.study_name!r}: round {round_index} needs one finished trial per "
+            f"candidate of the rounds before it ({len(expected)}); the study holds "
+            f"{len(found)} ({sorted(set(expected) - set(found))[:5]} missing): run the earlier "
+            "rounds' shards first, and tune each study from one workflow run only"
+        )
+    return finished
+
+
+def _load_shard_study(study: StudyRef, storage: BaseStorage) -> optuna.Study:
+    """The stored study, to create and tell the shard's trials. Every trial's parameters are
+    fixed when it is created (its round's candidate) and its pruning is decided by a
+    :class:`RoundPruner`, so the stored study's own sampler and pruner decide nothing."""
     return optuna.load_study(
         study_name=study.study_name,
         storage=storage,
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=tuning.tpe_n_startup_trials),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=tuning.pruner_n_startup_trials,
-            n_warmup_steps=tuning.pruner_n_warmup_steps,
-        ),
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.NopPruner(),
     )
 
 
@@ -448,19 +591,23 @@ def _run_trial(
     shard_tags: Mapping[str, str],
     shard_log: _ShardLog,
     catch_failures: bool,
-    persistence_trial: bool = False,
+    candidate: tuple[int, Mapping[str, Any]],
 ) -> None:
-    """Run one trial: create it (tagged), log it as an MLflow run whatever its outcome, end the
-    run, then tell Optuna. A SIGTERM mid-trial ends both as interrupted and re-raises.
-    ``persistence_trial``: the trial's parameters are :data:`.models.PERSISTENCE_PARAMS` (the
-    others sampled as usual)."""
-    shard = int(shard_tags["shard"])
-    attrs = {SHARD_ATTR: shard, SETUP_ATTR: study.parent_run_id or ""}
-    if persistence_trial:
+    """Run one trial: create it (tagged with its shard, round and candidate index, at the
+    candidate's parameters), log it as an MLflow run whatever its outcome, end the run, then
+    tell Optuna. A SIGTERM mid-trial ends both as interrupted and re-raises. Round 0's
+    candidate 0 is the study's persistence trial."""
+    index, params = candidate
+    round_index = int(shard_tags["round"])
+    attrs: dict[str, Any] = {
+        SHARD_ATTR: int(shard_tags["shard"]),
+        ROUND_ATTR: round_index,
+        CANDIDATE_ATTR: index,
+        SETUP_ATTR: study.parent_run_id or "",
+    }
+    if round_index == 0 and index == 0:
         attrs[PERSISTENCE_TRIAL_ATTR] = True
-    trial = _new_shard_trial(
-        optuna_study, storage, attrs, PERSISTENCE_PARAMS if persistence_trial else None
-    )
+    trial = _new_shard_trial(optuna_study, storage, attrs, params)
     shard_log.trial_numbers.append(trial.number)
     run_id = tracking.start_trial_run(
         client, study.experiment_id, study.parent_run_id, model.name, trial.number, shard_tags
@@ -541,7 +688,7 @@ def _shard_summary(
     study: StudyRef,
     model: ModelSettings,
     shard_index: int,
-    seeds: tuple[int, int],
+    round_index: int,
     shard_log: _ShardLog,
     resumed: int,
 ) -> dict[str, Any]:
@@ -550,23 +697,25 @@ def _shard_summary(
     n_pruned = sum(t.state == TrialState.PRUNED for t in budget)
     if not complete and not n_pruned:
         raise RuntimeError(
-            f"all {len(budget)} trials of shard {shard_index} of study {study.study_name!r} "
-            f"failed; first error: {shard_log.errors[0] if shard_log.errors else 'unknown'}"
+            f"all {len(budget)} trials of shard {shard_index} of round {round_index} of study "
+            f"{study.study_name!r} failed; first error: "
+            f"{shard_log.errors[0] if shard_log.errors else 'unknown'}"
         )
-    best = min(complete, key=lambda t: (t.value, t.number)) if complete else None
+    best = min(complete, key=lambda t: (t.value, candidate_order(t))) if complete else None
     return {
         "model": model.name,
         "study_name": study.study_name,
+        "round": round_index,
         "shard_index": shard_index,
-        "seed": seeds[0],
-        "sampler_seed": seeds[1],
+        "sampler_seed": model.tuning.round_seed(round_index),
+        "candidates": list(model.tuning.shard_candidates(round_index, shard_index)),
         "n_trials_run": len(shard_log.trial_numbers),
         "n_trials_resumed": resumed,
         "n_complete": len(complete),
         "n_pruned": int(n_pruned),
         "n_fail": sum(t.state == TrialState.FAIL for t in budget),
         "best_value_in_shard": float(best.value) if best else None,
-        "best_trial_number_in_shard": best.number if best else None,
+        "best_candidate_in_shard": best.user_attrs.get(CANDIDATE_ATTR) if best else None,
         "trial_numbers": sorted(t.number for t in budget),
         "interrupted_trial_numbers": sorted(t.number for t in trials if is_interrupted(t)),
         "mlflow_run_ids": [t.user_attrs.get(MLFLOW_RUN_ATTR) for t in budget],
@@ -581,67 +730,67 @@ def run_tuning_shard(
     years: np.ndarray | pd.Series,
     shard_index: int,
     *,
+    round_index: int = 0,
     catch_failures: bool = True,
 ) -> dict[str, Any]:
-    """Bring the shard's trials of an existing study up to ``tuning.trials_per_shard``; log
-    each as an MLflow run.
+    """Evaluate the shard's slice of its round's candidates as trials of an existing study;
+    log each as an MLflow run.
 
-    Resume, don't repeat: the shard's trials carry its index and the setup (user attributes
-    ``shard``, ``setup``) from the write that creates them. A trial that ran to its end, in this
-    process or in an earlier one that was killed, counts toward the budget; one left RUNNING by
-    a killed process is marked FAIL (``interrupted``) with its MLflow run ended KILLED
-    (:func:`end_interrupted_trials`), and only the missing trials run. SIGTERM (``scancel``, a
-    time limit) ends the running trial the same way before the process exits.
+    The round's candidates are :func:`round_candidates` of the earlier rounds' finished trials
+    (:func:`earlier_round_trials`), the shard's slice is
+    :meth:`.settings.TuningSettings.shard_candidates`, and the pruning is a
+    :class:`RoundPruner` of the same earlier trials: nothing depends on which shard runs when.
 
-    Shard 0's first trial (user attribute ``persistence_trial``) is at
-    :data:`.models.PERSISTENCE_PARAMS`, the region of every search space that predicts
-    persistence: every study scores persistence itself, so its best trial is never worse.
-
-    The shard's TPE sampler is seeded with ``base_seed + shard_index`` (equal seeds make
-    parallel workers propose the same trials), plus ``n_shards`` per trial the shard already
-    has when it resumes (so a resumed shard does not propose its killed run's trials again);
-    ``modelling.random_state`` seeds the estimators and is the same for every trial and shard.
+    Resume, don't repeat: the shard's trials carry its index, round, candidate and the setup
+    (user attributes) from the write that creates them. A trial that ran to its end, in this
+    process or in an earlier one that was killed, counts; one left RUNNING by a killed process
+    is marked FAIL (``interrupted``) with its MLflow run ended KILLED
+    (:func:`end_interrupted_trials`), and only the missing candidates run. SIGTERM
+    (``scancel``, a time limit) ends the running trial the same way before the process exits.
 
     Each trial's MLflow run (see :func:`.tracking.start_trial_run`) is in the study's
-    experiment, nested under its parent run, with tags model, shard, trial_number,
-    optuna_study, optuna_state (COMPLETE/PRUNED/FAIL), sampler_seed and fold_years.
+    experiment, nested under its parent run, with tags model, shard, round, candidate,
+    trial_number, optuna_study, optuna_state (COMPLETE/PRUNED/FAIL), sampler_seed and
+    fold_years. ``modelling.random_state`` seeds the estimators, the same for every trial.
 
     A failing trial is recorded as FAIL, counts, and the shard goes on (``catch_failures``)
     unless every trial of the shard failed, which raises ``RuntimeError``.
 
-    Returns a JSON-serialisable summary: model, study_name, shard_index, seed, sampler_seed,
-    n_trials_run (by this process), n_trials_resumed (finished before it started), n_complete,
-    n_pruned, n_fail, best_value_in_shard, best_trial_number_in_shard, trial_numbers (every
-    trial of the shard's budget), interrupted_trial_numbers, mlflow_run_ids.
+    Returns a JSON-serialisable summary: model, study_name, round, shard_index, sampler_seed,
+    candidates (the slice's indices), n_trials_run (by this process), n_trials_resumed
+    (finished before it started), n_complete, n_pruned, n_fail, best_value_in_shard,
+    best_candidate_in_shard, trial_numbers (every trial of the shard's budget),
+    interrupted_trial_numbers, mlflow_run_ids.
     """
     tuning = model.tuning
-    seed = tuning.shard_seed(shard_index)
     folds_years = fold_years(years, model.modelling.cv_folds)  # fail before creating any trial
     storage = study.open_storage()
     client = tracking.tracking_client(study.tracking_uri)
     record = TrialRecord()
     shard_log = _ShardLog()
-    objective = make_objective(model, X, y, years, record)
     with _sigterm_interrupts():
-        end_interrupted_trials(storage, study, shard_index, client)
+        end_interrupted_trials(storage, study, shard_index, client, round_index)
         study_id = storage.get_study_id_from_name(study.study_name)
-        earlier = shard_trials(storage.get_all_trials(study_id), study, shard_index)
-        resumed = sum(counts_toward_budget(t) for t in earlier)
-        sampler_seed = seed + tuning.n_shards * len(earlier)
-        optuna_study = _load_shard_study(study, storage, model, sampler_seed)
+        stored = storage.get_all_trials(study_id)
+        earlier = earlier_round_trials(stored, study, model, round_index)
+        candidates = round_candidates(model, round_index, earlier)
+        pruner = RoundPruner.from_trials(
+            earlier, tuning.pruner_n_startup_trials, tuning.pruner_n_warmup_steps
+        )
+        objective = make_objective(model, X, y, years, record, pruner)
+        mine = shard_trials(stored, study, shard_index, round_index)
+        done = {int(t.user_attrs[CANDIDATE_ATTR]) for t in mine if counts_toward_budget(t)}
+        optuna_study = _load_shard_study(study, storage)
         shard_tags = {
             "shard": str(shard_index),
+            "round": str(round_index),
             "optuna_study": study.study_name,
-            "sampler_seed": str(sampler_seed),
+            "sampler_seed": str(tuning.round_seed(round_index)),
             "fold_years": ",".join(map(str, folds_years)),
         }
-        # Shard 0 runs the study's persistence trial first (again if a kill interrupted it): the
-        # region of the search space that reduces to persistence, so the study's best trial is
-        # never worse than persistence.
-        persistence_due = shard_index == 0 and not any(
-            t.user_attrs.get(PERSISTENCE_TRIAL_ATTR) and counts_toward_budget(t) for t in earlier
-        )
-        for number in range(max(0, tuning.trials_per_shard - resumed)):
+        for index in tuning.shard_candidates(round_index, shard_index):
+            if index in done:
+                continue
             _run_trial(
                 optuna_study,
                 storage,
@@ -650,15 +799,13 @@ def run_tuning_shard(
                 model,
                 objective,
                 record,
-                shard_tags,
+                {**shard_tags, "candidate": str(index)},
                 shard_log,
                 catch_failures,
-                persistence_trial=persistence_due and number == 0,
+                (index, candidates[index]),
             )
-    trials = shard_trials(optuna_study.get_trials(deepcopy=False), study, shard_index)
-    return _shard_summary(
-        trials, study, model, shard_index, (seed, sampler_seed), shard_log, resumed
-    )
+    trials = shard_trials(optuna_study.get_trials(deepcopy=False), study, shard_index, round_index)
+    return _shard_summary(trials, study, model, shard_index, round_index, shard_log, len(done))
 
 
 # --------------------------------------------------------------------------- results
@@ -679,20 +826,18 @@ def study_results(study: StudyRef) -> dict[str, Any]:
         TuningError: no trial completed.
     """
     optuna_study = optuna.load_study(study_name=study.study_name, storage=study.open_storage())
-    trials = [
-        t
-        for t in optuna_study.get_trials(deepcopy=False)
-        if t.user_attrs.get(SETUP_ATTR, "") == (study.parent_run_id or "")
-    ]
+    trials = setup_trials(optuna_study.get_trials(deepcopy=False), study)
     budget = [t for t in trials if counts_toward_budget(t)]
     counts = {s: sum(t.state == s for t in budget) for s in TrialState}
     if not counts[TrialState.COMPLETE]:
         raise TuningError(
             f"study {study.study_name!r} has no completed trial ({len(trials)} trials)"
         )
-    # Lowest value, ties to the lowest trial number (what study.best_trial does on all trials).
+    # Lowest value, ties to the earliest candidate: (round, index), never the trial number,
+    # which depends on which shard created its trial first.
     best = min(
-        (t for t in budget if t.state == TrialState.COMPLETE), key=lambda t: (t.value, t.number)
+        (t for t in budget if t.state == TrialState.COMPLETE),
+        key=lambda t: (t.value, candidate_order(t)),
     )
     return {
         "study_name": study.study_name,
@@ -707,5 +852,8 @@ def study_results(study: StudyRef) -> dict[str, Any]:
         "best_cv_mae": float(np.mean(best.user_attrs["fold_mae"])),
         "best_params": dict(best.params),
         "best_trial_number": best.number,
+        "best_round": candidate_order(best)[0],
+        "best_candidate": candidate_order(best)[1],
+        "best_is_persistence": bool(best.user_attrs.get(PERSISTENCE_TRIAL_ATTR, False)),
         "best_mlflow_run_id": best.user_attrs.get(MLFLOW_RUN_ATTR),
     }

@@ -18,7 +18,7 @@ the resolved years from there (:class:`ModellingYears`), never from the config.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,79 @@ def _years_in(years: Sequence[int], first_last: tuple[int, int]) -> list[int]:
     return [year for year in years if first_last[0] <= year <= first_last[1]]
 
 
+@dataclass(frozen=True)
+class SplitSizes:
+    """The numbers of years of a relative split: test, validation, and tuning folds (the train
+    years need one more than the folds: each fold trains on earlier years)."""
+
+    test: int
+    validation: int
+    cv_folds: int
+
+    @property
+    def years_needed(self) -> int:
+        return self.test + self.validation + self.cv_folds + 1
+
+    def describe(self) -> str:
+        return (
+            f"{self.test} test, {self.validation} validation and {self.cv_folds + 1} train "
+            f"years ({self.cv_folds} tuning folds)"
+        )
+
+
+#: The order a relative split shrinks in when the data has too few years: the test years
+#: first (they only report), then the tuning folds, then the validation years (they choose).
+SHRINK_ORDER: tuple[str, ...] = ("test", "cv_folds", "validation")
+
+
+def relative_split_sizes(
+    split_config: Mapping[str, Any], present: Sequence[int], cv_folds: int
+) -> SplitSizes:
+    """The sizes of a relative ``modelling.split`` for data with the years ``present``: the
+    configured ``test``, ``validation`` and ``cv_folds`` when the data has enough years, else
+    shrunk one year at a time in :data:`SHRINK_ORDER`, each down to
+    ``modelling.split.minimum`` (without a ``minimum``, nothing shrinks).
+
+    Raises:
+        ModellingDataError: even the minimum needs more years than the data has; the message
+            names the years and the key.
+    """
+    sizes = SplitSizes(int(split_config["test"]), int(split_config["validation"]), cv_folds)
+    floor = {**asdict(sizes), **dict(split_config.get("minimum") or {})}
+    for name in SHRINK_ORDER:
+        while sizes.years_needed > len(present) and getattr(sizes, name) > floor[name]:
+            sizes = replace(sizes, **{name: getattr(sizes, name) - 1})
+    if sizes.years_needed > len(present):
+        smallest = SplitSizes(floor["test"], floor["validation"], floor["cv_folds"])
+        raise ModellingDataError(
+            f"config key modelling.split: the modelling data has {len(present)} years "
+            f"({', '.join(map(str, present))}); the smallest split allowed "
+            f"(modelling.split.minimum: {smallest.describe()}) needs "
+            f"{smallest.years_needed}: give more years of data, or lower modelling.split.minimum"
+        )
+    return sizes
+
+
+def _resolve_split(
+    split_config: Mapping[str, Any], years: Iterable[Any], cv_folds: int
+) -> tuple[YearSplit, int]:
+    """The split and the number of tuning folds it leaves room for (:func:`resolve_split`)."""
+    present = distinct_years(years)
+    if is_relative_split(split_config):
+        sizes = relative_split_sizes(split_config, present, cv_folds)
+        n_test, n_validation = sizes.test, sizes.validation
+        test = present[-n_test:]
+        validation = present[-(n_test + n_validation) : -n_test]
+        train = present[: -(n_test + n_validation)]
+        split = YearSplit(
+            train=(train[0], train[-1]),
+            validation=(validation[0], validation[-1]),
+            test=(test[0], test[-1]),
+        )
+        return split, sizes.cv_folds
+    return _explicit_split(split_config, present, cv_folds), cv_folds
+
+
 def resolve_split(
     split_config: Mapping[str, Any], years: Iterable[Any], cv_folds: int
 ) -> YearSplit:
@@ -52,31 +125,22 @@ def resolve_split(
     ``years`` (the modelling data's year column).
 
     Relative: the last ``test`` distinct years test, the ``validation`` years before them
-    validate, all earlier years train. Explicit: the ranges as configured.
+    validate, all earlier years train; with too few years, fewer test and validation years
+    and tuning folds (:func:`relative_split_sizes`). Explicit: the ranges as configured.
 
     Raises:
-        ModellingDataError: the data has too few years for the relative split, or an explicit
-            range holds no year of the data, or the train years are too few for ``cv_folds``
-            year folds (each needs an earlier year to train on); the message names the key.
+        ModellingDataError: the data has too few years for the relative split even at its
+            minimum, or an explicit range holds no year of the data, or the train years are
+            too few for ``cv_folds`` year folds (each needs an earlier year to train on); the
+            message names the key.
     """
-    present = distinct_years(years)
-    if is_relative_split(split_config):
-        n_validation, n_test = int(split_config["validation"]), int(split_config["test"])
-        needed = n_validation + n_test + cv_folds + 1
-        if len(present) < needed:
-            raise ModellingDataError(
-                f"config key modelling.split: {n_test} test years, {n_validation} validation "
-                f"years and {cv_folds + 1} train years (modelling.cv_folds + 1) need {needed} "
-                f"years of modelling data; it has {len(present)}: {present}"
-            )
-        test = present[-n_test:]
-        validation = present[-(n_test + n_validation) : -n_test]
-        train = present[: -(n_test + n_validation)]
-        return YearSplit(
-            train=(train[0], train[-1]),
-            validation=(validation[0], validation[-1]),
-            test=(test[0], test[-1]),
-        )
+    return _resolve_split(split_config, years, cv_folds)[0]
+
+
+def _explicit_split(
+    split_config: Mapping[str, Any], present: Sequence[int], cv_folds: int
+) -> YearSplit:
+    """An explicit split, checked against the years ``present``."""
     split = YearSplit.from_config(split_config)
     for name in SPLIT_NAMES:
         first, last = getattr(split, name)
@@ -106,6 +170,9 @@ class ModellingYears:
     split: YearSplit
     choosing_origins: tuple[int, ...]
     reporting_origins: tuple[int, ...]
+    #: The tuning folds the split leaves room for (``modelling.cv_folds``, or fewer when a
+    #: relative split shrank); ``None``: as configured.
+    cv_folds: int | None = None
 
     @property
     def origins(self) -> tuple[int, ...]:
@@ -128,20 +195,25 @@ class ModellingYears:
     def from_json(cls, document: Mapping[str, Any]) -> ModellingYears:
         """From ``split.json`` (see :func:`years_document`)."""
         origins = document["origins"]
+        cv_folds = document.get("cv_folds")
         return cls(
             split=YearSplit.from_config(document["split"]),
             choosing_origins=tuple(int(year) for year in origins[CHOOSING_ROLE]),
             reporting_origins=tuple(int(year) for year in origins[REPORTING_ROLE]),
+            cv_folds=None if cv_folds is None else int(cv_folds),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "split": {name: list(getattr(self.split, name)) for name in SPLIT_NAMES},
             "origins": {
                 CHOOSING_ROLE: list(self.choosing_origins),
                 REPORTING_ROLE: list(self.reporting_origins),
             },
         }
+        if self.cv_folds is not None:
+            document["cv_folds"] = self.cv_folds
+        return document
 
 
 def resolve_origins(
@@ -230,9 +302,9 @@ def resolve_years(
     """The split (:func:`resolve_split`) and the origins (:func:`resolve_origins`) for
     modelling data holding ``modelling_years``."""
     years = distinct_years(modelling_years)
-    split = resolve_split(split_config, years, cv_folds)
+    split, folds = _resolve_split(split_config, years, cv_folds)
     choosing, reporting = resolve_origins(origins_config, split, years)
-    return ModellingYears(split, choosing, reporting)
+    return ModellingYears(split, choosing, reporting, folds)
 
 
 def years_message(unused: Mapping[int, str], first_modelling_year: int) -> tuple[str, str | None]:

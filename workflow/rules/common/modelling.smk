@@ -4,6 +4,7 @@ import json
 import os
 
 from drg_workflow.chain import forecast_chain
+from drg_workflow.modelling.settings import tuning_rounds
 from drg_workflow.names import BASELINE_NAME, RAW_VERSION
 from drg_workflow.urls import credentials_error
 
@@ -20,6 +21,7 @@ MODELLING_FILES = version_files(MODELLING_VERSION)
 wildcard_constraints:
     model="|".join(MODELS),
     shard=r"\d+",
+    round=r"\d+",
     origin=r"\d{4}",
 
 
@@ -146,24 +148,41 @@ def modelling_inputs(wildcards):
     return {**modelling_data(wildcards), "split": MODELLING_SPLIT}
 
 
-def shard_inputs(wildcards):
-    """A shard needs the data, its years and its model's study (setup.json)."""
+def round_shards(model, round_index):
+    """The shard summaries of one tuning round of one model."""
+    return expand(
+        TUNING_SHARD,
+        model=model,
+        round=round_index,
+        shard=range(MODELLING["tuning"]["n_shards"]),
+    )
+
+
+def tuning_shards(model):
+    """Every tuning shard's summary of one model, round after round."""
+    rounds = range(tuning_rounds(MODELLING["tuning"]))
+    return [shard for round_index in rounds for shard in round_shards(model, round_index)]
+
+
+def study_inputs(wildcards):
+    """The data, its years and the model's study (setup.json)."""
     return {
         **modelling_inputs(wildcards),
         "setup": TUNING_SETUP.format(model=wildcards.model),
     }
 
 
-def tuning_shards(model):
-    """Every tuning shard's summary of one model."""
-    return expand(
-        TUNING_SHARD, model=model, shard=range(MODELLING["tuning"]["n_shards"])
-    )
+def shard_inputs(wildcards):
+    """A shard needs its model's study and every shard of the round before its own: a round's
+    candidates are asked from the results of the rounds before it."""
+    round_index = int(wildcards.round)
+    earlier = round_shards(wildcards.model, round_index - 1) if round_index else []
+    return {**study_inputs(wildcards), "earlier_rounds": earlier}
 
 
 def final_inputs(wildcards):
-    """The final fit waits for every shard of its model."""
-    return {**shard_inputs(wildcards), "shards": tuning_shards(wildcards.model)}
+    """The final fit waits for every shard of every round of its model."""
+    return {**study_inputs(wildcards), "shards": tuning_shards(wildcards.model)}
 
 
 def baseline_inputs(wildcards):

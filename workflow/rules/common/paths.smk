@@ -17,9 +17,10 @@ MODELLING_SPLIT = "results/models/split.json"
 MLFLOW_EXPERIMENT = "results/mlflow/experiment.json"
 #: The local MLflow store used when no tracking URI is configured.
 DEFAULT_TRACKING_URI = "sqlite:///results/mlflow/mlflow.db"
-#: A model's Optuna study (setup_study) and its tuning shards' summaries (tune_shard).
+#: A model's Optuna study (setup_study) and its tuning shards' summaries, per round
+#: (tune_shard).
 TUNING_SETUP = "results/tuning/{model}/setup.json"
-TUNING_SHARD = "results/tuning/{model}/shard_{shard}.json"
+TUNING_SHARD = "results/tuning/{model}/round_{round}/shard_{shard}.json"
 #: A model's (or the baseline's) results: train_final / evaluate_baseline.
 MODEL_METRICS = "results/models/{model}/metrics.json"
 MODEL_PREDICTIONS = "results/models/{model}/predictions.csv"
@@ -40,6 +41,8 @@ BACKTEST_ORIGIN_FIT = "results/backtest/{model}/{origin}.json"
 BACKTEST = "results/backtest/backtest.csv"
 BACKTEST_METADATA = "results/backtest/backtest_metadata.json"
 BACKTEST_PREDICTIONS = "results/backtest/predictions.csv"
+#: The skill gate's test over the choosing origins together, per model (score_backtest).
+BACKTEST_SKILL_TEST = "results/backtest/skill_test.csv"
 BACKTEST_MLFLOW_RUN = "results/backtest/mlflow_run.json"
 
 FORECAST = "results/forecast/forecast.csv"
