@@ -38,9 +38,9 @@ TARGET_FORM_SPACE = {
     "max_log_change": {"type": "float", "low": 0.0, "high": 1.0},
     "loss_weight_power": {"type": "categorical", "values": [0.0, 1.0]},
 }
-#: One shard of two trials per model, each model as small as it gets.
+#: One shard of two trials per model in one round, each model as small as it gets.
 TINY_MODELLING: dict = {
-    "tuning": {"n_shards": 1, "trials_per_shard": 2},
+    "tuning": {"n_shards": 1, "trials_per_shard": 2, "rounds": 1},
     "importance": {"n_repeats": 1},
     "models": {
         "random_forest": {
@@ -92,11 +92,22 @@ RUNS = {
             "backtest": {"origins": [2014, 2015, 2017], "bootstrap_resamples": 200},
         },
     },
-    # The default models, search spaces and target form, on other data: 4 trials per model.
+    # The default models, search spaces, target form and split on other data of 8 years
+    # (2009-2016): 4 trials per model in 2 rounds.
     "seed-2027-scale-0.05-default-models": {
-        "raw": {"source": "synthetic", "synthetic": {"seed": 2027, "scale": 0.05}},
+        "raw": {
+            "source": "synthetic",
+            "synthetic": {"seed": 2027, "scale": 0.05, "first_year": 2009, "last_year": 2016},
+        },
         "transformations": {"drop_rare_drgs": {"threshold": rare_drg_threshold(0.05)}},
-        "modelling": {"tuning": {"n_shards": 1, "trials_per_shard": 4, "tpe_n_startup_trials": 4}},
+        "modelling": {
+            "tuning": {
+                "n_shards": 1,
+                "trials_per_shard": 4,
+                "rounds": 2,
+                "tpe_n_startup_trials": 2,
+            }
+        },
     },
 }
 DEFAULTS = "seed-2027-scale-0.05-default-models"
@@ -192,7 +203,9 @@ def test_no_tuned_model_is_worse_than_persistence_in_cv(finished_run):
 
 def test_the_backtest_follows_the_configured_origins(finished_run):
     workdir, config = finished_run
-    origins = config["modelling"].get("backtest", {}).get("origins") or [2014, 2015, 2016, 2017]
+    last_year = config.get("raw", {}).get("synthetic", {}).get("last_year", 2017)
+    every_origin = [2014, 2015, 2016, 2017] if last_year == 2017 else [2014, 2015, 2016]
+    origins = config["modelling"].get("backtest", {}).get("origins") or every_origin
     backtest = pd.read_csv(workdir / "results/backtest/backtest.csv")
     assert sorted(backtest["origin"].unique()) == origins
     interval = read_json(workdir / "results/forecast/forecast_metadata.json")["interval"]
@@ -217,8 +230,30 @@ def test_on_other_data_a_champion_passes_the_gate_and_beats_persistence_in_mae_e
     table = pd.read_csv(workdir / "results/models/comparison.csv").set_index("model")
     best = table.loc[table["champion"]].iloc[0]
     assert best.name != "baseline", "no model passes the skill gate"
+    assert best["skill_rmse_lower"] > 0 and best["skill_mae_lower"] > 0
+    assert "paired bootstrap" in best["gate_test"]
     backtest = pd.read_csv(workdir / "results/backtest/backtest.csv")
     rows = backtest[backtest["model"] == best.name]
     choosing = rows[rows["role"] == "choosing"]
-    assert (choosing[["skill_rmse", "skill_mae", "skill_rmse_lower"]] > 0).all().all(), rows
+    assert (choosing[["skill_rmse", "skill_mae"]] > 0).all().all(), rows
     assert (rows["skill_mae"] > 0).all(), rows
+
+
+def test_eight_years_of_data_run_with_the_default_split_and_forecast_the_next_year(
+    finished_run,
+):
+    """2009-2016: 7 modelling years are too few for 2 test + 2 validation + 4 train years, so
+    the default split shrinks its test years to 1 (and says so); the forecast is for 2017."""
+    workdir, config = finished_run
+    if config is not RUNS[DEFAULTS]:
+        pytest.skip("checked on the 8-year run only")
+    split = read_json(workdir / "results/models/split.json")
+    assert split["split"] == {
+        "train": [2010, 2013],
+        "validation": [2014, 2015],
+        "test": [2016, 2016],
+    }
+    assert split["cv_folds"] == 3 and split["cv_fold_years"] == [2011, 2012, 2013]
+    log = (workdir / "logs/split_years/split_years.log").read_text()
+    assert "using 1 test, 2 validation and 4 train years (3 tuning folds)" in log
+    assert read_json(workdir / "results/forecast/forecast_metadata.json")["forecast_year"] == 2017
