@@ -475,9 +475,9 @@ def test_baseline_is_logged_like_a_model_without_one(tmp_path: Path):
 def test_the_budget_is_spread_over_at_most_as_many_rounds_as_trials_per_shard():
     from drg_workflow.modelling.settings import TuningSettings, tuning_rounds
 
-    tuning = validate_config(
-        with_modelling(tuning={"trials_per_shard": 5, "rounds": 3}), SCHEMA
-    )["modelling"]["tuning"]
+    tuning = validate_config(with_modelling(tuning={"trials_per_shard": 5, "rounds": 3}), SCHEMA)[
+        "modelling"
+    ]["tuning"]
     settings = TuningSettings.from_params(tuning)
     assert settings.rounds == 3
     assert [settings.trials_per_round(r) for r in range(3)] == [2, 2, 1]
