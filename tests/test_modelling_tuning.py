@@ -508,9 +508,11 @@ def test_rounds_give_the_same_trials_whatever_order_or_parallelism_the_shards_ru
 
 
 def test_a_round_starts_only_from_every_trial_of_the_rounds_before_it(tmp_path, train_xy):
+    """In an RDB storage (the journal is the other kind): a round's shard waits for nothing,
+    it refuses to start before the earlier rounds are whole."""
     X, y, years = train_xy
     model = model_settings("ridge", ROUND_SPACE, n_shards=2, trials_per_shard=2, rounds=2)
-    setup = setup_study(tmp_path, "early", str(tmp_path / "optuna" / "early.journal"), "ridge")
+    setup = setup_study(tmp_path, "early", f"sqlite:///{tmp_path / 'optuna.db'}", "ridge")
     ref = StudyRef.from_setup(setup)
     run_tuning_shard(ref, model, X, y, years, 0)
     with pytest.raises(TuningError, match=r"round 1 needs one finished trial per candidate of "):

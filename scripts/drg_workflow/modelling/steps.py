@@ -185,28 +185,22 @@ def split_years(
         ),
         info,
     ]
-    shrunk = split_shrink_message(params, years, present)
+    shrunk = split_shrink_message(params, present)
     if shrunk:
         lines.insert(0, shrunk)
     return SplitYearsResult(document, lines, warning)
 
 
-def split_shrink_message(
-    params: Mapping[str, Any], years: ModellingYears, present: Sequence[int]
-) -> str | None:
-    """The log line saying how a relative split shrank to fit the data's years, or ``None``
-    when it did not."""
-    from .years import SplitSizes, is_relative_split
+def split_shrink_message(params: Mapping[str, Any], present: Sequence[int]) -> str | None:
+    """The log line saying how a relative split shrank to fit the data's years ``present``
+    (:func:`.years.relative_split_sizes`), or ``None`` when it did not."""
+    from .years import SplitSizes, is_relative_split, relative_split_sizes
 
-    split = params["split"]
+    split, cv_folds = params["split"], int(params["cv_folds"])
     if not is_relative_split(split):
         return None
-    configured = SplitSizes(int(split["test"]), int(split["validation"]), int(params["cv_folds"]))
-    validation_years = [y for y in present if years.split.validation[0] <= y]
-    test_years = [y for y in present if years.split.test[0] <= y]
-    chosen = SplitSizes(
-        len(test_years), len(validation_years) - len(test_years), int(years.cv_folds)
-    )
+    configured = SplitSizes(int(split["test"]), int(split["validation"]), cv_folds)
+    chosen = relative_split_sizes(split, present, cv_folds)
     if chosen == configured:
         return None
     return (

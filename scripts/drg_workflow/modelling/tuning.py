@@ -569,6 +569,10 @@ def _new_shard_trial(
     )
     study_id = storage.get_study_id_from_name(optuna_study.study_name)
     trial_id = storage.create_new_trial(study_id, template_trial=template)
+    # An RDB study reads its storage through a cache of its own, which knows a trial made
+    # behind its back only once it has read the trials again (a sampler that looks at the
+    # study's trials does so before every suggestion; the shard's fixed candidates do not).
+    optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     return optuna.Trial(optuna_study, trial_id)
 
 
