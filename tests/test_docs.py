@@ -390,7 +390,8 @@ def test_a_second_config_file_sets_nested_numbers(tmp_path: Path):
         timeout=300,
     )
     assert plan.returncode == 0, plan.stderr[-3000:]
-    assert re.search(r"^tune_shard\s+12$", plan.stdout, re.M), plan.stdout[-3000:]
+    # 3 models x 4 shards x 2 rounds (the default).
+    assert re.search(r"^tune_shard\s+24$", plan.stdout, re.M), plan.stdout[-3000:]
     refused = subprocess.run(
         [*base, "--config", "modelling={tuning: {n_shards: 4, trials_per_shard: 50}}"],
         capture_output=True,

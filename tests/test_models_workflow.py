@@ -470,10 +470,11 @@ def test_comparison_has_every_model_and_the_baseline(model_run: Path):
     assert (models["cv_mae"] <= baseline["cv_mae"]).all()
     # Models that fail the skill gate carry the warning, the others none.
     backtest = pd.read_csv(model_run / "results/backtest/backtest.csv")
+    skill_test = pd.read_csv(model_run / "results/backtest/skill_test.csv")
     assert (table["choosing_origins"] == "2014 2015").all()
     for _, row in models.iterrows():
         passes = row["passes_gate"] in (True, "True")
-        assert passes == (gate_failures(backtest, row["model"]) == [])
+        assert passes == (gate_failures(backtest, skill_test, row["model"]) == [])
         assert isinstance(row["warning"], str) != passes
         skills = json.loads(row["skill_rmse_by_origin"])
         assert list(skills) == ["2014", "2015", "2017"]
@@ -794,7 +795,8 @@ def test_unchanged_rerun_does_nothing_and_changes_rerun_what_they_touch(model_ru
     assert lags.returncode == 0, lags.stderr[-2000:]
     for rule in ("lag_columns", "setup_study", "tune_shard", "train_final", "compare_models"):
         assert f"rule {rule}:" in lags.stdout
-    assert re.search(rf"^tune_shard\s+{N_SHARDS * len(MODELS)}$", lags.stdout, re.MULTILINE)
+    shard_jobs = N_SHARDS * ROUNDS * len(MODELS)
+    assert re.search(rf"^tune_shard\s+{shard_jobs}$", lags.stdout, re.MULTILINE)
 
     # A search-space change re-tunes that model only.
     config = copy.deepcopy(CONFIG)
@@ -824,7 +826,7 @@ def test_a_search_space_change_reruns_that_model_only_not_the_baseline(model_run
         write_config(model_run, CONFIG)
     assert plan.returncode == 0, plan.stderr[-2000:]
     stats = plan.stdout.split("Job stats")[-1]
-    for rule, count in (("setup_study", 1), ("tune_shard", N_SHARDS), ("train_final", 1)):
+    for rule, count in (("setup_study", 1), ("tune_shard", N_SHARDS * ROUNDS), ("train_final", 1)):
         assert re.search(rf"^{rule}\s+{count}$", stats, re.MULTILINE), stats
     assert "compare_models" in stats
     assert "evaluate_baseline" not in stats and "setup_mlflow" not in stats
