@@ -18,3 +18,9 @@ HELD_OUT_SPLITS: tuple[str, ...] = ("validation", "test")
 CHOOSING_ROLE = "choosing"
 REPORTING_ROLE = "reporting"
 ORIGIN_ROLES: tuple[str, ...] = (CHOOSING_ROLE, REPORTING_ROLE)
+
+#: A skill against persistence and its bootstrap interval, for RMSE then MAE: columns of the
+#: backtest table, its pooled skill test and the comparison, and metrics of the backtest runs.
+SKILL_COLUMNS: tuple[str, ...] = tuple(
+    f"skill_{metric}{end}" for metric in ("rmse", "mae") for end in ("", "_lower", "_upper")
+)

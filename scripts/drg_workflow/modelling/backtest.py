@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from drg_workflow.columns import lag_column, rolling_column
-from drg_workflow.names import BASELINE_NAME, CHOOSING_ROLE
+from drg_workflow.names import BASELINE_NAME, CHOOSING_ROLE, SKILL_COLUMNS
 
 from .baseline import baseline_predictions
 from .data import KEY_COLUMNS, ModellingDataError, make_xy
@@ -58,12 +58,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "mae",
     "persistence_rmse",
     "persistence_mae",
-    "skill_rmse",
-    "skill_rmse_lower",
-    "skill_rmse_upper",
-    "skill_mae",
-    "skill_mae_lower",
-    "skill_mae_upper",
+    *SKILL_COLUMNS,
 )
 #: Cells of the resample-count matrix built at once by the bootstrap (memory: 8 bytes each).
 _BOOTSTRAP_CHUNK_CELLS = 4_000_000
@@ -243,12 +238,7 @@ SKILL_TEST_COLUMNS: tuple[str, ...] = (
     "n_series",
     "resamples",
     "level",
-    "skill_rmse",
-    "skill_rmse_lower",
-    "skill_rmse_upper",
-    "skill_mae",
-    "skill_mae_lower",
-    "skill_mae_upper",
+    *SKILL_COLUMNS,
 )
 
 
@@ -371,11 +361,7 @@ def score_backtest(
                 "last_training_year": int(origin) - 1,
                 "rmse": persistence_rmse,
                 "mae": persistence_mae,
-                **{
-                    f"skill_{metric}{end}": 0.0
-                    for metric in ("rmse", "mae")
-                    for end in ("", "_lower", "_upper")
-                },
+                **dict.fromkeys(SKILL_COLUMNS, 0.0),
             }
         )
     return BacktestScores(

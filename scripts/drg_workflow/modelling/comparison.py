@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from drg_workflow.names import CHOOSING_ROLE
+from drg_workflow.names import CHOOSING_ROLE, SKILL_COLUMNS
 
 from .baseline import BASELINE_NAME
 
@@ -42,12 +42,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
 #: The backtest's part of a comparison row (:func:`backtest_summary`).
 BACKTEST_COLUMNS: tuple[str, ...] = (
     "choosing_origins",
-    "skill_rmse",
-    "skill_rmse_lower",
-    "skill_rmse_upper",
-    "skill_mae",
-    "skill_mae_lower",
-    "skill_mae_upper",
+    *SKILL_COLUMNS,
     "skill_rmse_by_origin",
     "skill_mae_by_origin",
 )

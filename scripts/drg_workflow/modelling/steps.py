@@ -23,7 +23,7 @@ import pandas as pd
 
 from drg_workflow.files import atomic_output
 from drg_workflow.hashing import config_hash
-from drg_workflow.names import CHOOSING_ROLE, HELD_OUT_SPLITS, REPORTING_ROLE
+from drg_workflow.names import CHOOSING_ROLE, HELD_OUT_SPLITS, REPORTING_ROLE, SKILL_COLUMNS
 from drg_workflow.profiling import timed
 from drg_workflow.versions import arrow_columns, read_arrow, read_json
 
@@ -1175,8 +1175,7 @@ def _gate_facts(comparison: pd.DataFrame | None, champion: str | None) -> dict[s
     if comparison is None or champion is None:
         return None
     row = comparison.loc[comparison["model"] == champion].iloc[0]
-    columns = ["gate_test", "passes_gate", "choosing_origins"]
-    columns += [f"skill_{m}{end}" for m in ("rmse", "mae") for end in ("", "_lower", "_upper")]
+    columns = ["gate_test", "passes_gate", "choosing_origins", *SKILL_COLUMNS]
     return {column: row[column] for column in columns}
 
 

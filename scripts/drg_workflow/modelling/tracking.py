@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from drg_workflow.errors import JOB_HANDLER_NAME
-from drg_workflow.names import BASELINE_NAME
+from drg_workflow.names import BASELINE_NAME, SKILL_COLUMNS
 from drg_workflow.profiling import timed
 
 from .settings import MlflowSettings
@@ -540,12 +540,7 @@ def log_final_run(
 BACKTEST_METRICS: tuple[str, ...] = (
     "rmse",
     "mae",
-    "skill_rmse",
-    "skill_rmse_lower",
-    "skill_rmse_upper",
-    "skill_mae",
-    "skill_mae_lower",
-    "skill_mae_upper",
+    *SKILL_COLUMNS,
 )
 
 
