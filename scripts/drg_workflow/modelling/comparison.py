@@ -1,7 +1,7 @@
 """Comparison table of the tuned models against the naive persistence baseline, the skill gate
 and the champion.
 
-The **skill gate** (:data:`GATE_TEST`): a model is a candidate for the champion only if
+The **skill gate** (stated by :func:`gate_test`): a model is a candidate for the champion only if
 
 1. on each backtest origin that chooses (the validation years) it beats persistence in RMSE
    and in MAE (point estimates), and
