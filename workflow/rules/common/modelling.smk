@@ -161,7 +161,9 @@ def round_shards(model, round_index):
 def tuning_shards(model):
     """Every tuning shard's summary of one model, round after round."""
     rounds = range(tuning_rounds(MODELLING["tuning"]))
-    return [shard for round_index in rounds for shard in round_shards(model, round_index)]
+    return [
+        shard for round_index in rounds for shard in round_shards(model, round_index)
+    ]
 
 
 def study_inputs(wildcards):
