@@ -4,10 +4,11 @@ gate on the backtest's choosing origins, and the champion."""
 import sys
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.steps import compare_step, write_table
+from drg_workflow.modelling.steps.champion import compare_models
+from drg_workflow.modelling.steps.shared import write_table
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
-    table, warnings = compare_step(
+    table, warnings = compare_models(
         snakemake.input.metrics, snakemake.input.backtest, snakemake.input.skill_test
     )
     write_table(table, snakemake.output.comparison)

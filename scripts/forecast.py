@@ -8,7 +8,7 @@ import pandas as pd
 
 from drg_workflow.errors import logged_rule
 from drg_workflow.modelling.intervals import ALL_ROWS
-from drg_workflow.modelling.steps import forecast_step
+from drg_workflow.modelling.steps.forecast import forecast
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.names import BASELINE_NAME
 from drg_workflow.versions import read_json, write_version
@@ -20,7 +20,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
     base = read_json(snakemake.input.base_metadata)
     modelling = read_json(snakemake.input.metadata)
     names = read_json(snakemake.input.names_metadata)
-    result = forecast_step(
+    result = forecast(
         snakemake.params.settings,
         champion,
         snakemake.input.base_arrow,

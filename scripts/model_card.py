@@ -4,7 +4,7 @@ description and an artifact of its run) and as HTML for the report."""
 import pandas as pd
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.steps import model_card_step
+from drg_workflow.modelling.steps.model_card import model_card
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.report.output import save_text
 from drg_workflow.versions import read_json
@@ -16,7 +16,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         model: read_json(path)
         for model, path in zip(snakemake.params.models, snakemake.input.metrics, strict=True)
     }
-    markdown, page = model_card_step(
+    markdown, page = model_card(
         snakemake.params.settings,
         champion,
         metrics,

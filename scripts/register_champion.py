@@ -4,13 +4,13 @@ without a champion, the alias is removed and the forecast uses persistence."""
 import sys
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.steps import register_champion_step
+from drg_workflow.modelling.steps.champion import register_champion
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log, optuna=False)
-    champion = register_champion_step(
+    champion = register_champion(
         read_json(snakemake.input.refit),
         read_json(snakemake.input.experiment),
         snakemake.params.registered_model,

@@ -5,14 +5,14 @@ the MLflow runs."""
 import pandas as pd
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.steps import log_backtest_step, score_backtest_step
+from drg_workflow.modelling.steps.backtest import log_backtest, score_backtest
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_frame_csv, write_json, write_version
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log, optuna=False)
     data = read_json(snakemake.input.metadata)
-    result = score_backtest_step(
+    result = score_backtest(
         snakemake.params.settings,
         [pd.read_csv(path) for path in snakemake.input.predictions],
         [read_json(path) for path in snakemake.input.fits],
@@ -31,7 +31,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         input_sha256=data["sha256"],
         extra={**result.provenance, "predictions": predictions, "skill_test": skill_test},
     )
-    run = log_backtest_step(read_json(snakemake.input.experiment), result.table, metadata)
+    run = log_backtest(read_json(snakemake.input.experiment), result.table, metadata)
     write_json(run, snakemake.output.mlflow_run)
     log.info(
         "backtest of %d origins, MLflow run %s:\n%s",

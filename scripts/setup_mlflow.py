@@ -1,7 +1,7 @@
 """Rule setup_mlflow: create the MLflow experiment (and a fresh local store) once."""
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.steps import setup_mlflow
+from drg_workflow.modelling.steps.tuning import setup_mlflow
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import write_json
 

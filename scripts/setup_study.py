@@ -2,7 +2,7 @@
 Optuna study and the study's MLflow parent run."""
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.steps import setup_study
+from drg_workflow.modelling.steps.tuning import setup_study
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.modelling.tuning import storage_label
 from drg_workflow.versions import read_json, write_json

@@ -4,7 +4,7 @@ the years no model fits or scores are named in the log (a warning for any after 
 import sys
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.steps import split_years
+from drg_workflow.modelling.steps.split import split_years
 from drg_workflow.versions import read_arrow, read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:

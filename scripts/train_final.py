@@ -4,7 +4,8 @@ import pandas as pd
 
 from drg_workflow.errors import logged_rule
 from drg_workflow.modelling.models import set_fit_threads
-from drg_workflow.modelling.steps import metrics_summary, train_final, write_table
+from drg_workflow.modelling.steps.fit import train_final
+from drg_workflow.modelling.steps.shared import metrics_summary, write_table
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_json
 

@@ -386,11 +386,8 @@ def test_with_a_constant_target_no_model_passes_the_gate_and_the_forecast_is_per
     from drg_workflow.modelling.backtest import fit_at_origin, score_backtest
     from drg_workflow.modelling.data import select_features
     from drg_workflow.modelling.settings import BacktestSettings
-    from drg_workflow.modelling.steps import (
-        forecast_step,
-        refit_champion,
-        register_champion_step,
-    )
+    from drg_workflow.modelling.steps.champion import refit_champion, register_champion
+    from drg_workflow.modelling.steps.forecast import forecast
     from drg_workflow.modelling.tracking import ensure_experiment
 
     years = modelling_years(CONFIG)
@@ -433,7 +430,7 @@ def test_with_a_constant_target_no_model_passes_the_gate_and_the_forecast_is_per
         {}, comparison_path, {}, {}, years.to_json(), experiment.to_json(), "unused", "unused"
     )
     assert refit == {"champion": None, "fallback": "persistence"}
-    champion = register_champion_step(refit, experiment.to_json(), "drg-test-model")
+    champion = register_champion(refit, experiment.to_json(), "drg-test-model")
     assert champion["champion"] is None and champion["fallback"] == "persistence"
 
     base_version, steps = forecast_chain(CONFIG)
@@ -450,7 +447,7 @@ def test_with_a_constant_target_no_model_passes_the_gate_and_the_forecast_is_per
         "forecast": CONFIG["forecast"],
         "steps": steps,
     }
-    result = forecast_step(
+    result = forecast(
         params,
         champion,
         paths["base"],

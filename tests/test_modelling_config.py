@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from drg_workflow.config_validation import ConfigError, validate_config
 from drg_workflow.modelling.baseline import evaluate_baseline
 from drg_workflow.modelling.data import split_by_year
-from drg_workflow.modelling.steps import study_name
+from drg_workflow.modelling.steps.shared import study_name
 from drg_workflow.modelling.tuning import StudyRef, open_storage, study_results
 
 ROOT = Path(__file__).resolve().parents[1]
