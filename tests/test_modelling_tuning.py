@@ -251,6 +251,33 @@ def test_shard_fails_loudly_when_every_trial_fails(tmp_path, train_xy):
     assert all("error" in r.data.tags for r in runs)
 
 
+def test_without_catching_failures_the_first_failed_trial_is_recorded_then_raised(
+    tmp_path, train_xy
+):
+    """catch_failures=False: the trial's error propagates, after its MLflow run is ended
+    FAILED with the error and its Optuna trial is told FAIL (nothing left RUNNING)."""
+    X, y, years = train_xy
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    setup = setup_study(tmp_path, "ridge-study", storage, "ridge")
+    X_bad = X.assign(facility_id=np.inf)
+    model = model_settings(
+        "ridge", {"alpha": {"type": "float", "low": 0.1, "high": 1.0}}, trials_per_shard=2, rounds=1
+    )
+    with pytest.raises(ValueError, match="infinity"):
+        run_tuning_shard(
+            StudyRef.from_setup(setup), model, X_bad, y, years, 0, catch_failures=False
+        )
+    from mlflow import MlflowClient
+
+    runs = MlflowClient(setup["tracking_uri"]).search_runs(
+        [setup["experiment_id"]], "tags.stage = 'trial'"
+    )
+    assert [(r.info.status, r.data.tags["optuna_state"]) for r in runs] == [("FAILED", "FAIL")]
+    assert "infinity" in runs[0].data.tags["error"]
+    trials = optuna.load_study(study_name="ridge-study", storage=storage).trials
+    assert [trial.state for trial in trials] == [TrialState.FAIL]
+
+
 def test_shard_zero_starts_every_study_with_the_persistence_trial(tmp_path, train_xy):
     """The first trial of shard 0 is the region of the search space that reduces to
     persistence: its CV loss ratio is exactly 1 and its fold errors are persistence's. It runs

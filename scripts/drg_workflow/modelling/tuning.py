@@ -619,7 +619,7 @@ def _run_trial(
     with phase("optuna"):
         trial.set_user_attr(MLFLOW_RUN_ATTR, run_id)
     record.params, record.fold_rmse, record.fold_mae = {}, [], []
-    value, error = None, None
+    value, error, failure = None, None, None
     start = time.perf_counter()
     try:
         value = objective(trial)
@@ -636,20 +636,8 @@ def _run_trial(
     except Exception as exc:
         state, error = TrialState.FAIL, f"{type(exc).__name__}: {exc}"
         shard_log.errors.append(error)
-        if not catch_failures:
-            tracking.finish_trial_run(
-                client,
-                run_id,
-                record.params,
-                record.fold_rmse,
-                record.fold_mae,
-                state.name,
-                None,
-                0.0,
-                error,
-            )
-            optuna_study.tell(trial, state=state)
-            raise
+        # Recorded like any failed trial first; raised after (the shard stops).
+        failure = None if catch_failures else exc
     # The MLflow run ends first: killed between the two, the trial is still RUNNING and the
     # next start of the shard marks both as interrupted (end_interrupted_trials).
     with phase("optuna"):
@@ -668,6 +656,8 @@ def _run_trial(
     )
     with phase("optuna"):
         optuna_study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    if failure is not None:
+        raise failure
 
 
 @contextlib.contextmanager
