@@ -261,3 +261,67 @@ def test_provenance_hashes(tmp_path):
     assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+KILLED_WHILE_LOGGING = """
+import os, signal, sys
+import pandas as pd
+from drg_workflow.modelling import tracking
+from drg_workflow.modelling.settings import MlflowSettings
+
+experiment = tracking.ensure_experiment(MlflowSettings(*sys.argv[2:5]))
+if sys.argv[1] == "setup_study":  # killed before setup.json is written
+    tracking.create_parent_run(experiment, "ridge", {"optuna_study": "ridge-0123456789ab"})
+    os.kill(os.getpid(), signal.SIGKILL)
+# killed in the middle of logging the final run, after its metrics and parameters
+tracking._log_artifacts = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+tracking.log_final_run(
+    experiment,
+    tracking.FinalRun(
+        model="ridge", params={"alpha": 1.0}, metrics={"val_rmse": 1.0}, config_hash="c0ffee"
+    ),
+    tracking.LoggedDataset(pd.DataFrame({"y": [1.0, 2.0]}), "v13", "v13.csv", "y", "ab" * 32),
+)
+"""
+
+
+@pytest.mark.parametrize("step", ["setup_study", "train_final"])
+def test_a_job_killed_while_it_logs_leaves_no_running_run_after_the_rerun(tmp_path, step):
+    """A process killed (SIGKILL) right after setup_study created the study's parent run, or
+    in the middle of train_final logging its run, leaves that run RUNNING; the rerun's own
+    logging ends it as KILLED, so only the rerun's run is left (RUNNING only for a parent run,
+    which train_final closes)."""
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    from drg_workflow.modelling.tracking import create_parent_run
+
+    store = (f"sqlite:///{tmp_path / 'mlflow.db'}", "drg-kill", str(tmp_path / "artifacts"))
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_LOGGING, step, *store], cwd=scripts, check=False
+    )
+    assert killed.returncode == -9
+    experiment = ensure_experiment(MlflowSettings(*store))
+    client = MlflowClient(store[0])
+    stage = "tuning" if step == "setup_study" else "final"
+
+    def runs():
+        found = client.search_runs([experiment.experiment_id], f"tags.stage = '{stage}'")
+        return sorted((r.info.status, r.data.tags.get("interrupted")) for r in found)
+
+    assert runs() == [("RUNNING", None)]  # what the kill left
+    if step == "setup_study":
+        create_parent_run(experiment, "ridge", {"optuna_study": "ridge-0123456789ab"})
+        create_parent_run(experiment, "ridge", {"optuna_study": "ridge-ffffffffffff"})
+        expected = [("KILLED", "true"), ("RUNNING", None), ("RUNNING", None)]
+    else:
+        run = FinalRun(
+            model="ridge", params={"alpha": 1.0}, metrics={"val_rmse": 1.0}, config_hash="c0ffee"
+        )
+        frame = pd.DataFrame({"y": [1.0, 2.0]})
+        log_final_run(experiment, run, LoggedDataset(frame, "v13", "v13.csv", "y", "ab" * 32))
+        expected = [("FINISHED", None), ("KILLED", "true")]
+    assert runs() == expected

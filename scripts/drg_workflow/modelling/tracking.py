@@ -187,13 +187,41 @@ def ensure_experiment(settings: MlflowSettings) -> MlflowExperiment:
 
 
 @timed("mlflow")
+def end_abandoned_runs(
+    client: MlflowClient, experiment_id: str, tags: Mapping[str, str]
+) -> list[str]:
+    """End as KILLED (tag ``interrupted``) the experiment's runs still RUNNING that carry all
+    of ``tags``; return their ids.
+
+    A job killed while it logs a run leaves that run RUNNING, and its rerun logs a new one: a
+    step calls this first with the tags that identify its own run, so after the plain rerun no
+    run of the step is left open."""
+    conditions = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+    query = " and ".join([*conditions, "attributes.status = 'RUNNING'"])
+    run_ids = [run.info.run_id for run in client.search_runs([experiment_id], query)]
+    for run_id in run_ids:
+        client.set_tag(run_id, "interrupted", "true")
+        client.set_terminated(run_id, status="KILLED")
+    return run_ids
+
+
+@timed("mlflow")
 def create_parent_run(experiment: MlflowExperiment, model: str, tags: Mapping[str, str]) -> str:
-    """Create a study's parent run ``<model>-tuning`` (stage ``tuning``); return its id."""
+    """Create a study's parent run ``<model>-tuning`` (stage ``tuning``); return its id.
+
+    A parent run of the same study (tag ``optuna_study``) still RUNNING was left by an earlier
+    setup that was killed or is superseded by this one: it is ended first."""
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
     run_name = f"{model}-tuning"
     all_tags = {MLFLOW_RUN_NAME: run_name, "stage": TUNING_STAGE, "model": model, **tags}
     client = tracking_client(experiment.tracking_uri)
+    if "optuna_study" in tags:
+        end_abandoned_runs(
+            client,
+            experiment.experiment_id,
+            {"stage": TUNING_STAGE, "model": model, "optuna_study": tags["optuna_study"]},
+        )
     return client.create_run(experiment.experiment_id, tags=all_tags, run_name=run_name).info.run_id
 
 
@@ -476,6 +504,8 @@ def log_final_run(
     Logs the params (as strings and as ``params.json``), the metrics, tags model, stage,
     data_sha256 and config_hash (plus ``run.tags``), the data version as the training input
     (its tags carry the full sha256), the JSON documents and tables of ``run``, and the model.
+    The same run left RUNNING by a killed job (same name, stage, settings hash and parent) is
+    ended first (:func:`end_abandoned_runs`).
     """
     import mlflow
     from mlflow.entities import Metric, Param
@@ -490,6 +520,11 @@ def log_final_run(
         **run.tags,
     }
     client = tracking_client(experiment.tracking_uri)  # opens the store race-free
+    run_name = run.run_name or f"{run.model}-final"
+    same_run = {"mlflow.runName": run_name, "stage": run.stage, "config_hash": run.config_hash}
+    if run.parent_run_id:
+        same_run["mlflow.parentRunId"] = run.parent_run_id
+    end_abandoned_runs(client, experiment.experiment_id, same_run)
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(experiment.tracking_uri)
     try:
@@ -497,7 +532,7 @@ def log_final_run(
             warnings.catch_warnings(),
             mlflow.start_run(
                 experiment_id=experiment.experiment_id,
-                run_name=run.run_name or f"{run.model}-final",
+                run_name=run_name,
                 parent_run_id=run.parent_run_id,
                 tags=tags,
             ) as active,
