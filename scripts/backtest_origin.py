@@ -2,7 +2,7 @@
 origin year, and its predictions of that year."""
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.models import set_fit_threads
+from drg_workflow.modelling.model_params import set_fit_threads
 from drg_workflow.modelling.steps.backtest import backtest_origin
 from drg_workflow.modelling.steps.shared import write_table
 from drg_workflow.versions import read_json, write_json

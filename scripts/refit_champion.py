@@ -2,7 +2,7 @@
 every year up to the last one, logged to MLflow (nothing without a champion)."""
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.models import set_fit_threads
+from drg_workflow.modelling.model_params import set_fit_threads
 from drg_workflow.modelling.steps.champion import refit_champion
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_json

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.models import set_fit_threads
+from drg_workflow.modelling.model_params import set_fit_threads
 from drg_workflow.modelling.steps.fit import train_final
 from drg_workflow.modelling.steps.shared import metrics_summary, write_table
 from drg_workflow.modelling.tracking import route_library_logs

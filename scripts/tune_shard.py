@@ -2,7 +2,7 @@
 Optuna study (a round's shards run in parallel)."""
 
 from drg_workflow.errors import logged_rule
-from drg_workflow.modelling.models import set_fit_threads
+from drg_workflow.modelling.model_params import set_fit_threads
 from drg_workflow.modelling.steps.tuning import tune_shard
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.versions import read_json, write_json

@@ -29,10 +29,10 @@ from drg_workflow.modelling.comparison import (
     gate_failures,
 )
 from drg_workflow.modelling.data import ModellingDataError, select_features
+from drg_workflow.modelling.model_params import PERSISTENCE_PARAMS
 from drg_workflow.modelling.models import build_model
 from drg_workflow.modelling.settings import BacktestSettings, YearSplit
 from drg_workflow.modelling.target_form import (
-    PERSISTENCE_PARAMS,
     TargetFormRegressor,
     loss_weights,
     signed_log,

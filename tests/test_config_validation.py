@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from drg_workflow.config_validation import ConfigError, config_schema, validate_config
-from drg_workflow.registry import registered_transformations
+from drg_workflow.transformations import registered_transformations
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The schema as written (workflow/schemas/config.schema.yaml); validate_config completes it.

@@ -285,7 +285,7 @@ def test_bad_contracts_are_refused(contracts, message):
 
 
 def test_every_transformation_has_a_contract():
-    from drg_workflow.registry import registered_transformations
+    from drg_workflow.transformations import registered_transformations
 
     assert sorted(DEFAULTS["contracts"]) == sorted([*registered_transformations(), "ingest_raw"])
 

@@ -242,7 +242,7 @@ def test_fits_use_the_jobs_threads_and_predictions_do_not_change():
     from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
     from threadpoolctl import threadpool_limits
 
-    from drg_workflow.modelling.models import set_fit_threads
+    from drg_workflow.modelling.model_params import set_fit_threads
     from drg_workflow.modelling.target_form import fit_weighted
 
     class Recorder(RegressorMixin, BaseEstimator):

@@ -18,14 +18,14 @@ from drg_workflow.chain import configured_parameters
 from drg_workflow.config_validation import ConfigError, config_schema, validate_config
 from drg_workflow.contract_settings import configured_contract
 from drg_workflow.contracts import CONTRACT_FIELDS
+from drg_workflow.names import RAW_TRANSFORMATION
 from drg_workflow.registry import (
     ConfigValue,
     Parameter,
     RegistryError,
     register,
-    registered_transformations,
 )
-from drg_workflow.transformations import apply_transformation
+from drg_workflow.transformations import apply_transformation, registered_transformations
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITTEN_SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
@@ -212,4 +212,4 @@ def test_docs_overview_is_the_default_chain():
     table = markdown_table(DATA_VERSIONS, "## Overview of the default chain")
     documented = [(row[0], row[1]) for row in table]
     default_chain = [(s["version"], s["transformation"]) for s in defaults()["chain"]]
-    assert documented == [("v0", registry.RAW_TRANSFORMATION), *default_chain]
+    assert documented == [("v0", RAW_TRANSFORMATION), *default_chain]

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from drg_workflow.registry import Parameter, registered_transformation
+from drg_workflow.registry import Parameter
+from drg_workflow.transformations import registered_transformation
 
 
 def configured_parameters(config: Mapping[str, Any], transformation: str) -> dict[str, Any]:

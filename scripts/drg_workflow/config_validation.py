@@ -21,7 +21,7 @@ from jsonschema import validators
 from drg_workflow.contract_settings import check_contracts
 from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.names import RAW_VERSION, SPLIT_NAMES
-from drg_workflow.registry import default_contracts, registered_transformations
+from drg_workflow.transformations import default_contracts, registered_transformations
 from drg_workflow.urls import credentials_error
 
 

@@ -21,9 +21,11 @@ writing its decorated function and putting it in the chain; no schema edit.
 v0 is not made by a transformation but by rule ``ingest_raw``, from the raw source; its default
 contract (:data:`RAW_CONTRACT`) is here too, so that every contract default has this one home.
 
-This module imports only the standard library; reading the registry
-(:func:`registered_transformations`) imports :mod:`drg_workflow.transformations`, whose
-decorators fill it, and so pandas.
+This module imports only the standard library and imports nothing that registers: the
+registry is read through :mod:`drg_workflow.transformations`
+(:func:`~drg_workflow.transformations.registered_transformations`,
+:func:`~drg_workflow.transformations.default_contracts`), whose decorators fill it, so imports
+point one way.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# RAW_TRANSFORMATION: the rule that makes v0, and the name its contract is configured under.
-from drg_workflow.names import RAW_TRANSFORMATION
 from drg_workflow.raw_schema import RAW_KEY_COLUMNS, RAW_MONEY_COLUMNS
 
 #: What ``ingest_raw`` does, as its contract's description (like a docstring's summary).
@@ -188,33 +188,8 @@ def register(
     return decorate
 
 
-def registered_transformations() -> dict[str, Transformation]:
-    """Name -> entry of every registered transformation, in the order they are defined."""
-    # Importing the module registers its transformations (its decorators run at import).
-    import drg_workflow.transformations  # noqa: F401
-
+def registered_so_far() -> dict[str, Transformation]:
+    """Name -> entry of every transformation registered so far, in the order they were
+    defined. The registry is complete once :mod:`drg_workflow.transformations` is imported:
+    read it through :func:`drg_workflow.transformations.registered_transformations`."""
     return dict(_REGISTRY)
-
-
-def registered_transformation(name: str) -> Transformation:
-    """The entry of the transformation registered as ``name``.
-
-    Raises:
-        KeyError: No transformation is registered as ``name``.
-    """
-    registry = registered_transformations()
-    if name not in registry:
-        raise KeyError(f"unknown transformation {name!r}; known: {', '.join(registry)}")
-    return registry[name]
-
-
-def default_contracts() -> dict[str, tuple[str, Mapping[str, Any]]]:
-    """Name -> (description, default contract) of every maker of a version: ``ingest_raw``
-    (v0) first, then every registered transformation."""
-    return {
-        RAW_TRANSFORMATION: (RAW_DESCRIPTION, RAW_CONTRACT),
-        **{
-            name: (entry.description, entry.contract)
-            for name, entry in registered_transformations().items()
-        },
-    }

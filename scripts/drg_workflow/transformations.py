@@ -19,16 +19,25 @@ the original pipeline take 47 minutes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from drg_workflow.columns import lag_column, rolling_column
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.names import RAW_TRANSFORMATION
 from drg_workflow.raw_schema import RAW_MONEY_COLUMNS
-from drg_workflow.registry import ConfigValue, Parameter, register, registered_transformations
+from drg_workflow.registry import (
+    RAW_CONTRACT,
+    RAW_DESCRIPTION,
+    ConfigValue,
+    Parameter,
+    Transformation,
+    register,
+    registered_so_far,
+)
 
 #: Keys of one row once ``agg_severities`` has run.
 GROUP_KEYS: list[str] = ["year", "facility_id", "apr_drg_code"]
@@ -561,3 +570,34 @@ def apply_transformation(name: str, frame: pd.DataFrame, parameters: dict) -> pd
         known = ", ".join(registry)
         raise TransformationError(f"unknown transformation {name!r}; known: {known}")
     return registry[name].function(frame, **parameters)
+
+
+def registered_transformations() -> dict[str, Transformation]:
+    """Name -> entry of every registered transformation, in the order they are defined."""
+    # Called after this module's decorators ran (at its import), so the registry is complete.
+    return registered_so_far()
+
+
+def registered_transformation(name: str) -> Transformation:
+    """The entry of the transformation registered as ``name``.
+
+    Raises:
+        KeyError: No transformation is registered as ``name``.
+    """
+    registry = registered_transformations()
+    if name not in registry:
+        raise KeyError(f"unknown transformation {name!r}; known: {', '.join(registry)}")
+    return registry[name]
+
+
+def default_contracts() -> dict[str, tuple[str, Mapping[str, Any]]]:
+    """Name -> (description, default contract) of every maker of a version: ``ingest_raw``
+    (v0, :data:`drg_workflow.names.RAW_TRANSFORMATION`: the rule that makes it and the name
+    its contract is configured under) first, then every registered transformation."""
+    return {
+        RAW_TRANSFORMATION: (RAW_DESCRIPTION, RAW_CONTRACT),
+        **{
+            name: (entry.description, entry.contract)
+            for name, entry in registered_transformations().items()
+        },
+    }

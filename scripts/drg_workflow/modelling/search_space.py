@@ -13,7 +13,7 @@ cannot make, each error naming the config key:
   reserved parameters, ``low < high``, integer bounds and steps for ``int``, ``log`` needs
   ``low > 0`` and no step, no parameter both fixed and tuned, the region that reduces to
   persistence (every search space tunes ``max_log_change`` from 0,
-  :data:`.models.PERSISTENCE_PARAMS`), and the loss weights (every model sets or tunes
+  :data:`.model_params.PERSISTENCE_PARAMS`), and the loss weights (every model sets or tunes
   ``loss_weight_power``).
 - :func:`check_model_estimator` (imports scikit-learn and fits tiny probe models, so it runs in
   the ``setup_study`` job, once per model configuration): the estimator accepts every parameter
@@ -27,12 +27,10 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .model_params import PERSISTENCE_PARAMS, RESERVED_PARAMS, TARGET_FORM_PARAMS
 from .models import (
     CHEAP_FIT_PARAMS,
     MODEL_BUILDERS,
-    PERSISTENCE_PARAMS,
-    RESERVED_PARAMS,
-    TARGET_FORM_PARAMS,
     ModelConfigError,
     accepted_params,
     build_model,

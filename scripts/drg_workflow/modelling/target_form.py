@@ -38,9 +38,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from .baseline import persistence_values
 from .data import ModellingDataError
-from .models import PERSISTENCE_PARAMS, TARGET_FORM_PARAMS, fit_threads
-
-__all__ = ["PERSISTENCE_PARAMS", "TARGET_FORM_PARAMS"]  # declared in .models (import-light)
+from .model_params import fit_threads
 
 if TYPE_CHECKING:
     from .settings import FeatureSettings
@@ -121,7 +119,7 @@ def fit_weighted(
     from sklearn.pipeline import Pipeline
 
     final = regressor.steps[-1][1] if isinstance(regressor, Pipeline) else regressor
-    # The fit alone runs in the process's fit threads (.models.set_fit_threads): a forest
+    # The fit alone runs in the process's fit threads (.model_params.set_fit_threads): a forest
     # left at n_jobs=None builds its trees in that many, then is put back to None, so its
     # predictions stay single-threaded and its parameters are the configured ones.
     threaded = "n_jobs" in final.get_params(deep=False) and final.n_jobs is None

@@ -48,7 +48,8 @@ from . import tracking
 from .baseline import baseline_predictions
 from .data import fold_years, year_folds
 from .metrics import mae, rmse
-from .models import PERSISTENCE_PARAMS, model_estimator
+from .model_params import PERSISTENCE_PARAMS
+from .models import model_estimator
 from .search_space import suggest_params
 from .settings import ModelSettings
 from .sqlite import sqlite_file, sqlite_init_lock
@@ -99,7 +100,7 @@ def create_study(
 
     ``replace_existing`` deletes a study of the same name first, so that re-running the setup
     does not mix old and new trials. (The study's first trial, at
-    :data:`.models.PERSISTENCE_PARAMS`, is shard 0's to run: see :func:`run_tuning_shard`.)
+    :data:`.model_params.PERSISTENCE_PARAMS`, is shard 0's to run: see :func:`run_tuning_shard`.)
 
     Raises:
         TuningError: an existing study optimises in the other direction.
@@ -326,7 +327,7 @@ ROUND_ATTR = "round"
 CANDIDATE_ATTR = "candidate"
 MLFLOW_RUN_ATTR = "mlflow_run_id"
 INTERRUPTED_ATTR = "interrupted"
-#: Trial user attribute of the study's trial at :data:`.models.PERSISTENCE_PARAMS`.
+#: Trial user attribute of the study's trial at :data:`.model_params.PERSISTENCE_PARAMS`.
 PERSISTENCE_TRIAL_ATTR = "persistence_trial"
 
 
@@ -473,7 +474,7 @@ def round_candidates(
     A pure function of the seed, the round and the earlier results: every shard of the round
     computes the same list, and evaluates its own slice of it
     (:meth:`.settings.TuningSettings.shard_candidates`). Round 0's first candidate is at
-    :data:`.models.PERSISTENCE_PARAMS` (the region of every search space that predicts
+    :data:`.model_params.PERSISTENCE_PARAMS` (the region of every search space that predicts
     persistence), so every study scores persistence itself and its best trial is never worse.
     """
     tuning = model.tuning

@@ -93,7 +93,7 @@ def settings_of_model(model):
 # Threads of the jobs that fit a model, per model (MODEL_THREADS; 1 where not listed), and of
 # the champion's refit. Snakemake schedules jobs by their threads and gives a job no more than
 # --cores, so --cores bounds what the jobs use together; more threads never change results
-# (drg_workflow.modelling.models.set_fit_threads: the forest's n_jobs during the fit, OpenMP
+# (drg_workflow.modelling.model_params.set_fit_threads: the forest's n_jobs during the fit, OpenMP
 # for gradient boosting). The tuning shards, final fits and backtest refits run one thread
 # each: on 2 cores (a laptop, CI) a 2-thread forest shard leaves no core for its sibling, so
 # the study's shards ran one after the other instead of side by side (and each one's sampler

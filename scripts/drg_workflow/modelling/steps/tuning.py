@@ -37,7 +37,7 @@ def setup_study(
     years_document: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Check the model's configuration against its estimator, then create its Optuna study
-    (whose first trial, shard 0's, is at :data:`..models.PERSISTENCE_PARAMS`, which predicts
+    (whose first trial, shard 0's, is at :data:`..model_params.PERSISTENCE_PARAMS`, which predicts
     persistence) and the study's MLflow parent run.
 
     Returns the document written to ``results/tuning/{model}/setup.json``: what the shards need
