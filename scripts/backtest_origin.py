@@ -1,11 +1,11 @@
 """Rule backtest_origin: one model refitted with its tuned parameters on every year before one
 origin year, and its predictions of that year."""
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json, write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.model_params import set_fit_threads
 from drg_workflow.modelling.steps.backtest import backtest_origin
 from drg_workflow.modelling.steps.shared import write_table
-from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     set_fit_threads(snakemake.threads)

@@ -108,10 +108,10 @@ def benchmark_contracts(workdir: Path, config: dict, cores: int) -> None:
     from drg_workflow.config_validation import validate_config
     from drg_workflow.contract_settings import configured_contract
     from drg_workflow.contracts import check_contract
+    from drg_workflow.documents import read_json
     from drg_workflow.hashing import file_sha256
     from drg_workflow.names import RAW_TRANSFORMATION, RAW_VERSION
     from drg_workflow.verify import VersionFiles, verify_chain
-    from drg_workflow.versions import read_json
 
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     settings = validate_config(json.loads(json.dumps(config)), schema)
@@ -169,7 +169,8 @@ def benchmark_contracts(workdir: Path, config: dict, cores: int) -> None:
 
 def read_version(results: Path, version: str):
     """A built version's frame: from its Arrow copy if it has one, else from its CSV."""
-    from drg_workflow.versions import metadata_dtypes, read_arrow, read_csv, read_json
+    from drg_workflow.documents import read_json
+    from drg_workflow.tables import metadata_dtypes, read_arrow, read_csv
 
     arrow = results / version / f"{version}.arrow"
     if arrow.exists():
@@ -189,8 +190,8 @@ def benchmark_single_process(workdir: Path, config: dict, threads: int = 1) -> f
 
     from drg_workflow.chain import configured_parameters
     from drg_workflow.config_validation import validate_config
+    from drg_workflow.tables import csv_pieces
     from drg_workflow.transformations import apply_transformation
-    from drg_workflow.versions import csv_pieces
 
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     settings = validate_config(json.loads(json.dumps(config)), schema)

@@ -3,7 +3,7 @@ gate on the backtest's choosing origins, and the champion."""
 
 import sys
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.steps.champion import compare_models
 from drg_workflow.modelling.steps.shared import write_table
 

@@ -1,7 +1,7 @@
 """Rule script of download_raw: fetch the raw CSV of ``raw.source: url`` (retries, atomic)."""
 
 from drg_workflow.download import download
-from drg_workflow.errors import logged_rule
+from drg_workflow.jobs import logged_rule
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     # Retry settings come from the config, not params: changing them must not re-download.

@@ -1,10 +1,10 @@
 """Rule evaluate_baseline: the naive persistence baseline, evaluated and logged like a model."""
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json, write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.steps.fit import evaluate_baseline
 from drg_workflow.modelling.steps.shared import metrics_summary, write_table
 from drg_workflow.modelling.tracking import route_library_logs
-from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log, optuna=False)

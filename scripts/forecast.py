@@ -6,12 +6,13 @@ import sys
 
 import pandas as pd
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.intervals import ALL_ROWS
 from drg_workflow.modelling.steps.forecast import forecast
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.names import BASELINE_NAME
-from drg_workflow.versions import read_json, write_version
+from drg_workflow.versions import write_version
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log, optuna=False)

@@ -2,8 +2,8 @@
 
 import sys
 
-from drg_workflow.errors import logged_rule
 from drg_workflow.ingest import ingest_raw, missing_years_warning, year_runs
+from drg_workflow.jobs import logged_rule
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     metadata = ingest_raw(

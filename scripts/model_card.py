@@ -3,11 +3,11 @@ description and an artifact of its run) and as HTML for the report."""
 
 import pandas as pd
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.steps.model_card import model_card
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.report.output import save_text
-from drg_workflow.versions import read_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log, optuna=False)

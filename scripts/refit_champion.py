@@ -1,11 +1,11 @@
 """Rule refit_champion: the champion of the comparison refitted with its tuned parameters on
 every year up to the last one, logged to MLflow (nothing without a champion)."""
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json, write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.model_params import set_fit_threads
 from drg_workflow.modelling.steps.champion import refit_champion
 from drg_workflow.modelling.tracking import route_library_logs
-from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     set_fit_threads(snakemake.threads)

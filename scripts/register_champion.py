@@ -3,10 +3,10 @@ without a champion, the alias is removed and the forecast uses persistence."""
 
 import sys
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json, write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.steps.champion import register_champion
 from drg_workflow.modelling.tracking import route_library_logs
-from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log, optuna=False)

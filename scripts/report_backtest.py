@@ -2,12 +2,12 @@
 
 import pandas as pd
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.comparison import champion_model
 from drg_workflow.report.figures import backtest_skill
 from drg_workflow.report.output import save_png, save_text
 from drg_workflow.report.tables import backtest_page, data_label
-from drg_workflow.versions import read_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     data = data_label(read_json(snakemake.input.metadata))

@@ -1,10 +1,11 @@
 """Rule report_features: the target's distribution by year and the strongest lag features."""
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.report.figures import lag_features_vs_target, strongest_features, target_by_year
 from drg_workflow.report.output import save_png
 from drg_workflow.report.tables import data_label
-from drg_workflow.versions import read_arrow, read_json
+from drg_workflow.tables import read_arrow
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     target = snakemake.params.target

@@ -1,7 +1,8 @@
 """Rule report_forecast: the forecast's changes over last year, its searchable table, and its
 intervals' coverage by group and level, calibration and width by group."""
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.report.figures import (
     coverage_by_group,
     forecast_changes,
@@ -10,7 +11,7 @@ from drg_workflow.report.figures import (
 )
 from drg_workflow.report.output import save_png, save_text
 from drg_workflow.report.tables import data_label, forecast_page
-from drg_workflow.versions import metadata_dtypes, read_csv, read_json
+from drg_workflow.tables import metadata_dtypes, read_csv
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     metadata = read_json(snakemake.input.forecast_metadata)

@@ -3,7 +3,8 @@ residuals by year and feature importances."""
 
 import pandas as pd
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.report.figures import (
     feature_importances,
     predicted_vs_actual,
@@ -11,7 +12,6 @@ from drg_workflow.report.figures import (
 )
 from drg_workflow.report.output import save_png, save_text
 from drg_workflow.report.tables import comparison_page, data_label
-from drg_workflow.versions import read_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     data = data_label(read_json(snakemake.input.metadata))

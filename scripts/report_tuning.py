@@ -4,7 +4,8 @@ complete vs pruned trials of every shard of every model."""
 import optuna
 import pandas as pd
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.tuning import StudyRef
 from drg_workflow.report.figures import (
     optimisation_history,
@@ -13,7 +14,6 @@ from drg_workflow.report.figures import (
 )
 from drg_workflow.report.output import save_png
 from drg_workflow.report.tables import data_label, trials_frame
-from drg_workflow.versions import read_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     optuna.logging.set_verbosity(optuna.logging.WARNING)

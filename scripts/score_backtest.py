@@ -4,10 +4,12 @@ the MLflow runs."""
 
 import pandas as pd
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json, write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.steps.backtest import log_backtest, score_backtest
 from drg_workflow.modelling.tracking import route_library_logs
-from drg_workflow.versions import read_json, write_frame_csv, write_json, write_version
+from drg_workflow.tables import write_frame_csv
+from drg_workflow.versions import write_version
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log, optuna=False)

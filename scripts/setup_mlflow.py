@@ -1,9 +1,9 @@
 """Rule setup_mlflow: create the MLflow experiment (and a fresh local store) once."""
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.steps.tuning import setup_mlflow
 from drg_workflow.modelling.tracking import route_library_logs
-from drg_workflow.versions import write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log, optuna=False)

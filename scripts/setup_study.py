@@ -1,11 +1,11 @@
 """Rule setup_study: check a model's configuration against its estimator, then create its
 Optuna study and the study's MLflow parent run."""
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json, write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.steps.tuning import setup_study
 from drg_workflow.modelling.tracking import route_library_logs
 from drg_workflow.modelling.tuning import storage_label
-from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     route_library_logs(log)

@@ -3,9 +3,10 @@ the years no model fits or scores are named in the log (a warning for any after 
 
 import sys
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json, write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.steps.split import split_years
-from drg_workflow.versions import read_arrow, read_json, write_json
+from drg_workflow.tables import read_arrow
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     result = split_years(

@@ -2,12 +2,12 @@
 
 import pandas as pd
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json, write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.model_params import set_fit_threads
 from drg_workflow.modelling.steps.fit import train_final
 from drg_workflow.modelling.steps.shared import metrics_summary, write_table
 from drg_workflow.modelling.tracking import route_library_logs
-from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     set_fit_threads(snakemake.threads)

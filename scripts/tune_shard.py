@@ -1,11 +1,11 @@
 """Rule tune_shard: run one shard's slice of a tuning round's candidates as trials of a model's
 Optuna study (a round's shards run in parallel)."""
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import read_json, write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.modelling.model_params import set_fit_threads
 from drg_workflow.modelling.steps.tuning import tune_shard
 from drg_workflow.modelling.tracking import route_library_logs
-from drg_workflow.versions import read_json, write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     set_fit_threads(snakemake.threads)

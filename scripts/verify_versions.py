@@ -1,8 +1,8 @@
 """Rule script of verify / verify_build: prove every version on disk against its metadata."""
 
-from drg_workflow.errors import logged_rule
+from drg_workflow.documents import write_json
+from drg_workflow.jobs import logged_rule
 from drg_workflow.verify import VersionFiles, raise_if_broken, report_lines, verify_chain
-from drg_workflow.versions import write_json
 
 with logged_rule(snakemake.log[0], snakemake.rule) as log:
     # verify_build reads its inputs where the job has them; verify (no input) the chain's paths.

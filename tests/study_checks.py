@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+from drg_workflow.documents import read_json
 from drg_workflow.modelling.tuning import open_storage
-from drg_workflow.versions import read_json
 
 
 def study_counts(workdir: Path, model: str, storage: str, client) -> str:

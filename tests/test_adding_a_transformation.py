@@ -16,7 +16,7 @@ import yaml
 from conftest import ROOT, SMALL_CONFIG, group_job_rules, write_config
 
 from drg_workflow.config_validation import validate_config
-from drg_workflow.versions import read_json
+from drg_workflow.documents import read_json
 
 pytestmark = pytest.mark.workflow
 

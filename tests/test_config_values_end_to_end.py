@@ -25,7 +25,8 @@ import pytest
 from conftest import SMALL_CONFIG, snakemake_command, write_config
 from modelling_frames import rare_drg_threshold, small_config
 
-from drg_workflow.versions import read_arrow, read_json
+from drg_workflow.documents import read_json
+from drg_workflow.tables import read_arrow
 
 pytestmark = pytest.mark.workflow
 

@@ -11,11 +11,12 @@ import pytest
 import yaml
 from conftest import ROOT
 
+from drg_workflow.chain_step import transform_version
 from drg_workflow.config_validation import ConfigError, validate_config
 from drg_workflow.contract_settings import configured_contract
 from drg_workflow.contracts import ContractError, check_contract
 from drg_workflow.ingest import ingest_raw
-from drg_workflow.versions import transform_version, write_version
+from drg_workflow.versions import write_version
 
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 DEFAULTS = validate_config({}, SCHEMA)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from drg_workflow.errors import DrgWorkflowError, StepFailed, logged_rule
+from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.jobs import StepFailed, logged_rule
 
 
 def test_a_user_error_ends_the_job_with_one_line_and_logs_the_traceback(tmp_path: Path):
@@ -67,7 +68,7 @@ def test_mlflow_telemetry_is_off_in_every_modelling_job():
 def test_a_script_run_in_snakemakes_process_fails_like_a_step(tmp_path: Path):
     """A rule script run by a run: block (rules/common/in_process.smk) calls logged_rule as in
     its own process; running_in_process makes the same call raise StepFailed, not exit."""
-    from drg_workflow.errors import running_in_process
+    from drg_workflow.jobs import running_in_process
 
     with pytest.raises(StepFailed, match="^ERROR in rule setup_study: no such parameter$"):
         with running_in_process(), logged_rule(str(tmp_path / "a.log"), "setup_study"):
@@ -83,7 +84,7 @@ def test_jobs_side_by_side_in_one_process_keep_their_library_lines_apart(tmp_pat
     import logging
     import threading
 
-    from drg_workflow.errors import running_in_process
+    from drg_workflow.jobs import running_in_process
     from drg_workflow.modelling.tracking import route_library_logs
 
     both_routed = threading.Barrier(2)
@@ -162,7 +163,7 @@ def first_imports_side_by_side(tmp_path: Path, name: str, job_context) -> list[s
 def test_scripts_in_snakemakes_process_import_one_at_a_time(tmp_path: Path):
     """Python hands one of two threads a half-initialised module here (the race is real: this
     test could not fail otherwise); in_process_script runs such jobs one after the other."""
-    from drg_workflow.errors import in_process_script, running_in_process
+    from drg_workflow.jobs import in_process_script, running_in_process
 
     race = first_imports_side_by_side(tmp_path / "free", "circular_free", running_in_process)
     assert any("partially initialized module 'circular_free.base'" in e for e in race), race

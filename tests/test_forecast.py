@@ -51,8 +51,8 @@ from drg_workflow.modelling.target_form import (
     to_target_form,
 )
 from drg_workflow.synthetic import generate_raw
+from drg_workflow.tables import write_arrow
 from drg_workflow.transformations import apply_transformation
-from drg_workflow.versions import write_arrow
 
 CONFIG = small_config()
 TARGET = CONFIG["target"]

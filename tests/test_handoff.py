@@ -1,6 +1,6 @@
 """A version without an Arrow copy reaches the next step from memory (same process) or from its
 CSV (a new process): the same frame either way, so the chain's bytes do not depend on how the
-steps were run (drg_workflow.versions.hand_off / read_version_data)."""
+steps were run (drg_workflow.handoff.hand_off / read_version_data)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,15 @@ import pandas as pd
 import pytest
 from modelling_frames import SCHEMA, rare_drg_threshold
 
-from drg_workflow import versions
+from drg_workflow import handoff
 from drg_workflow.chain import arrow_copy_versions, configured_parameters
+from drg_workflow.chain_step import transform_version
 from drg_workflow.config_validation import validate_config
 from drg_workflow.contract_settings import configured_contract
+from drg_workflow.handoff import HANDOFF_LIMIT, forget_handed_off, read_version_data
 from drg_workflow.ingest import ingest_raw
 from drg_workflow.names import RAW_TRANSFORMATION, RAW_VERSION
-from drg_workflow.versions import (
-    HANDOFF_LIMIT,
-    forget_handed_off,
-    read_version_data,
-    transform_version,
-    write_version,
-)
+from drg_workflow.versions import write_version
 
 
 @pytest.fixture(autouse=True)
@@ -39,13 +35,13 @@ def nothing_held():
 def csv_reads(monkeypatch) -> list[str]:
     """The CSVs read_version_data parsed (instead of taking them from memory)."""
     parsed: list[str] = []
-    read_table = versions._checked_csv_table
+    read_table = handoff._checked_csv_table
 
     def counting_read(path, metadata):
         parsed.append(Path(path).name)
         return read_table(path, metadata)
 
-    monkeypatch.setattr(versions, "_checked_csv_table", counting_read)
+    monkeypatch.setattr(handoff, "_checked_csv_table", counting_read)
     return parsed
 
 
@@ -95,7 +91,7 @@ def test_a_csv_replaced_or_other_metadata_is_read_from_disk(tmp_path: Path, csv_
 
     # Metadata that records another CSV: the table in memory is not taken for it either.
     csv, metadata = written(tmp_path, "v_b")
-    with pytest.raises(versions.ChangedVersionError):
+    with pytest.raises(handoff.ChangedVersionError):
         read_version_data(csv, {**metadata, "sha256": "0" * 64})
 
 
@@ -107,7 +103,7 @@ def test_a_csv_edited_after_it_was_built_is_refused(tmp_path: Path):
         r"recorded [0-9a-f]{12}\): it was changed after it was built. Put it back, or make it "
         "again with snakemake --forcerun hand_made"
     )
-    with pytest.raises(versions.ChangedVersionError, match=message):
+    with pytest.raises(handoff.ChangedVersionError, match=message):
         read_version_data(csv, metadata)
 
 

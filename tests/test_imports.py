@@ -36,6 +36,8 @@ def loaded(module: str) -> set[str]:
         # every MLflow call lives here; MLflow itself is imported where a call needs it
         ("drg_workflow.modelling.tracking", {"sklearn", "mlflow", "optuna"}),
         ("drg_workflow.versions", {"sklearn", "mlflow", "optuna", "matplotlib"}),
+        # what every rule script reads its JSON inputs with
+        ("drg_workflow.documents", {"pandas", "pyarrow", "numpy", "sklearn", "mlflow", "optuna"}),
         # the report_* figure jobs
         ("drg_workflow.report.figures", {"sklearn", "mlflow", "optuna"}),
         ("drg_workflow.report.tables", {"sklearn", "mlflow", "optuna"}),

@@ -33,6 +33,7 @@ from modelling_frames import model_settings, modelling_settings, small_config
 from optuna.trial import TrialState
 from servers import MlflowServer, start_mlflow_server, unauthenticated_status
 
+from drg_workflow.documents import read_json
 from drg_workflow.hashing import file_sha256
 from drg_workflow.modelling.backtest import PREDICTION_COLUMNS, SCORE_COLUMNS
 from drg_workflow.modelling.baseline import evaluate_baseline
@@ -40,7 +41,7 @@ from drg_workflow.modelling.comparison import COMPARISON_COLUMNS, gate_failures
 from drg_workflow.modelling.data import prepare_modelling_data
 from drg_workflow.modelling.models import model_estimator
 from drg_workflow.modelling.tuning import open_storage
-from drg_workflow.versions import read_arrow, read_json
+from drg_workflow.tables import read_arrow
 
 pytestmark = pytest.mark.workflow
 

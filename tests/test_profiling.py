@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from drg_workflow import profiling
-from drg_workflow.errors import logged_rule
+from drg_workflow.jobs import logged_rule
 
 
 def test_nested_phases_count_their_own_time_only():

@@ -40,8 +40,8 @@ from servers import start_mlflow_server, unauthenticated_status
 
 from drg_workflow.chain import arrow_copy_versions
 from drg_workflow.config_validation import validate_config
+from drg_workflow.documents import read_json
 from drg_workflow.modelling.tuning import open_storage
-from drg_workflow.versions import read_json
 
 pytestmark = pytest.mark.workflow
 

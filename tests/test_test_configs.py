@@ -15,7 +15,8 @@ from conftest import ROOT, TEST_CONFIGS, load_test_config
 from modelling_frames import SCHEMA, rare_drg_threshold
 
 from drg_workflow.config_validation import validate_config
-from drg_workflow.versions import metadata_dtypes, read_csv, read_json
+from drg_workflow.documents import read_json
+from drg_workflow.tables import metadata_dtypes, read_csv
 
 NAMES = sorted(
     path.parent.name.removeprefix("config-") for path in TEST_CONFIGS.glob("*/config.yaml")

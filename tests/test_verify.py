@@ -19,7 +19,8 @@ from conftest import ROOT, SMALL_CONFIG, snakemake_command, write_config
 
 from drg_workflow.chain import arrow_copy_versions
 from drg_workflow.config_validation import validate_config
-from drg_workflow.versions import read_arrow, read_json, write_arrow
+from drg_workflow.documents import read_json
+from drg_workflow.tables import read_arrow, write_arrow
 
 pytestmark = pytest.mark.workflow
 

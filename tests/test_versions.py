@@ -13,18 +13,12 @@ import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 import pytest
 
-from drg_workflow import versions
+from drg_workflow import tables
+from drg_workflow.documents import read_json
 from drg_workflow.files import atomic_output
 from drg_workflow.hashing import file_sha256
-from drg_workflow.versions import (
-    metadata_dtypes,
-    read_arrow,
-    read_csv,
-    read_json,
-    write_arrow,
-    write_csv,
-    write_version,
-)
+from drg_workflow.tables import metadata_dtypes, read_arrow, read_csv, write_arrow, write_csv
+from drg_workflow.versions import write_version
 
 
 @pytest.fixture
@@ -125,7 +119,7 @@ def test_hashes_are_those_of_the_files_written(tmp_path: Path):
 def test_a_csv_formatted_in_threads_has_the_single_writers_bytes(tmp_path: Path, monkeypatch, rows):
     """Pieces of a few rows formatted by several threads join to the one writer's bytes (one
     header, rows in order, quoting and missing values alike), whatever the number of rows."""
-    monkeypatch.setattr(versions, "CSV_PIECE_ROWS", 7)
+    monkeypatch.setattr(tables, "CSV_PIECE_ROWS", 7)
     frame = small_frame(2000).head(rows).reset_index(drop=True)
     frame.loc[frame.index[::3], "mean_cost"] = np.nan
     frame.loc[frame.index[::5], "facility_name"] = 'Ward "A", East'

@@ -19,8 +19,9 @@ from conftest import ROOT, SMALL_CONFIG, deploy_as_module, snakemake_command, wr
 
 from drg_workflow.chain import arrow_copy_versions
 from drg_workflow.config_validation import validate_config
+from drg_workflow.documents import read_json
+from drg_workflow.tables import metadata_dtypes, read_arrow, read_csv
 from drg_workflow.transformations import apply_transformation
-from drg_workflow.versions import metadata_dtypes, read_arrow, read_csv, read_json
 
 pytestmark = pytest.mark.workflow
 

@@ -69,7 +69,7 @@ def arrow_copy_versions(config: Mapping[str, Any]) -> set[str]:
 
     Every other version is read once, by the next step, which takes the table from memory when
     it runs in the same process right after (as the chain's steps do in Snakemake's process)
-    and parses the CSV otherwise (:func:`drg_workflow.versions.read_version_data`): the default
+    and parses the CSV otherwise (:func:`drg_workflow.handoff.read_version_data`): the default
     chain has 0.12 instead of 0.81 GB of copies, and writes 12 fewer.
     """
     made_from: dict[str, int] = {}

@@ -111,7 +111,7 @@ def ingest_raw(
 ) -> dict[str, Any]:
     """Write data version v0 (CSV, Arrow copy, metadata) and return its metadata (the CSV
     formatted in ``threads`` threads). Without ``output_arrow`` v0 gets no Arrow copy and its
-    table is handed off to the next step (:func:`drg_workflow.versions.hand_off`).
+    table is handed off to the next step (:func:`drg_workflow.handoff.hand_off`).
 
     The raw frame is checked against ``contract`` before anything is written (see
     :func:`drg_workflow.contracts.check_contract`); the passed checks go in the metadata, and so

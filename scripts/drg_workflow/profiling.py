@@ -2,7 +2,7 @@
 
 Standard library only, so that importing it costs nothing. A job's code marks its parts with
 :func:`phase` (``with phase("read"): ...``); phases nest, and a phase's time excludes the time
-of the phases inside it, so the figures add up. :func:`drg_workflow.errors.logged_rule` writes
+of the phases inside it, so the figures add up. :func:`drg_workflow.jobs.logged_rule` writes
 one line per job to the rule's log when the job ends::
 
     INFO <rule>: profile {"startup": 4.1, "read": 0.8, "mlflow": 1.2, "compute": 3.0, ...}

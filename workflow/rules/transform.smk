@@ -1,6 +1,6 @@
 # One rule per transformation of the chain (config `chain`). The rules differ only in name,
 # parameters and the versions they make, so they are declared in one loop; all share the
-# adapter drg_workflow.versions.transformation_step (read, transform, write, metadata). A
+# adapter drg_workflow.chain_step.transformation_step (read, transform, write, metadata). A
 # version read only by the next step has no Arrow copy (ARROW_COPIES, common/chain.smk): the
 # next step takes its table from memory, or parses its CSV when it runs in another process.
 # The steps run in Snakemake's own process (run:, not script:): a step takes a second or two,

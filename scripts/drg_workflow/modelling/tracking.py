@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from drg_workflow.errors import JOB_HANDLER_NAME
+from drg_workflow.jobs import JOB_HANDLER_NAME
 from drg_workflow.names import BASELINE_NAME, SKILL_COLUMNS
 from drg_workflow.profiling import timed
 
@@ -75,7 +75,7 @@ def route_library_logs(logger: logging.Logger, *, optuna: bool = True) -> None:
 
     Both libraries set up their own stderr handler when imported, so this imports them: a job
     that never touches Optuna passes ``optuna=False`` and does not pay for importing it. The
-    job's handlers are lent, not given: :func:`~drg_workflow.errors.logged_rule` takes them back
+    job's handlers are lent, not given: :func:`~drg_workflow.jobs.logged_rule` takes them back
     when the job ends (in Snakemake's own process other jobs' handlers stay where they are)."""
     import mlflow  # configures its own stderr handler on import; replace it
 

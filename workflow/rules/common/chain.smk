@@ -16,7 +16,7 @@ CHAIN_TRANSFORMATIONS = list(
 #: one queue wait instead of one per version. Locally, groups change nothing.
 CHAIN_GROUP = "chain"
 #: Threads of a chain step: writing a version's CSV is most of its time, and its text is
-#: formatted in this many threads (same bytes; drg_workflow.versions.write_csv). The chain is
+#: formatted in this many threads (same bytes; drg_workflow.tables.write_csv). The chain is
 #: sequential, so the second core would otherwise idle. A runtime setting (--set-threads).
 CHAIN_THREADS = 2
 #: Versions with an Arrow copy: those read by more than the next step of the chain (the
@@ -78,7 +78,7 @@ def kept_version_files(version):
 
 def input_version_files(wildcards):
     """The data and metadata of the version the requested one is made from: its Arrow copy if
-    it has one, else its CSV (drg_workflow.versions.read_version_data)."""
+    it has one, else its CSV (drg_workflow.handoff.read_version_data)."""
     release_stale_locks()
     source = kept_version_files(CHAIN[wildcards.version]["input"])
     return {"data": source.get("arrow", source["csv"]), "metadata": source["metadata"]}
@@ -183,12 +183,12 @@ def verified_build_inputs(wildcards):
 
 def run_transformation_step(input, output, params, wildcards, threads, log, rule_name):
     """The body of the transformation rules of transform.smk: the package's shared
-    adapter (drg_workflow.versions.transformation_step), in Snakemake's own process."""
-    from drg_workflow.errors import IN_PROCESS_LOCK
+    adapter (drg_workflow.chain_step.transformation_step), in Snakemake's own process."""
+    from drg_workflow.jobs import IN_PROCESS_LOCK
 
     # Not while a script run in this process may be importing (IN_PROCESS_LOCK).
     with IN_PROCESS_LOCK:
-        from drg_workflow.versions import transformation_step
+        from drg_workflow.chain_step import transformation_step
 
     transformation_step(
         log_path=log[0],

@@ -44,15 +44,15 @@ IN_PROCESS_SCRIPTS = {
 def run_script_in_process(input, output, params, wildcards, threads, log, rule_name):
     """Run the script of rule ``rule_name`` (IN_PROCESS_RULES) in this process, with the
     ``snakemake`` object it reads. Errors the user can fix end the job with the script's
-    one-line message (drg_workflow.errors.logged_rule)."""
+    one-line message (drg_workflow.jobs.logged_rule)."""
     import runpy
 
-    from drg_workflow.errors import in_process_script
+    from drg_workflow.jobs import in_process_script
 
     job = SimpleNamespace(rule=rule_name, config=config)
     job.input, job.output, job.params, job.log = input, output, params, log
     job.wildcards, job.threads = wildcards, threads
     # One script at a time: two threads importing one package for the first time can break
-    # (drg_workflow.errors.IN_PROCESS_LOCK).
+    # (drg_workflow.jobs.IN_PROCESS_LOCK).
     with in_process_script():
         runpy.run_path(IN_PROCESS_SCRIPTS[rule_name], init_globals={"snakemake": job})

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from drg_workflow.versions import read_arrow
+from drg_workflow.tables import read_arrow
 
 from ..settings import (
     BacktestSettings,

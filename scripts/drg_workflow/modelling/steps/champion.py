@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from drg_workflow.versions import read_arrow, read_json
+from drg_workflow.documents import read_json
+from drg_workflow.tables import read_arrow
 
 from ..comparison import build_comparison, comparison_warnings
 from ..years import ModellingYears

@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from drg_workflow.documents import read_json
 from drg_workflow.names import HELD_OUT_SPLITS
-from drg_workflow.versions import read_json
 
 from ..baseline import BASELINE_NAME, baseline_predictions, baseline_rule
 from ..baseline import evaluate_baseline as persistence_metrics

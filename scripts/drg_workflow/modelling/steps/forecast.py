@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from drg_workflow.names import CHOOSING_ROLE, REPORTING_ROLE
-from drg_workflow.versions import arrow_columns, read_arrow
+from drg_workflow.tables import arrow_columns, read_arrow
 
 from ..baseline import BASELINE_NAME, baseline_predictions
 from ..comparison import NO_CHAMPION_WARNING

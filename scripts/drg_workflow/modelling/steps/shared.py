@@ -13,7 +13,7 @@ import pandas as pd
 from drg_workflow.files import atomic_output
 from drg_workflow.hashing import config_hash
 from drg_workflow.profiling import timed
-from drg_workflow.versions import read_arrow
+from drg_workflow.tables import read_arrow
 
 from ..data import ModellingData, prepare_modelling_data
 from ..settings import (

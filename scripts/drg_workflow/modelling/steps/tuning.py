@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from drg_workflow.versions import read_json
+from drg_workflow.documents import read_json
 
 from ..settings import (
     MlflowSettings,
