@@ -23,7 +23,6 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         f"{tuning['rounds']} rounds of {tuning['n_shards']} shards, "
         f"{tuning['trials_per_shard']} trials per shard, TPE seeds {tuning['base_seed']}+round"
     )
-    shards = [read_json(path) for path in snakemake.input.shards]
     frames = []
     for model, setup_path, history_path, importances_path in zip(
         snakemake.params.models,
@@ -36,13 +35,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
         study = optuna.load_study(
             study_name=setup["study_name"], storage=StudyRef.from_setup(setup).open_storage()
         )
-        numbers: dict[int, list[int]] = {}
-        for s in shards:
-            if s["model"] == model:
-                numbers.setdefault(s["shard_index"], []).extend(
-                    s["trial_numbers"] + s.get("interrupted_trial_numbers", [])
-                )
-        trials = trials_frame(model, study.get_trials(deepcopy=False), numbers)
+        trials = trials_frame(model, study.get_trials(deepcopy=False))
         frames.append(trials)
         save_png(optimisation_history(trials, model, data, settings), history_path)
         complete = int(trials["state"].eq("COMPLETE").sum())

@@ -147,41 +147,44 @@ def test_sample_rows_is_seeded_and_bounded():
     assert len(first) == 10 and first.equals(second)
 
 
-def _trial(number: int, state: str, value: float | None, steps: dict[int, float]):
+def _trial(number: int, shard: int, candidate: int, state: str, value, steps: dict[int, float]):
     return SimpleNamespace(
         number=number,
+        user_attrs={"shard": shard, "round": candidate // 2, "candidate": candidate % 2},
         state=SimpleNamespace(name=state),
         value=value,
         intermediate_values=steps,
     )
 
 
+# Optuna's numbers in the order the shards happened to create the trials, not their candidates'
 TRIALS = tables.trials_frame(
     "ridge",
     [
-        _trial(2, "PRUNED", None, {0: 9.0}),
-        _trial(0, "COMPLETE", 5.0, {0: 4.0, 1: 5.0}),
-        _trial(1, "COMPLETE", 3.0, {0: 3.0, 1: 3.0}),
-        _trial(3, "COMPLETE", 4.0, {0: 4.0, 1: 4.0}),
+        _trial(2, 0, 2, "PRUNED", None, {0: 1.2}),
+        _trial(1, 0, 0, "COMPLETE", 1.0, {0: 1.0, 1: 1.0}),
+        _trial(0, 1, 1, "COMPLETE", 0.8, {0: 0.7, 1: 0.8}),
+        _trial(3, 1, 3, "COMPLETE", 0.9, {0: 0.9, 1: 0.9}),
     ],
-    {0: [0, 2], 1: [1, 3]},
 )
 
 
-def test_trials_frame_records_shard_state_and_values():
+def test_trials_frame_orders_trials_by_round_and_candidate_not_number():
     assert list(TRIALS.columns) == list(tables.TRIAL_COLUMNS)
-    assert list(TRIALS["number"]) == [0, 1, 2, 3]
+    assert list(TRIALS["trial"]) == [0, 1, 2, 3]
+    assert list(TRIALS["round"]) == [0, 0, 1, 1] and list(TRIALS["candidate"]) == [0, 1, 0, 1]
     assert list(TRIALS["shard"]) == [0, 1, 0, 1]
     assert list(TRIALS["state"]) == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]
-    assert np.isnan(TRIALS.loc[2, "value"]) and TRIALS.loc[2, "last_step_value"] == 9.0
+    assert np.isnan(TRIALS.loc[2, "value"]) and TRIALS.loc[2, "last_step_value"] == 1.2
 
 
 def test_optimisation_history_draws_best_so_far():
     figure = figures.optimisation_history(TRIALS, "ridge", DATA, "2 shards x 2 trials")
-    _check(figure, "CV RMSE of the target (dollars)", "trial number", DATA, "2 shards x 2")
+    _check(figure, "CV loss ratio (model / persistence)", "round, then candidate", DATA)
     (ax,) = figure.axes
-    (best,) = ax.lines
-    assert list(best.get_ydata()) == [5.0, 3.0, 3.0]
+    best, persistence = ax.lines
+    assert list(best.get_ydata()) == [1.0, 0.8, 0.8]
+    assert list(persistence.get_ydata()) == [1.0, 1.0]
 
 
 def test_param_importances_with_and_without_values():

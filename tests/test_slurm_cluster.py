@@ -439,7 +439,7 @@ def test_the_answer_is_the_same_on_slurm_as_with_one_local_core(cluster_run):
     for model in MODELS:
         slurm_metrics = read_json(on_slurm / f"models/{model}/metrics.json")
         local_metrics = read_json(local / f"models/{model}/metrics.json")
-        for key in ("best_params", "cv_rmse", "cv_mae", "val_rmse", "test_rmse"):
+        for key in ("best_params", "best_round", "best_candidate", "cv_rmse", "val_rmse"):
             assert slurm_metrics[key] == local_metrics[key], (model, key)
     slurm_champion = read_json(on_slurm / "models/champion.json")
     local_champion = read_json(local / "models/champion.json")

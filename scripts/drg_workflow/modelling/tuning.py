@@ -53,6 +53,16 @@ from .models import model_estimator
 from .search_space import suggest_params
 from .settings import ModelSettings
 from .sqlite import sqlite_file, sqlite_init_lock
+from .trial_attrs import (
+    CANDIDATE_ATTR,
+    INTERRUPTED_ATTR,
+    MLFLOW_RUN_ATTR,
+    PERSISTENCE_TRIAL_ATTR,
+    ROUND_ATTR,
+    SETUP_ATTR,
+    SHARD_ATTR,
+    candidate_order,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -317,19 +327,6 @@ def make_objective(
 
 # --------------------------------------------------------------------------- shards
 
-#: Trial user attributes: the shard that ran the trial, the setup it belongs to (the study's
-#: MLflow parent run id, new with every setup_study run), its MLflow run, and whether its
-#: process was killed while it ran.
-SHARD_ATTR = "shard"
-SETUP_ATTR = "setup"
-#: Trial user attributes: the tuning round and the index of the trial's candidate in it.
-ROUND_ATTR = "round"
-CANDIDATE_ATTR = "candidate"
-MLFLOW_RUN_ATTR = "mlflow_run_id"
-INTERRUPTED_ATTR = "interrupted"
-#: Trial user attribute of the study's trial at :data:`.model_params.PERSISTENCE_PARAMS`.
-PERSISTENCE_TRIAL_ATTR = "persistence_trial"
-
 
 class ShardInterrupted(BaseException):
     """The shard's process got SIGTERM (``scancel``, a SLURM time limit, Snakemake stopping).
@@ -403,11 +400,6 @@ def shard_trials(
 def setup_trials(trials: Sequence[FrozenTrial], study: StudyRef) -> list[FrozenTrial]:
     """The trials of this setup of the study (user attribute ``setup``)."""
     return [t for t in trials if t.user_attrs.get(SETUP_ATTR, "") == (study.parent_run_id or "")]
-
-
-def candidate_order(trial: FrozenTrial) -> tuple[int, int]:
-    """(round, candidate index): the order of the trials that no timing changes."""
-    return int(trial.user_attrs.get(ROUND_ATTR, 0)), int(trial.user_attrs.get(CANDIDATE_ATTR, 0))
 
 
 def is_interrupted(trial: FrozenTrial) -> bool:

@@ -202,9 +202,11 @@ def lag_features_vs_target(
 
 
 def optimisation_history(trials: pd.DataFrame, model: str, data: str, settings: str) -> Figure:
-    """Objective (CV RMSE, dollars) of each trial by trial number, one colour per shard;
-    pruned trials at the running mean they were stopped at (crosses); the best value so far
-    as a step line. ``trials``: see :func:`drg_workflow.report.tables.trials_frame`."""
+    """Objective of each trial (its CV loss ratio: the larger of its RMSE and MAE over
+    persistence's on the year folds, 1 = persistence) in candidate order (round, then candidate), one colour per
+    shard; pruned trials at the running ratio they were stopped at (crosses); the best value
+    so far as a step line and persistence as a dashed one. ``trials``: see
+    :func:`drg_workflow.report.tables.trials_frame`."""
     figure = _figure()
     ax = figure.add_subplot()
     shards = sorted(trials["shard"].unique())
@@ -213,29 +215,29 @@ def optimisation_history(trials: pd.DataFrame, model: str, data: str, settings: 
         of_shard = trials[trials["shard"] == shard]
         done = of_shard[of_shard["state"] == "COMPLETE"]
         pruned = of_shard[of_shard["state"] == "PRUNED"]
-        ax.scatter(done["number"], done["value"], color=colour, s=22, label=f"shard {shard}")
+        ax.scatter(done["trial"], done["value"], color=colour, s=22, label=f"shard {shard}")
         if len(pruned):
             ax.scatter(
-                pruned["number"],
+                pruned["trial"],
                 pruned["last_step_value"],
                 color=colour,
                 marker="x",
                 s=22,
-                label=f"shard {shard}, pruned (mean at stop)",
+                label=f"shard {shard}, pruned (ratio at stop)",
             )
-    complete = trials[trials["state"] == "COMPLETE"].sort_values("number")
+    complete = trials[trials["state"] == "COMPLETE"].sort_values("trial")
     if len(complete):
         ax.step(
-            complete["number"],
+            complete["trial"],
             complete["value"].cummin(),
             where="post",
             color="black",
             linewidth=1.2,
             label="best so far",
         )
-    ax.yaxis.set_major_formatter(DOLLARS)
-    ax.set_xlabel("trial number (order of start, all shards)")
-    ax.set_ylabel("CV RMSE of the target (dollars)")
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="persistence")
+    ax.set_xlabel("trial (round, then candidate; all shards)")
+    ax.set_ylabel("CV loss ratio (model / persistence)")
     ax.set_title(f"{model}: optimisation history")
     ax.legend(fontsize=7, ncols=2)
     counts = trials["state"].value_counts()

@@ -14,6 +14,7 @@ import pandas as pd
 
 from drg_workflow.modelling.comparison import METRIC_COLUMNS
 from drg_workflow.modelling.intervals import bound_columns
+from drg_workflow.modelling.trial_attrs import SHARD_ATTR, candidate_order
 from drg_workflow.names import BASELINE_NAME
 
 #: Hex digits of a sha256 shown in tables, labels and footers.
@@ -31,7 +32,16 @@ LINEAGE_COLUMNS: tuple[str, ...] = (
 )
 
 #: Columns of :func:`trials_frame`.
-TRIAL_COLUMNS: tuple[str, ...] = ("model", "shard", "number", "state", "value", "last_step_value")
+TRIAL_COLUMNS: tuple[str, ...] = (
+    "model",
+    "trial",
+    "round",
+    "candidate",
+    "shard",
+    "state",
+    "value",
+    "last_step_value",
+)
 
 
 def short_sha(sha256: str | None) -> str:
@@ -98,26 +108,32 @@ def lineage_table(metadata: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=list(LINEAGE_COLUMNS))
 
 
-def trials_frame(
-    model: str, trials: Sequence[Any], shard_numbers: Mapping[int, Sequence[int]]
-) -> pd.DataFrame:
-    """One row per Optuna trial of a model: its shard, number, state (``COMPLETE``,
-    ``PRUNED``, ...), objective value (CV RMSE; empty unless complete) and the last value it
-    reported (a pruned trial's running mean when it was stopped).
+def trials_frame(model: str, trials: Sequence[Any]) -> pd.DataFrame:
+    """One row per Optuna trial of a model, in the order no timing changes (round, then
+    candidate: :func:`drg_workflow.modelling.trial_attrs.candidate_order`): ``trial`` (its
+    position in that order), its round, candidate and shard, state (``COMPLETE``,
+    ``PRUNED``, ...), objective value (CV loss ratio; empty unless complete) and the last value
+    it reported (a pruned trial's running value when it was stopped).
 
-    ``trials`` are Optuna ``FrozenTrial`` objects (anything with ``number``, ``state.name``,
-    ``value`` and ``intermediate_values``); ``shard_numbers`` maps a shard index to the trial
-    numbers it ran. Trials no shard claims get shard ``-1``.
+    ``trials`` are Optuna ``FrozenTrial`` objects (anything with ``user_attrs``, ``state.name``,
+    ``value`` and ``intermediate_values``). Optuna's trial number is left out: it depends on
+    which shard created its trial first. A trial killed while it ran comes before the one that
+    redid its candidate. Trials without a shard get shard ``-1``.
     """
-    shard_of = {n: shard for shard, numbers in shard_numbers.items() for n in numbers}
+    ordered = sorted(
+        trials, key=lambda trial: (*candidate_order(trial), trial.state.name != "FAIL")
+    )
     records = []
-    for trial in sorted(trials, key=lambda t: t.number):
+    for position, trial in enumerate(ordered):
         steps = trial.intermediate_values
+        round_index, candidate = candidate_order(trial)
         records.append(
             {
                 "model": model,
-                "shard": shard_of.get(trial.number, -1),
-                "number": trial.number,
+                "trial": position,
+                "round": round_index,
+                "candidate": candidate,
+                "shard": int(trial.user_attrs.get(SHARD_ATTR, -1)),
                 "state": trial.state.name,
                 "value": trial.value if trial.state.name == "COMPLETE" else float("nan"),
                 "last_step_value": steps[max(steps)] if steps else float("nan"),

@@ -119,7 +119,10 @@ def _metrics_document(
         "n_trials_fail": results["n_fail"],
         "n_trials_interrupted": results["n_interrupted"],
         "best_params": results["best_params"],
-        "best_trial_number": results["best_trial_number"],
+        # Which candidate won (round, index), not Optuna's trial number: that depends on which
+        # shard created its trial first.
+        "best_round": results["best_round"],
+        "best_candidate": results["best_candidate"],
         "fixed_params": dict(model.fixed_params),
         "target_form": model.target_form,
         "features": data.features,
