@@ -17,7 +17,7 @@ with logged_rule(snakemake.log[0], snakemake.rule) as log:
     result = score_backtest(
         snakemake.params.settings,
         [pd.read_csv(path) for path in snakemake.input.predictions],
-        [read_json(path) for path in snakemake.input.fits],
+        [fit for path in snakemake.input.fits for fit in read_json(path)["fits"]],
         read_json(snakemake.input.split),
     )
     predictions = write_frame_csv(result.predictions, snakemake.output.predictions)

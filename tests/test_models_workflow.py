@@ -504,18 +504,27 @@ def test_the_years_come_from_the_data(model_run: Path):
     assert metrics["years"] == split["split"]
 
 
-def test_one_backtest_job_per_model_and_origin_refits_on_the_years_before_it(model_run: Path):
+def test_one_backtest_job_per_model_refits_before_each_origin_on_the_years_before_it(
+    model_run: Path,
+):
     data = read_json(model_run / "results/v13/v13_metadata.json")
     predictions = []
     for model in MODELS:
         tuned = read_json(model_run / f"results/models/{model}/metrics.json")["best_params"]
-        for origin in (2014, 2015, 2017):
-            fit = read_json(model_run / f"results/backtest/{model}/{origin}.json")
+        fits = read_json(model_run / f"results/backtest/{model}/fits.json")["fits"]
+        assert [fit["origin"] for fit in fits] == [2014, 2015, 2017]
+        for fit in fits:
+            origin = fit["origin"]
+            assert fit["model"] == model
             assert fit["training_years"] == list(range(2010, origin))
             assert fit["role"] == ("choosing" if origin < 2016 else "reporting")
             assert {k: fit["params"][k] for k in tuned} == tuned
-            assert (model_run / f"benchmarks/backtest_origin/{model}_{origin}.tsv").is_file()
-            predictions.append(pd.read_csv(model_run / f"results/backtest/{model}/{origin}.csv"))
+        assert (model_run / f"benchmarks/backtest_model/{model}.tsv").is_file()
+        own = pd.read_csv(model_run / f"results/backtest/{model}/predictions.csv")
+        assert own["origin"].value_counts().sort_index().to_dict() == {
+            fit["origin"]: fit["rows_predicted"] for fit in fits
+        }
+        predictions.append(own)
     # Every out-of-sample prediction in one table, with what the intervals issue calibrates on.
     kept = pd.read_csv(model_run / "results/backtest/predictions.csv")
     assert list(kept.columns) == list(PREDICTION_COLUMNS)

@@ -1,18 +1,18 @@
 # Modelling on the data version modelling.data_version: split_years resolves the year split and
-# the backtest's origins from the data's years (a checkpoint: the per-origin jobs depend on
-# them); setup_mlflow creates the MLflow experiment (and a fresh local store) once; per model,
+# the backtest's origins from the data's years; setup_mlflow creates the MLflow experiment (and a fresh local store) once; per model,
 # one setup job checks the model's configuration against its estimator and creates the Optuna
 # study and the study's MLflow parent run; the study's trials run in tuning.rounds rounds, each
 # of n_shards tune_shard jobs in parallel (on one machine or spread over cluster nodes), every
 # round's candidates asked from the results of the rounds before it, so the outcome does not
 # depend on timing; train_final refits the best parameters on the train years once all rounds
 # are done. Then the rolling-origin backtest: one
-# backtest_origin job per (model, origin) refits the tuned model on every year before the origin
-# and predicts it, score_backtest scores them all against persistence. The naive persistence
+# backtest_model job per model refits the tuned model on every year before each origin and
+# predicts the origin (one process per model: its imports cost more than a small refit),
+# score_backtest scores them all against persistence. The naive persistence
 # baseline is evaluated like a model, compare_models puts everything in one table and applies
 # the skill gate, refit_champion refits the champion on every year up to the last, and
-# register_champion registers that refit. The wildcard constraints of {model}, {shard} and
-# {origin} are in common/modelling.smk.
+# register_champion registers that refit. The wildcard constraints of {model}, {round} and
+# {shard} are in common/modelling.smk.
 # split_years, setup_mlflow, setup_study, compare_models and register_champion are bookkeeping
 # (a few MLflow and Optuna calls, no model fits): local rules, so on a cluster they run in the
 # Snakemake process's host instead of waiting in the queue (docs/cluster.md). They,
@@ -20,7 +20,7 @@
 # (common/in_process.smk).
 
 
-checkpoint split_years:
+rule split_years:
     input:
         unpack(split_years_inputs),
     output:
@@ -148,16 +148,16 @@ rule evaluate_baseline:
         run_script_in_process(input, output, params, wildcards, threads, log, rule)
 
 
-rule backtest_origin:
+rule backtest_model:
     input:
-        unpack(backtest_origin_inputs),
+        unpack(backtest_model_inputs),
     output:
-        predictions=BACKTEST_ORIGIN_PREDICTIONS,
-        fit=BACKTEST_ORIGIN_FIT,
+        predictions=BACKTEST_MODEL_PREDICTIONS,
+        fits=BACKTEST_MODEL_FITS,
     log:
-        "logs/backtest_origin/{model}_{origin}.log",
+        "logs/backtest_model/{model}.log",
     benchmark:
-        "benchmarks/backtest_origin/{model}_{origin}.tsv"
+        "benchmarks/backtest_model/{model}.tsv"
     conda:
         "../envs/modelling.yaml"
     threads: model_threads
@@ -166,7 +166,7 @@ rule backtest_origin:
     params:
         settings=model_settings,
     script:
-        "../../scripts/backtest_origin.py"
+        "../../scripts/backtest_model.py"
 
 
 rule score_backtest:

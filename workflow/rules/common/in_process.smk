@@ -4,7 +4,7 @@
 # run: block in a thread instead of in a process of its own. A process cost each of them
 # ~1-2.5 s of CPU before its first line (Python, Snakemake's preamble, pandas, MLflow, measured
 # in their logs' profile lines), often more than its work; in Snakemake's process each library
-# is imported once. The fits (tune_shard, train_final, backtest_origin, refit_champion) and the
+# is imported once. The fits (tune_shard, train_final, backtest_model, refit_champion) and the
 # forecast keep their own processes: CPU-bound work runs in parallel only across processes, and
 # a killed shard must not take Snakemake with it.
 from types import SimpleNamespace

@@ -22,7 +22,6 @@ wildcard_constraints:
     model="|".join(MODELS),
     shard=r"\d+",
     round=r"\d+",
-    origin=r"\d{4}",
 
 
 def tracking_uri():
@@ -193,30 +192,19 @@ def baseline_inputs(wildcards):
     return {**modelling_inputs(wildcards), "experiment": MLFLOW_EXPERIMENT}
 
 
-def backtest_origin_inputs(wildcards):
-    """One backtest job: the data, its years and the model's study once its shards are done
-    (its tuned parameters; not train_final, which the refits need not wait for)."""
+def backtest_model_inputs(wildcards):
+    """A model's backtest job: the data, its years and the model's study once its shards are
+    done (its tuned parameters; not train_final, which the refits need not wait for)."""
     return final_inputs(wildcards)
 
 
-def backtest_origins():
-    """The backtest's origin years, from split_years' output (a checkpoint: they depend on
-    the data's years, so the per-origin jobs are known once it has run)."""
-    split = checkpoints.split_years.get().output.split
-    document = json.loads(Path(split).read_text())
-    return sorted(year for years in document["origins"].values() for year in years)
-
-
 def backtest_inputs(wildcards):
-    """Every (model, origin) job's predictions and fit, the years, the experiment and the
-    data's metadata."""
+    """Every model's backtest predictions and fits, the years, the experiment and the data's
+    metadata."""
     release_stale_locks()
-    origins = backtest_origins()
     return {
-        "predictions": expand(
-            BACKTEST_ORIGIN_PREDICTIONS, model=MODELS, origin=origins
-        ),
-        "fits": expand(BACKTEST_ORIGIN_FIT, model=MODELS, origin=origins),
+        "predictions": expand(BACKTEST_MODEL_PREDICTIONS, model=MODELS),
+        "fits": expand(BACKTEST_MODEL_FITS, model=MODELS),
         "split": MODELLING_SPLIT,
         "experiment": MLFLOW_EXPERIMENT,
         "metadata": MODELLING_FILES["metadata"],

@@ -10,7 +10,7 @@ VERSION_ARROW = "results/{version}/{version}.arrow"
 #: Where download_raw puts the CSV of raw.source url (in the default storage, if any).
 RAW_DOWNLOAD = "resources/raw/download.csv"
 
-#: Written by split_years (a checkpoint): the years of the split and the backtest's origins,
+#: Written by split_years: the years of the split and the backtest's origins,
 #: resolved from the data (the years no model fits or scores named with their reasons).
 MODELLING_SPLIT = "results/models/split.json"
 #: Written by setup_mlflow: the experiment every run goes to (its id, URI, artifact location).
@@ -32,10 +32,10 @@ COMPARISON = "results/models/comparison.csv"
 CHAMPION_REFIT = "results/models/champion_refit.json"
 CHAMPION = "results/models/champion.json"
 
-#: One backtest job: a model refitted before an origin year, its predictions of that year and
-#: what it was trained on (backtest_origin).
-BACKTEST_ORIGIN_PREDICTIONS = "results/backtest/{model}/{origin}.csv"
-BACKTEST_ORIGIN_FIT = "results/backtest/{model}/{origin}.json"
+#: One backtest job per model: refitted before each origin year, its predictions of those years
+#: and what each fit was trained on (backtest_model).
+BACKTEST_MODEL_PREDICTIONS = "results/backtest/{model}/predictions.csv"
+BACKTEST_MODEL_FITS = "results/backtest/{model}/fits.json"
 #: The backtest (score_backtest): skill per origin and model (a CSV with metadata like a data
 #: version's), every out-of-sample prediction, and its MLflow run ids.
 BACKTEST = "results/backtest/backtest.csv"

@@ -4,7 +4,7 @@ module per stage (matching ``workflow/rules/models.smk`` and ``forecast.smk``):
 - :mod:`.split`: ``split_years``
 - :mod:`.tuning`: ``setup_mlflow``, ``setup_study``, ``tune_shard``
 - :mod:`.fit`: ``train_final``, ``evaluate_baseline``
-- :mod:`.backtest`: ``backtest_origin``, ``score_backtest`` (and ``log_backtest``)
+- :mod:`.backtest`: ``backtest_model``, ``score_backtest`` (and ``log_backtest``)
 - :mod:`.champion`: ``compare_models``, ``refit_champion``, ``register_champion``
 - :mod:`.forecast`: ``forecast``
 - :mod:`.model_card`: ``model_card``

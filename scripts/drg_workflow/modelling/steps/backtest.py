@@ -1,4 +1,4 @@
-"""The backtest rules' steps: ``backtest_origin`` (one refit per origin) and
+"""The backtest rules' steps: ``backtest_model`` (a refit per origin, one job per model) and
 ``score_backtest`` (skill against persistence).
 """
 
@@ -23,21 +23,22 @@ from .shared import (
 )
 
 
-def backtest_origin(
+def backtest_model(
     params: Mapping[str, Any],
     setup: Mapping[str, Any],
     shard_summaries: Sequence[Mapping[str, Any]],
     years_document: Mapping[str, Any],
     arrow_path: str | Path,
-    origin: int,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Refit a model with its tuned parameters (the best trial of its study, read as soon as
     its shards are done: the refits need not wait for ``train_final``) on every year before
-    ``origin`` and predict ``origin`` (:func:`..backtest.fit_at_origin`).
+    each backtest origin and predict that origin (:func:`..backtest.fit_at_origin`), origin
+    after origin.
 
-    Returns the predictions (:data:`..backtest.PREDICTION_COLUMNS`) and the document of
-    ``results/backtest/{model}/{origin}.json``: model, origin, its role, the training years,
-    the parameters, the rows predicted and the data's sha256.
+    Returns the predictions of every origin (:data:`..backtest.PREDICTION_COLUMNS`, in origin
+    order) and the document of each origin's fit, for ``results/backtest/{model}/fits.json``:
+    model, origin, its role, the training years, the parameters, the rows predicted and the
+    data's sha256.
     """
     from ..backtest import fit_at_origin
     from ..data import select_features
@@ -50,18 +51,23 @@ def backtest_origin(
         frame.columns, settings.features, settings.include_same_year_features, settings.include_year
     )
     tuned = tuned_params(model, setup, shard_summaries)
-    fit = fit_at_origin(model, tuned, frame, features, int(origin), years.role(int(origin)))
-    document = {
-        "model": model.name,
-        "origin": int(origin),
-        "role": years.role(int(origin)),
-        "training_years": fit.training_years,
-        "params": tuned,
-        "rows_predicted": len(fit.predictions),
-        "data_sha256": setup["data_sha256"],
-        "config_hash": setup["config_hash"],
-    }
-    return fit.predictions, document
+    predictions, documents = [], []
+    for origin in years.origins:
+        fit = fit_at_origin(model, tuned, frame, features, origin, years.role(origin))
+        predictions.append(fit.predictions)
+        documents.append(
+            {
+                "model": model.name,
+                "origin": origin,
+                "role": years.role(origin),
+                "training_years": fit.training_years,
+                "params": tuned,
+                "rows_predicted": len(fit.predictions),
+                "data_sha256": setup["data_sha256"],
+                "config_hash": setup["config_hash"],
+            }
+        )
+    return pd.concat(predictions, ignore_index=True), documents
 
 
 @dataclass
@@ -85,9 +91,9 @@ def score_backtest(
     intervals (:func:`..backtest.score_backtest`).
 
     ``params``: ``modelling.backtest`` plus ``random_state`` (the bootstrap's seed) and
-    ``models`` (their order); ``prediction_tables`` and ``fit_documents``: each backtest job's
-    outputs. The predictions come back as one table, sorted by origin, model (in ``models``
-    order) and keys.
+    ``models`` (their order); ``prediction_tables`` and ``fit_documents``: the backtest jobs'
+    outputs (each model's predictions, each origin's fit). The predictions come back as one
+    table, sorted by origin, model (in ``models`` order) and keys.
     """
     from ..backtest import score_backtest as score_against_persistence
     from ..data import KEY_COLUMNS
