@@ -3,7 +3,7 @@
 Which parameters a transformation takes, and where each comes from, is declared in its registry
 entry (:mod:`drg_workflow.registry`). Reading the registry imports the transformations, and so
 pandas; the Snakefile still calls this at parse time because Snakemake has imported pandas
-itself by then, so the transformations module adds 3 ms (measured).
+itself by then, so the transformations module adds almost nothing.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def arrow_copy_versions(config: Mapping[str, Any]) -> set[str]:
 
     Every other version is read once, by the next step, which takes the table from memory when
     it runs in the same process right after (as the chain's steps do in Snakemake's process)
-    and parses the CSV otherwise (:func:`drg_workflow.handoff.read_version_data`): the default
-    chain has 0.12 instead of 0.81 GB of copies, and writes 12 fewer.
+    and parses the CSV otherwise (:func:`drg_workflow.handoff.read_version_data`): copies of
+    versions nobody reads again would cost their writing and their disk (docs/performance.md).
     """
     made_from: dict[str, int] = {}
     for step in config["chain"]:

@@ -60,7 +60,7 @@ def hand_off(table: pa.Table, csv_path: str | os.PathLike, sha256: str) -> None:
 
     The chain's steps run one after another in Snakemake's own process, so the next step can
     take its input from memory instead of parsing the CSV (or writing and reading an Arrow
-    copy of it, as it did: 0.2-0.3 s a step at full scale). At most :data:`HANDOFF_LIMIT`
+    copy of it). At most :data:`HANDOFF_LIMIT`
     tables are held; the oldest is dropped first.
     """
     written = _WrittenVersion(sha256, _file_identity(csv_path), table)

@@ -177,11 +177,9 @@ def write_arrow(table: pa.Table, path: str | os.PathLike) -> str:
     """Write ``table`` as a zstd-compressed Arrow IPC file, atomically; return its sha256.
 
     The Arrow copy of a version holds exactly the CSV's data and is what the next rules read:
-    parsing a 150 MB CSV costs about a second per step, reading Arrow a tenth of that.
-    Compressed with zstd it takes 40% of the uncompressed size (0.8 instead of 2.1 GB for
-    the default chain); measured on the full-scale data, zstd reads in 0.15 s a step where lz4
-    takes 0.08 s at an eighth more disk and Parquet takes 0.2 s (``scripts/benchmark.py``
-    prints the disk figure).
+    reading Arrow is about ten times faster than parsing the CSV. zstd keeps the copies at
+    about 40% of their uncompressed size and reads nearly as fast as lz4, which takes more
+    disk (docs/performance.md has the figures; ``scripts/benchmark.py`` prints the disk).
     """
     options = pa_ipc.IpcWriteOptions(compression=ARROW_COMPRESSION)
 

@@ -4,8 +4,8 @@
 # version read only by the next step has no Arrow copy (ARROW_COPIES, common/chain.smk): the
 # next step takes its table from memory, or parses its CSV when it runs in another process.
 # The steps run in Snakemake's own process (run:, not script:): a step takes a second or two,
-# and a process of its own added 0.7 s to each (Python, pandas, pyarrow, Snakemake's script
-# preamble), so the chain took 1.8x a single-process run of the same steps. The workflow
+# and a process of its own would add the start of Python, pandas, pyarrow and Snakemake's
+# script preamble to each, a large share of its work (docs/performance.md). The workflow
 # profile's force-use-threads runs them in threads (without it Snakemake would start a second
 # Snakemake per step). Like every rule, they name the environment they need.
 # Each version's data contract (config `contracts`) is checked by the adapter. All are

@@ -1,9 +1,9 @@
 # The rules that do little work per job (bookkeeping: a few MLflow or Optuna calls and a small
 # table; the report's figures; the checks; the raw file's ingest, which starts the chain) run
 # their script in Snakemake's own process: the script is the same thin adapter, executed by a
-# run: block in a thread instead of in a process of its own. A process cost each of them
-# ~1-2.5 s of CPU before its first line (Python, Snakemake's preamble, pandas, MLflow, measured
-# in their logs' profile lines), often more than its work; in Snakemake's process each library
+# run: block in a thread instead of in a process of its own. A process would cost each of them
+# the start of Python, Snakemake's preamble, pandas and MLflow before its first line (their
+# logs' profile lines show it), often more than its work; in Snakemake's process each library
 # is imported once. The fits (tune_shard, train_final, backtest_model, refit_champion) and the
 # forecast keep their own processes: CPU-bound work runs in parallel only across processes, and
 # a killed shard must not take Snakemake with it.

@@ -95,9 +95,9 @@ def settings_of_model(model):
 # (drg_workflow.modelling.model_params.set_fit_threads: the forest's n_jobs during the fit, OpenMP
 # for gradient boosting). The tuning shards, final fits and backtest refits run one thread
 # each: on 2 cores (a laptop, CI) a 2-thread forest shard leaves no core for its sibling, so
-# the study's shards ran one after the other instead of side by side (and each one's sampler
-# saw the other's trials), and gradient boosting's OpenMP threads on a busy 2-core machine
-# made its trials 60-200 s instead of about 8 s. The champion's refit runs when nothing else
+# a round's shards would run one after the other instead of side by side, and gradient
+# boosting's OpenMP threads on a busy machine fight each other for the cores, which makes its
+# trials many times slower. The champion's refit runs when nothing else
 # is left: it takes 2. Runtime settings, not configuration: change them with --set-threads or
 # in a profile.
 MODEL_THREADS = {}
