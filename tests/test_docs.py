@@ -437,3 +437,17 @@ def test_the_link_check_sees_links_and_anchors():
         ROOT / "docs/contracts-and-verify.md"
     )
     assert len(shell_blocks()) >= 10
+
+
+def test_the_readme_is_short_with_the_set_up_commands_near_the_top():
+    """The README is an entry point (at most 120 lines): the two set-up commands and the
+    command table come before any other section; the details live in docs/."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 120
+    second_section = next(
+        i for i, line in enumerate(lines) if line.startswith("## ") and "Set up" not in line
+    )
+    top = "\n".join(lines[:second_section])
+    assert "pip install -r requirements.txt && snakemake --cores all" in top
+    assert "pip install -r requirements-dev.txt && python -m pytest" in top
+    assert "| command | what it does |" in top
