@@ -189,3 +189,34 @@ def test_the_default_targets_check_runs_again_after_a_csv_is_edited(copy: Path):
     # A failed job's output is removed: no report claims the chain is proven, and the next
     # run checks again.
     assert not (copy / "results/verify.json").exists()
+
+
+def test_verify_after_a_targeted_build_proves_what_is_there_and_names_the_rest(copy: Path):
+    """As after `snakemake results/v11/v11.csv`: v12 and v13 were never built. verify proves
+    v0-v11 and names the two as not built, instead of failing the chain."""
+    for version in ("v12", "v13"):
+        shutil.rmtree(copy / "results" / version)
+    result, report = verify(copy)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert report["passed"] and report["not_built"] == ["v12", "v13"]
+    assert re.search(r"^v11 +ok ", result.stdout, re.M)
+    assert re.search(r"^v13 +not built", result.stdout, re.M)
+    assert "never built: v12, v13" in result.stdout
+
+
+def test_verify_fails_when_a_built_versions_input_was_deleted(copy: Path):
+    """A version on disk whose input is gone is not proven: the input was not merely never
+    built, it was removed after the version was made from it."""
+    shutil.rmtree(copy / "results/v11")
+    assert_broken(copy, "v12", "made from v11 with sha256")
+    result, report = verify(copy)
+    assert "but v11 is not on disk (deleted after v12 was built)" in result.stderr
+    assert report["not_built"] == ["v11"]
+
+
+def test_verify_with_nothing_built_says_so(tmp_path: Path):
+    write_config(tmp_path, SMALL_CONFIG)
+    result, report = verify(tmp_path)
+    assert result.returncode != 0
+    assert "nothing of the chain is on disk yet" in result.stderr
+    assert not report["passed"] and len(report["not_built"]) == len(VERSIONS)

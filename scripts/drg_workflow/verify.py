@@ -7,7 +7,10 @@ with the ``sha256`` and ``arrow_sha256`` its metadata recorded when both were wr
 same table (so a matching Arrow copy holds the CSV's data), checks that the metadata names the
 configured input and transformation and records its contract checks, and that the input
 sha256 it recorded is that input's current one (an input rebuilt after it, say with other
-parameters, breaks the link). Nothing here knows about Snakemake; paths come in as arguments.
+parameters, breaks the link). A version none of whose files exist was never built (a targeted
+build, e.g. of v11 only, makes only what it needs): it is named as such and breaks nothing,
+unless a version that is built was made from it. Nothing here knows about Snakemake; paths come
+in as arguments.
 """
 
 from __future__ import annotations
@@ -49,14 +52,18 @@ def verify_version(
 ) -> dict[str, Any]:
     """Check one version; ``metadata`` maps every version to its metadata (None if missing).
 
-    Returns ``{"version", "passed", "problems": [...], "rows", "sha256", "contract_checks"}``.
+    Returns ``{"version", "built", "passed", "problems": [...], "rows", "sha256",
+    "contract_checks"}``; a version with none of its files on disk is not built and passes.
     """
     problems: list[str] = []
     document = metadata.get(files.version)
     result: dict[str, Any] = {"version": files.version, "rule": files.transformation}
     if document is None:
-        problems.append("metadata missing (not built yet?)")
-        return {**result, "passed": False, "problems": problems}
+        present = [p for p in (files.csv, files.arrow, files.metadata) if p and Path(p).exists()]
+        if not present:
+            return {**result, "built": False, "passed": True, "problems": []}
+        problems.append("metadata missing (its build was interrupted, or it was deleted)")
+        return {**result, "built": True, "passed": False, "problems": problems}
     if document.get("version") != files.version:
         problems.append(f"metadata is that of {document.get('version')!r}")
     name = document.get("transformation", {}).get("name")
@@ -95,7 +102,12 @@ def verify_version(
         source = metadata.get(files.input_version)
         current = None if source is None else source.get("sha256")
         recorded = recorded_input.get("sha256")
-        if current != recorded:
+        if source is None:
+            problems.append(
+                f"made from {files.input_version} with sha256 {_short(recorded)}, but "
+                f"{files.input_version} is not on disk (deleted after {files.version} was built)"
+            )
+        elif current != recorded:
             problems.append(
                 f"made from {files.input_version} with sha256 {_short(recorded)}, but "
                 f"{files.input_version} is now {_short(current)} (rebuilt after "
@@ -108,6 +120,7 @@ def verify_version(
         problems.append("a recorded contract check did not pass")
     return {
         **result,
+        "built": True,
         "passed": not problems,
         "problems": problems,
         "rows": document.get("rows"),
@@ -120,9 +133,10 @@ def verify_version(
 def verify_chain(chain: Sequence[VersionFiles]) -> dict[str, Any]:
     """Verify every version of ``chain`` (in build order) on disk; return the report.
 
-    The report (``{"passed", "versions": [...], "broken": [...], "first_broken"}``, see
-    :func:`verify_version`) holds no timestamps or paths. It does not raise: see
-    :func:`raise_if_broken`.
+    The report (``{"passed", "versions": [...], "broken": [...], "first_broken",
+    "not_built": [...]}``, see :func:`verify_version`) holds no timestamps or paths. Versions
+    never built are listed in ``not_built``; with none built at all, nothing is proven and the
+    report does not pass. It does not raise: see :func:`raise_if_broken`.
     """
     metadata: dict[str, dict[str, Any] | None] = {}
     for files in chain:
@@ -133,11 +147,18 @@ def verify_chain(chain: Sequence[VersionFiles]) -> dict[str, Any]:
             metadata[files.version] = None
     versions = [verify_version(files, metadata) for files in chain]
     broken = [v for v in versions if not v["passed"]]
+    problems = [f"{v['version']}: {problem}" for v in broken for problem in v["problems"]]
+    built = [v for v in versions if v["built"]]
+    if not built and versions:
+        first = versions[0]
+        problems = [f"{first['version']}: nothing of the chain is built yet"]
+        broken = [first]
     return {
         "passed": not broken,
         "versions": versions,
-        "broken": [f"{v['version']}: {problem}" for v in broken for problem in v["problems"]],
+        "broken": problems,
         "first_broken": None if not broken else {k: broken[0][k] for k in ("version", "rule")},
+        "not_built": [v["version"] for v in versions if not v["built"]],
     }
 
 
@@ -145,7 +166,9 @@ def report_lines(report: Mapping[str, Any]) -> list[str]:
     """One line per version: ``ok`` with rows, sha256 and contract checks, or what is broken."""
     lines = []
     for entry in report["versions"]:
-        if entry["passed"]:
+        if not entry["built"]:
+            lines.append(f"{entry['version']:<6} not built (nothing of it on disk)")
+        elif entry["passed"]:
             lines.append(
                 f"{entry['version']:<6} ok      {entry['rows']:>10,} rows  sha256 "
                 f"{_short(entry['sha256'])}  "
@@ -155,6 +178,12 @@ def report_lines(report: Mapping[str, Any]) -> list[str]:
             )
         else:
             lines.append(f"{entry['version']:<6} BROKEN  " + "; ".join(entry["problems"]))
+    if report.get("not_built"):
+        built = len(report["versions"]) - len(report["not_built"])
+        lines.append(
+            f"{built} versions proven; never built: {', '.join(report['not_built'])} "
+            "(a targeted build makes only what its target needs)"
+        )
     return lines
 
 
@@ -162,6 +191,11 @@ def raise_if_broken(report: Mapping[str, Any]) -> None:
     """Raise :class:`ChainBrokenError` listing every broken link and how to repair the first."""
     if report["passed"]:
         return
+    if not any(entry["built"] for entry in report["versions"]):
+        raise ChainBrokenError(
+            "nothing of the chain is on disk yet: build it first, e.g. snakemake --cores all "
+            "features"
+        )
     first = report["first_broken"]
     raise ChainBrokenError(
         "the chain on disk is broken:\n  "
