@@ -166,6 +166,22 @@ def test_fixed_params_errors_name_the_key():
         )
 
 
+def test_search_values_are_checked_beside_the_fixed_params():
+    """Every trial has the fixed parameters: a value that is valid alone but not beside them
+    (max_samples needs bootstrap) is refused at setup, not by every trial; and one that needs
+    a fixed parameter to be valid is accepted."""
+    space = {"max_samples": {"type": "float", "low": 0.1, "high": 0.5}, **TARGET_FORM_SPACE}
+    with pytest.raises(
+        DrgWorkflowError, match=r"random_forest.search_space.max_samples.low: value 0.1 rejected"
+    ):
+        check_model_estimator(
+            "random_forest", {"search_space": space, "fixed_params": {"bootstrap": False}}
+        )
+    check_model_estimator(
+        "random_forest", {"search_space": TARGET_FORM_SPACE, "fixed_params": {"max_samples": 0.2}}
+    )
+
+
 def test_no_code_reaches_into_library_internals():
     """Parameter checks use scikit-learn's public API; MLflow objects are built, not patched."""
     for path in sorted(PACKAGE.rglob("*.py")):

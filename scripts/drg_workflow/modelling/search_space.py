@@ -169,8 +169,12 @@ def check_model_structure(model: str, model_config: Mapping[str, Any]) -> None:
 
 
 def _configured_values(model_config: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
-    """Every ``(key suffix, parameter, value)`` the config can hand the estimator."""
-    values = []
+    """Every ``(key suffix, parameter, value)`` the config can hand the estimator, the fixed
+    parameters first (the search space's values are checked beside them)."""
+    values = [
+        (f"fixed_params.{name}", name, value)
+        for name, value in (model_config.get("fixed_params") or {}).items()
+    ]
     for name, spec in model_config["search_space"].items():
         if spec["type"] == "categorical":
             values += [
@@ -178,8 +182,6 @@ def _configured_values(model_config: Mapping[str, Any]) -> list[tuple[str, str, 
             ]
         else:
             values += [(f"search_space.{name}.{b}", name, spec[b]) for b in ("low", "high")]
-    for name, value in (model_config.get("fixed_params") or {}).items():
-        values.append((f"fixed_params.{name}", name, value))
     return values
 
 
@@ -200,8 +202,8 @@ def check_model_estimator(model: str, model_config: Mapping[str, Any]) -> None:
     tuning.
 
     Values are checked through scikit-learn's public API: the estimator is fitted on tiny
-    probe data with the one value set (fitting validates the parameters), its other size
-    parameters at their cheapest (:data:`.models.CHEAP_FIT_PARAMS`).
+    probe data with the one value set beside the fixed parameters (fitting validates the
+    parameters), its other size parameters at their cheapest (:data:`.models.CHEAP_FIT_PARAMS`).
 
     Raises:
         ModelConfigError: one line naming the config key.
@@ -218,7 +220,14 @@ def check_model_estimator(model: str, model_config: Mapping[str, Any]) -> None:
                     f"accepted: {', '.join(sorted(accepted))}"
                 )
     X, y = _probe_data()
-    cheap = CHEAP_FIT_PARAMS.get(model, {})
+    # Every trial and the final fit have the fixed parameters, so each value is checked beside
+    # them (one may need another: max_samples needs bootstrap=True in extra trees).
+    fixed = {
+        name: value
+        for name, value in (model_config.get("fixed_params") or {}).items()
+        if name not in TARGET_FORM_PARAMS
+    }
+    context = {**CHEAP_FIT_PARAMS.get(model, {}), **fixed}
     for key, name, value in _configured_values(model_config):
         if name in TARGET_FORM_PARAMS:
             continue
@@ -226,7 +235,7 @@ def check_model_estimator(model: str, model_config: Mapping[str, Any]) -> None:
             with warnings.catch_warnings():
                 # e.g. "max_samples=0.1 of 40 rows is few": true of the probe, not of the data.
                 warnings.simplefilter("ignore", UserWarning)
-                build_model(model, {**cheap, name: value}, 0).fit(X, y)
+                build_model(model, {**context, name: value}, 0).fit(X, y)
         except (ValueError, TypeError) as error:
             reason = " ".join(str(error).split())
             raise ModelConfigError(
