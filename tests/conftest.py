@@ -73,6 +73,36 @@ def snakemake_command(workdir: Path, *args: str) -> list[str]:
     ]
 
 
+def copy_of_the_workflow(checkout: Path) -> Path:
+    """A copy of the workflow's code (workflow/, scripts/, profiles/) at ``checkout``, for a
+    test that edits it as a developer would (the adding-a-... guides)."""
+    for part in ("workflow", "scripts", "profiles"):
+        shutil.copytree(ROOT / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
+    return checkout
+
+
+def snakemake_in_copy(checkout: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the Snakefile of a copy of the workflow (:func:`copy_of_the_workflow`) in
+    ``workdir`` on 2 cores."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(checkout / "workflow/Snakefile"),
+            "--directory",
+            str(workdir),
+            "--cores",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def write_config(workdir: Path, config: dict) -> Path:
     """Write ``config`` as ``workdir/config/config.yaml`` (what the Snakefile loads)."""
     path = workdir / "config" / "config.yaml"

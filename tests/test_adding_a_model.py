@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, SMALL_CONFIG, write_config
+from conftest import ROOT, SMALL_CONFIG, copy_of_the_workflow, snakemake_in_copy, write_config
 
 from drg_workflow.documents import read_json
 
@@ -29,9 +26,7 @@ def extended(tmp_path_factory) -> tuple[Path, Path]:
     """A copy of the workflow with the guide's builder, and a working directory whose config
     tunes the guide's model beside ridge (one round of one shard of two trials)."""
     base = tmp_path_factory.mktemp("new-model")
-    checkout = base / "checkout"
-    for part in ("workflow", "scripts", "profiles"):
-        shutil.copytree(ROOT / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
+    checkout = copy_of_the_workflow(base / "checkout")
     module = checkout / "scripts/drg_workflow/modelling/models.py"
     module.write_text(module.read_text() + "\n\n" + PYTHON)
     config = copy.deepcopy(SMALL_CONFIG)
@@ -43,42 +38,22 @@ def extended(tmp_path_factory) -> tuple[Path, Path]:
     return checkout, workdir
 
 
-def snakemake(checkout: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(checkout / "workflow/Snakefile"),
-            "--directory",
-            str(workdir),
-            "--cores",
-            "2",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_the_new_model_gets_every_modelling_job_and_passes_the_lint(extended):
     checkout, workdir = extended
-    plan = snakemake(checkout, workdir, "-n")
+    plan = snakemake_in_copy(checkout, workdir, "-n")
     assert plan.returncode == 0, plan.stderr[-3000:]
     for rule in ("setup_study", "tune_shard", "train_final", "backtest_model"):
         assert re.search(
             rf"rule {rule}:\n(?:    .*\n)*?    wildcards: model=extra_trees", plan.stdout
         )
     assert "results/report/tuning/extra_trees_optimisation_history.png" in plan.stdout
-    lint = snakemake(checkout, workdir, "--lint")
+    lint = snakemake_in_copy(checkout, workdir, "--lint")
     assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr
 
 
 def test_the_new_model_is_tuned_and_fitted(extended):
     checkout, workdir = extended
-    result = snakemake(checkout, workdir, "results/models/extra_trees/metrics.json")
+    result = snakemake_in_copy(checkout, workdir, "results/models/extra_trees/metrics.json")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = read_json(workdir / "results/models/extra_trees/metrics.json")
     assert metrics["model"] == "extra_trees"

@@ -5,14 +5,11 @@ the lint passes, and it lands in the report with its caption."""
 from __future__ import annotations
 
 import re
-import shutil
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SMALL_CONFIG, write_config
+from conftest import ROOT, SMALL_CONFIG, copy_of_the_workflow, snakemake_in_copy, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -28,9 +25,7 @@ def extended(tmp_path_factory) -> tuple[Path, Path]:
     """A copy of the workflow with the guide's three edits and a caption, and a working
     directory with the small config."""
     base = tmp_path_factory.mktemp("new-figure")
-    checkout = base / "checkout"
-    for part in ("workflow", "scripts", "profiles"):
-        shutil.copytree(ROOT / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
+    checkout = copy_of_the_workflow(base / "checkout")
     figures = checkout / "scripts/drg_workflow/report/figures.py"
     figures.write_text(figures.read_text() + "\n\n" + FUNCTION)
     rules = checkout / "workflow/rules/report.smk"
@@ -50,39 +45,21 @@ def extended(tmp_path_factory) -> tuple[Path, Path]:
     return checkout, workdir
 
 
-def snakemake(checkout: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(checkout / "workflow/Snakefile"),
-            "--directory",
-            str(workdir),
-            "--cores",
-            "2",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_the_new_figure_builds_passes_the_lint_and_lands_in_the_report(extended):
     checkout, workdir = extended
     figure = workdir / "results/report/features/rows_by_year.png"
-    result = snakemake(checkout, workdir, str(figure.relative_to(workdir)))
+    result = snakemake_in_copy(checkout, workdir, str(figure.relative_to(workdir)))
     assert result.returncode == 0, result.stderr[-3000:]
     header = figure.read_bytes()[:24]
     width, height = struct.unpack(">II", header[16:24])  # the PNG's IHDR
     assert header.startswith(b"\x89PNG") and width > 400 and height > 300
-    lint = snakemake(checkout, workdir, "--lint")
+    lint = snakemake_in_copy(checkout, workdir, "--lint")
     assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr
     # The report of that target holds the figure under its category, with its caption.
     page = workdir / "report.html"
-    report = snakemake(checkout, workdir, "--report", str(page), str(figure.relative_to(workdir)))
+    report = snakemake_in_copy(
+        checkout, workdir, "--report", str(page), str(figure.relative_to(workdir))
+    )
     assert report.returncode == 0, report.stderr[-3000:]
     html = page.read_text()
     assert "rows_by_year.png" in html and "per year." in html

@@ -6,14 +6,18 @@ lint, builds with its default contract, and a SLURM profile runs it in the chain
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, SMALL_CONFIG, group_job_rules, write_config
+from conftest import (
+    ROOT,
+    SMALL_CONFIG,
+    copy_of_the_workflow,
+    group_job_rules,
+    snakemake_in_copy,
+    write_config,
+)
 
 from drg_workflow.config_validation import validate_config
 from drg_workflow.documents import read_json
@@ -36,9 +40,7 @@ def extended(tmp_path_factory) -> tuple[Path, Path]:
     """A copy of the workflow with one new transformation, and a working directory whose
     config appends it to the chain as v14."""
     base = tmp_path_factory.mktemp("extended")
-    checkout = base / "checkout"
-    for part in ("workflow", "scripts", "profiles"):
-        shutil.copytree(ROOT / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
+    checkout = copy_of_the_workflow(base / "checkout")
     module = checkout / "scripts/drg_workflow/transformations.py"
     module.write_text(module.read_text() + NEW_TRANSFORMATION)
     workdir = base / "work"
@@ -49,45 +51,25 @@ def extended(tmp_path_factory) -> tuple[Path, Path]:
     return checkout, workdir
 
 
-def snakemake(checkout: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(checkout / "workflow/Snakefile"),
-            "--directory",
-            str(workdir),
-            "--cores",
-            "2",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_the_new_step_gets_its_rule_and_passes_the_lint(extended):
     checkout, workdir = extended
-    plan = snakemake(checkout, workdir, "-n", "results/v14/v14.csv")
+    plan = snakemake_in_copy(checkout, workdir, "-n", "results/v14/v14.csv")
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert "rule year_index:" in plan.stdout
-    lint = snakemake(checkout, workdir, "--lint")
+    lint = snakemake_in_copy(checkout, workdir, "--lint")
     assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr
 
 
 def test_a_slurm_profile_runs_the_new_step_in_the_chains_group_job(extended):
     checkout, workdir = extended
-    plan = snakemake(checkout, workdir, "-n", "--profile", str(checkout / "profiles/slurm"))
+    plan = snakemake_in_copy(checkout, workdir, "-n", "--profile", str(checkout / "profiles/slurm"))
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert "year_index" in group_job_rules(plan.stdout, "chain")
 
 
 def test_the_new_version_builds_with_its_default_contract(extended):
     checkout, workdir = extended
-    result = snakemake(checkout, workdir, "results/v14/v14.csv")
+    result = snakemake_in_copy(checkout, workdir, "results/v14/v14.csv")
     assert result.returncode == 0, result.stderr[-3000:]
     metadata = read_json(workdir / "results/v14/v14_metadata.json")
     assert metadata["transformation"]["name"] == "year_index"
