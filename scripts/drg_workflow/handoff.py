@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.hashing import short_sha
 from drg_workflow.profiling import timed
 from drg_workflow.tables import metadata_dtypes, read_arrow, read_csv_table
 
@@ -124,8 +125,8 @@ def _checked_csv_table(path: str | os.PathLike, metadata: Mapping[str, Any]) -> 
     if actual != metadata["sha256"]:
         raise ChangedVersionError(
             f"{metadata['version']}'s CSV {path} is not the one its metadata records "
-            f"(sha256 {actual[:12]}, recorded {metadata['sha256'][:12]}): it was changed "
-            "after it was built. Put it back, or make it again with snakemake --forcerun "
+            f"(sha256 {short_sha(actual)}, recorded {short_sha(metadata['sha256'])}): it was "
+            "changed after it was built. Put it back, or make it again with snakemake --forcerun "
             f"{metadata['transformation']['name']}"
         )
     return read_csv_table(pa.BufferReader(data), metadata_dtypes(metadata))

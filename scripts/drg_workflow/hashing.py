@@ -11,6 +11,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+#: Hex digits of a sha256 shown where a whole one would not fit: logs, messages, the report,
+#: study names.
+SHORT_SHA = 12
+
+
+def short_sha(digest: str | None, missing: str = "") -> str:
+    """The first :data:`SHORT_SHA` hex digits of a sha256 (``missing`` for none)."""
+    return (digest or missing)[:SHORT_SHA]
+
 
 def file_sha256(path: str | Path, chunk_size: int = 1 << 22) -> str:
     """SHA-256 hex digest of a file's bytes (streamed: the data files can be large)."""

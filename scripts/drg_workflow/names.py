@@ -7,6 +7,8 @@ Only the standard library, so the Snakefile can import it at parse time.
 RAW_VERSION = "v0"
 #: The rule (and the transformation name recorded in v0's metadata) that makes ``RAW_VERSION``.
 RAW_TRANSFORMATION = "ingest_raw"
+#: The key of one row from ``agg_severities`` (v8) on: a (year, facility, DRG).
+ROW_KEY: tuple[str, ...] = ("year", "facility_id", "apr_drg_code")
 #: The naive persistence baseline, evaluated and compared like a model.
 BASELINE_NAME = "baseline"
 #: The year splits of the modelling data, in time order.

@@ -27,7 +27,7 @@ import pandas as pd
 
 from drg_workflow.columns import lag_column, rolling_column
 from drg_workflow.errors import DrgWorkflowError
-from drg_workflow.names import RAW_TRANSFORMATION
+from drg_workflow.names import RAW_TRANSFORMATION, ROW_KEY
 from drg_workflow.raw_schema import RAW_MONEY_COLUMNS
 from drg_workflow.registry import (
     RAW_CONTRACT,
@@ -40,7 +40,7 @@ from drg_workflow.registry import (
 )
 
 #: Keys of one row once ``agg_severities`` has run.
-GROUP_KEYS: list[str] = ["year", "facility_id", "apr_drg_code"]
+GROUP_KEYS: list[str] = list(ROW_KEY)
 #: Keys of one row before ``agg_severities``: one row per severity of a (year, facility, DRG).
 SEVERITY_ROW_KEYS: list[str] = [*GROUP_KEYS, "apr_severity_of_illness_code"]
 #: Keys of one (facility, DRG) time series, the unit that lags are taken within.

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from drg_workflow.errors import DrgWorkflowError
-from drg_workflow.hashing import file_sha256
+from drg_workflow.hashing import file_sha256, short_sha
 
 
 class ChainBrokenError(DrgWorkflowError):
@@ -44,7 +44,7 @@ class VersionFiles:
 
 
 def _short(digest: str | None) -> str:
-    return (digest or "none")[:12]
+    return short_sha(digest, missing="none")
 
 
 def verify_version(

@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.names import ROW_KEY
 
 from .settings import SPLIT_NAMES, FeatureSettings, ModellingSettings, YearSplit
 
-KEY_COLUMNS: tuple[str, ...] = ("year", "facility_id", "apr_drg_code")
+#: The modelling data's row key (:data:`drg_workflow.names.ROW_KEY`).
+KEY_COLUMNS: tuple[str, ...] = ROW_KEY
 
 # Computed from the target year's own rows (distinct DRGs per facility/year, the same-year volume
 # bin): unknown when forecasting year t from earlier years, so excluded unless switched back on

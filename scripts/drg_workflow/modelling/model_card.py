@@ -20,6 +20,7 @@ import pandas as pd
 from drg_workflow.names import BASELINE_NAME, CHOOSING_ROLE, REPORTING_ROLE
 
 from .intervals import ALL_ROWS
+from .tracking import champion_uri
 
 #: Columns of a backtest table the card shows, when there is one (one row per origin year);
 #: the training years and the skills' bootstrap intervals where the table has them.
@@ -210,7 +211,7 @@ def coverage_table(intervals: Mapping[str, Any]) -> pd.DataFrame:
 
 def model_card(facts: ModelCardFacts) -> list[Block]:
     """The card's blocks, in order."""
-    uri = f"models:/{facts.registered_model}@champion"
+    uri = champion_uri(facts.registered_model)
     intervals = facts.intervals
     levels = sorted(intervals["test"]["by_group"], key=float)
     level_text = ", ".join(f"{100 * float(level):g}%" for level in levels)

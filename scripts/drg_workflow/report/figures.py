@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from drg_workflow.modelling.intervals import ALL_ROWS, bound_columns
+from drg_workflow.names import ROW_KEY
 
 #: Rows drawn in scatter plots, and used for rank correlations, at most (a fixed, seeded
 #: sample beyond that): drawing is what costs, about a second per 20,000 translucent points.
@@ -60,7 +61,7 @@ def feature_unit(feature: str) -> str:
         return "share"
     if "bin" in feature:
         return "bin"
-    if feature.endswith("_count") or feature in {"year", "facility_id", "apr_drg_code"}:
+    if feature.endswith("_count") or feature in ROW_KEY:
         return "count" if feature.endswith("_count") else "code"
     return "dollars"
 

@@ -12,13 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from drg_workflow.hashing import short_sha
 from drg_workflow.modelling.comparison import METRIC_COLUMNS
 from drg_workflow.modelling.intervals import bound_columns
 from drg_workflow.modelling.trial_attrs import SHARD_ATTR, candidate_order
 from drg_workflow.names import BASELINE_NAME
-
-#: Hex digits of a sha256 shown in tables, labels and footers.
-SHORT_SHA = 12
 
 LINEAGE_COLUMNS: tuple[str, ...] = (
     "version",
@@ -42,11 +40,6 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "value",
     "last_step_value",
 )
-
-
-def short_sha(sha256: str | None) -> str:
-    """The first :data:`SHORT_SHA` hex digits of a sha256, or ``""`` for none."""
-    return (sha256 or "")[:SHORT_SHA]
 
 
 def data_label(metadata: Mapping[str, Any]) -> str:

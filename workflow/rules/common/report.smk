@@ -3,6 +3,8 @@
 import json
 import shutil
 
+from drg_workflow.hashing import short_sha
+
 #: Snakemake's report() flag under another name: snakefmt reads `report(` at the start of a line
 #: as the Snakefile's `report:` directive and cannot parse the helper below.
 report_output = report
@@ -38,7 +40,7 @@ def report_labels(figure, model="all models"):
         return {
             "model": model,
             "figure": figure,
-            "data": f"{metadata['version']}, sha256 {metadata['sha256'][:12]}",
+            "data": f"{metadata['version']}, sha256 {short_sha(metadata['sha256'])}",
         }
 
     return labels
@@ -55,7 +57,7 @@ def version_report_labels(version):
             "version": version,
             "transformation": metadata["transformation"]["name"],
             "rows": metadata["rows"],
-            "sha256": metadata["sha256"][:12],
+            "sha256": short_sha(metadata["sha256"]),
         }
 
     return labels

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from drg_workflow.documents import read_json
+from drg_workflow.hashing import short_sha
 from drg_workflow.tables import read_arrow
 
 from ..comparison import build_comparison, comparison_warnings
@@ -159,7 +160,7 @@ def champion_description(refit: Mapping[str, Any]) -> str:
     )
     return (
         f"{refit['champion']} refitted on {years[0]}-{years[-1]} ({refit['rows']} rows of "
-        f"{refit['data_version']}, sha256 {refit['data_sha256'][:12]}); chosen by the skill "
+        f"{refit['data_version']}, sha256 {short_sha(refit['data_sha256'])}); chosen by the skill "
         f"gate on the backtest origins {', '.join(map(str, refit['chosen_on']))} (skill "
         f"against persistence, {skills})"
     )

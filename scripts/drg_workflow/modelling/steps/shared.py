@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from drg_workflow.files import atomic_output
-from drg_workflow.hashing import config_hash
+from drg_workflow.hashing import config_hash, short_sha
 from drg_workflow.profiling import timed
 from drg_workflow.tables import read_arrow
 
@@ -56,7 +56,7 @@ def study_name(
     years: Mapping[str, Any] | None = None,
     experiment: Mapping[str, Any] | None = None,
 ) -> str:
-    """``<model>-<12 hex>``: the hash covers the model's settings, the data's sha256, the
+    """``<model>-<short sha>``: the hash covers the model's settings, the data's sha256, the
     resolved years (``split.json``'s split and origins) and the MLflow experiment the study
     logs to (tracking URI, experiment name and id).
 
@@ -76,7 +76,7 @@ def study_name(
             "experiment": where,
         }
     )
-    return f"{params['model']}-{digest[:12]}"
+    return f"{params['model']}-{short_sha(digest)}"
 
 
 def model_settings(params: Mapping[str, Any], years: ModellingYears) -> ModelSettings:
