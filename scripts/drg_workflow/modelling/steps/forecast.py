@@ -74,18 +74,12 @@ def forecast(
     (``interval.test``: coverage and Winkler score per level and group, and plain
     split-conformal's for reference), in the same groups.
     """
-    from ..data import KEY_COLUMNS, select_features
+    from ..data import select_features
     from ..forecast import (
         ChainStep,
-        ForecastError,
         IntervalSettings,
-        assess_intervals,
-        backtest_residual_rows,
-        calibrate_intervals,
         forecast_table,
         next_year_features,
-        split_conformal,
-        with_group_column,
         with_names,
     )
 
@@ -93,9 +87,8 @@ def forecast(
     interval_settings = IntervalSettings.from_params(params["forecast"])
     name_columns = dict(params["forecast"]["names"]["columns"])
     base = read_arrow(base_arrow)
-    modelling_columns = arrow_columns(modelling_arrow)
     feature_columns = select_features(
-        modelling_columns,
+        arrow_columns(modelling_arrow),
         settings.features,
         settings.include_same_year_features,
         settings.include_year,
@@ -108,16 +101,57 @@ def forecast(
     if prediction is None:
         warning = NO_CHAMPION_WARNING
         prediction = persistence
-    if interval_settings.column not in modelling_columns:
+    intervals, interval_document = _calibrated_intervals(
+        interval_settings, modelling_arrow, backtest_predictions, champion["champion"]
+    )
+    provenance = {
+        "forecast_year": int(features["year"].iloc[0]),
+        "last_data_year": int(base["year"].max()),
+        "target": settings.features.target,
+        "model": champion["champion"] or BASELINE_NAME,
+        "fallback": champion["fallback"],
+        "registered_model": champion["registered_model"],
+        "model_version": version,
+        "model_uri": champion.get("model_uri"),
+        "training_years": champion.get("training_years"),
+        "interval": interval_document,
+    }
+    names = read_arrow(names_arrow, ["year", *name_columns, *name_columns.values()])
+    table = with_names(
+        forecast_table(features, prediction, persistence, intervals), names, name_columns
+    )
+    return ForecastResult(table, provenance, warning)
+
+
+def _calibrated_intervals(
+    interval_settings: Any,
+    modelling_arrow: str | Path,
+    backtest_predictions: pd.DataFrame,
+    champion: str | None,
+) -> tuple[Any, dict[str, Any]]:
+    """The forecast's intervals, calibrated per group on the champion's (or persistence's)
+    backtest residuals at every origin, and the metadata's ``interval`` document: the
+    intervals, their calibration, and how intervals calibrated on the choosing origins alone do
+    on the reporting origins (``test``)."""
+    from ..data import KEY_COLUMNS
+    from ..forecast import (
+        ForecastError,
+        assess_intervals,
+        backtest_residual_rows,
+        calibrate_intervals,
+        split_conformal,
+        with_group_column,
+    )
+
+    column = interval_settings.column
+    if column not in arrow_columns(modelling_arrow):
         raise ForecastError(
-            f"config key forecast.interval_groups.column: {interval_settings.column!r} is not "
-            "a column of the modelling data"
+            f"config key forecast.interval_groups.column: {column!r} is not a column of the "
+            "modelling data"
         )
-    groups = read_arrow(modelling_arrow, [*KEY_COLUMNS, interval_settings.column])
+    groups = read_arrow(modelling_arrow, [*KEY_COLUMNS, column])
     residuals = with_group_column(
-        backtest_residual_rows(backtest_predictions, champion["champion"]),
-        groups,
-        interval_settings.column,
+        backtest_residual_rows(backtest_predictions, champion), groups, column
     )
     choosing = residuals.loc[residuals["role"] == CHOOSING_ROLE]
     reporting = residuals.loc[residuals["role"] == REPORTING_ROLE]
@@ -131,29 +165,13 @@ def forecast(
             reporting,
         ),
     }
-    last_year = int(base["year"].max())
-    provenance = {
-        "forecast_year": int(features["year"].iloc[0]),
-        "last_data_year": last_year,
-        "target": settings.features.target,
-        "model": champion["champion"] or BASELINE_NAME,
-        "fallback": champion["fallback"],
-        "registered_model": champion["registered_model"],
-        "model_version": version,
-        "model_uri": champion.get("model_uri"),
-        "training_years": champion.get("training_years"),
-        "interval": {
-            **intervals.to_json(),
-            "calibration": {
-                "rows": len(residuals),
-                "source": "backtest out-of-sample predictions at every origin",
-                "years": sorted(int(y) for y in residuals["year"].unique()),
-            },
-            "test": assessment,
+    document = {
+        **intervals.to_json(),
+        "calibration": {
+            "rows": len(residuals),
+            "source": "backtest out-of-sample predictions at every origin",
+            "years": sorted(int(y) for y in residuals["year"].unique()),
         },
+        "test": assessment,
     }
-    names = read_arrow(names_arrow, ["year", *name_columns, *name_columns.values()])
-    table = with_names(
-        forecast_table(features, prediction, persistence, intervals), names, name_columns
-    )
-    return ForecastResult(table, provenance, warning)
+    return intervals, document
