@@ -15,7 +15,9 @@ pytestmark = pytest.mark.workflow
 
 GUIDE = (ROOT / "docs/adding-a-report-figure.md").read_text()
 #: The guide's function and the rule's new output.
-FUNCTION, OUTPUT = re.findall(r"```python\n(.*?)```", GUIDE, re.S)
+# (the rule's lines are a snakemake block: a formatter of Python blocks would rewrite them)
+(FUNCTION,) = re.findall(r"```python\n(.*?)```", GUIDE, re.S)
+(OUTPUT,) = re.findall(r"```snakemake\n(.*?)```", GUIDE, re.S)
 SCRIPT_LINE = "    save_png(rows_by_year(frame, data), snakemake.output.rows)\n"
 CAPTION = "Rows of data version {{ snakemake.config.modelling.data_version }} per year.\n"
 
