@@ -87,8 +87,9 @@ def forecast(
     interval_settings = IntervalSettings.from_params(params["forecast"])
     name_columns = dict(params["forecast"]["names"]["columns"])
     base = read_arrow(base_arrow)
+    modelling_columns = arrow_columns(modelling_arrow)
     feature_columns = select_features(
-        arrow_columns(modelling_arrow),
+        modelling_columns,
         settings.features,
         settings.include_same_year_features,
         settings.include_year,
@@ -102,7 +103,11 @@ def forecast(
         warning = NO_CHAMPION_WARNING
         prediction = persistence
     intervals, interval_document = _calibrated_intervals(
-        interval_settings, modelling_arrow, backtest_predictions, champion["champion"]
+        interval_settings,
+        modelling_arrow,
+        modelling_columns,
+        backtest_predictions,
+        champion["champion"],
     )
     provenance = {
         "forecast_year": int(features["year"].iloc[0]),
@@ -126,6 +131,7 @@ def forecast(
 def _calibrated_intervals(
     interval_settings: Any,
     modelling_arrow: str | Path,
+    modelling_columns: Sequence[str],
     backtest_predictions: pd.DataFrame,
     champion: str | None,
 ) -> tuple[Any, dict[str, Any]]:
@@ -144,7 +150,7 @@ def _calibrated_intervals(
     )
 
     column = interval_settings.column
-    if column not in arrow_columns(modelling_arrow):
+    if column not in modelling_columns:
         raise ForecastError(
             f"config key forecast.interval_groups.column: {column!r} is not a column of the "
             "modelling data"
