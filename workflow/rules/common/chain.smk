@@ -183,7 +183,8 @@ def verified_build_inputs(wildcards):
 
 def run_transformation_step(input, output, params, wildcards, threads, log, rule_name):
     """The body of the transformation rules of transform.smk: the package's shared
-    adapter (drg_workflow.chain_step.transformation_step), in Snakemake's own process."""
+    adapter (drg_workflow.chain_step.transformation_step), in Snakemake's own process.
+    """
     from drg_workflow.jobs import IN_PROCESS_LOCK
 
     # Not while a script run in this process may be importing (IN_PROCESS_LOCK).
