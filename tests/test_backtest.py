@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from modelling_frames import model_settings, modelling_frame, modelling_settings, pooled_skill_test
+from threadpoolctl import threadpool_limits
 
 from drg_workflow.ingest import missing_years_warning, raw_years, year_runs
 from drg_workflow.modelling.backtest import (
@@ -17,6 +18,7 @@ from drg_workflow.modelling.backtest import (
     SCORE_COLUMNS,
     SKILL_TEST_COLUMNS,
     bootstrap_skill_intervals,
+    bootstrap_skill_resamples,
     fit_at_origin,
     score_backtest,
     skill,
@@ -263,6 +265,22 @@ def test_the_bootstrap_is_seeded_paired_and_resamples_series():
     wide = first["rmse"][1, 0] - first["rmse"][0, 0]
     narrow = np.diff(bootstrap_skill_intervals(many, many[:, 1], BOOTSTRAP, 2015)["rmse"][:, 0])
     assert narrow[0] < 0.7 * wide
+
+
+def test_the_bootstrap_gives_the_same_bits_with_any_number_of_blas_threads():
+    """The resamples' sums do not depend on the BLAS library's threads (a job run in
+    Snakemake's process uses all cores' BLAS threads, one in its own process the job's threads):
+    the skill test has the same bytes either way."""
+    rng = np.random.default_rng(3)
+    actual = rng.lognormal(15, 2, size=3000)
+    errors = actual[:, None] * rng.normal(0, 0.3, size=(3000, 3))
+    persistence = actual * rng.normal(0, 0.4, size=3000)
+    with threadpool_limits(1, user_api="blas"):
+        one = bootstrap_skill_resamples(errors, persistence, BOOTSTRAP, 2015)
+    with threadpool_limits(4, user_api="blas"):
+        several = bootstrap_skill_resamples(errors, persistence, BOOTSTRAP, 2015)
+    for measure in ("rmse", "mae"):
+        assert one[measure].tobytes() == several[measure].tobytes()
 
 
 # ----------------------------------------------------------------------------- the gate

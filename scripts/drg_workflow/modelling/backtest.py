@@ -177,8 +177,11 @@ def bootstrap_skill_resamples(
         # How often each series is drawn in each resample, as one bincount.
         offsets = (np.arange(size)[:, None] * n + draws).ravel()
         counts = np.bincount(offsets, minlength=size * n).reshape(size, n).astype(float)
-        sums_squared.append(counts @ squared)
-        sums_absolute.append(counts @ absolute)
+        # einsum's own loop, not BLAS: a BLAS product sums in an order that depends on its
+        # threads, which differ between a job in Snakemake's process and one in its own, so
+        # the last bits (and the skill test's bytes) would too.
+        sums_squared.append(np.einsum("rs,sm->rm", counts, squared))
+        sums_absolute.append(np.einsum("rs,sm->rm", counts, absolute))
     squared_sums, absolute_sums = np.vstack(sums_squared), np.vstack(sums_absolute)
     return {
         "rmse": skill(np.sqrt(squared_sums[:, :-1]), np.sqrt(squared_sums[:, -1:])),
