@@ -16,15 +16,14 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.metadata
-import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ROOT, SNAKEFILE
+from workflow_rules import rule_file, workflow_rules
 
 ENVS = sorted((ROOT / "workflow" / "envs").glob("*.yaml"))
 ENVIRONMENT_YAML = ROOT / "environment.yaml"
@@ -36,27 +35,6 @@ UNPINNED = {"python", "pip"}
 #: Import names that differ from their package's name; any other is looked up with
 #: importlib.metadata.packages_distributions() (e.g. mpl_toolkits -> matplotlib).
 IMPORT_TO_PACKAGE = {"sklearn": "scikit-learn", "yaml": "pyyaml"}
-
-#: Run in a subprocess (Snakemake changes the working directory): every rule of the workflow,
-#: with its file, conda environment, script and whether it runs anything.
-DUMP_RULES = """
-import json, sys
-from pathlib import Path
-from snakemake.api import SnakemakeApi
-from snakemake.settings.types import ResourceSettings
-
-with SnakemakeApi() as api:
-    workflow = api.workflow(
-        resource_settings=ResourceSettings(), snakefile=Path(sys.argv[1]), workdir=Path(sys.argv[2])
-    )._workflow
-    # The bookkeeping rules run their script in Snakemake's process (rules/common/in_process.smk).
-    in_process = workflow.globals["IN_PROCESS_SCRIPTS"]
-    print(json.dumps([
-        {"name": rule.name, "snakefile": rule.snakefile, "conda": rule.conda_env,
-         "script": rule.script or in_process.get(rule.name), "runs": not rule.norun}
-        for rule in workflow.rules
-    ]))
-"""
 
 
 def normalise(name: str) -> str:
@@ -157,20 +135,19 @@ def rules(tmp_path_factory) -> list[dict]:
     workdir = tmp_path_factory.mktemp("rules")
     (workdir / "config").mkdir()
     (workdir / "config" / "config.yaml").write_text((ROOT / "config" / "config.yaml").read_text())
-    result = subprocess.run(
-        [sys.executable, "-c", DUMP_RULES, str(SNAKEFILE), str(workdir)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return workflow_rules(SNAKEFILE, workdir)
 
 
-def test_every_rule_that_runs_something_has_a_conda_environment(rules):
+def test_every_rule_that_runs_something_has_a_conda_environment_and_a_script(rules):
     assert len(rules) > 20
     missing = [rule["name"] for rule in rules if rule["runs"] and not rule["conda"]]
     assert missing == []
+    # Its script, beside it: run as script: does under a software deployment method.
+    scriptless = [rule["name"] for rule in rules if rule["runs"] and not rule["script"]]
+    assert scriptless == []
+    for rule in rules:
+        if rule["script"]:
+            assert rule_file(rule, "script").is_file(), rule
     for rule in rules:
         if rule["conda"]:
             env = Path(rule["snakefile"]).parent / rule["conda"]

@@ -66,7 +66,7 @@ def test_mlflow_telemetry_is_off_in_every_modelling_job():
 
 
 def test_a_script_run_in_snakemakes_process_fails_like_a_step(tmp_path: Path):
-    """A rule script run by a run: block (rules/common/in_process.smk) calls logged_rule as in
+    """A rule script run by a run: block (rules/common/rule_scripts.smk) calls logged_rule as in
     its own process; running_in_process makes the same call raise StepFailed, not exit."""
     from drg_workflow.jobs import running_in_process
 

@@ -67,15 +67,16 @@ def transformation_step(
     """The adapter every transformation rule shares: :func:`transform_version` logged to the
     rule's log (its contract checks, its size and its profile) and return the metadata.
 
-    It runs in a thread of Snakemake's own process (the rules' ``run:``), not in a process of
-    its own: a step's work is a second or two, and starting Python with pandas and pyarrow for
-    each took another 0.7 s (docs/performance.md). A bad contract raises
-    :class:`~drg_workflow.jobs.StepFailed` with the one-line message. ``arguments`` are
-    :func:`transform_version`'s.
+    Called by scripts/transform_version.py, which runs in a thread of Snakemake's own process
+    (rules/common/rule_scripts.smk) unless a software deployment method is requested: a step's
+    work is a second or two, and starting Python with pandas and pyarrow for each cost another
+    0.7 s (docs/performance.md). There a broken contract raises
+    :class:`~drg_workflow.jobs.StepFailed` with the one-line message; in a process of its own
+    the message ends the script. ``arguments`` are :func:`transform_version`'s.
     """
     from drg_workflow.jobs import logged_rule
 
-    with logged_rule(str(log_path), rule_name, in_process=True) as log:
+    with logged_rule(str(log_path), rule_name) as log:
         metadata = transform_version(**arguments, log=log)
         for check in metadata["contracts"]:
             log.info("contract check %s passed: %s", check["check"], check["measured"])

@@ -58,4 +58,4 @@ rule model_card:
         settings=shared_modelling_settings(),
         models=[*MODELS, BASELINE_NAME],
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/model_card.py", locals())

@@ -16,8 +16,8 @@
 # split_years, setup_mlflow, setup_study, compare_models and register_champion are bookkeeping
 # (a few MLflow and Optuna calls, no model fits): local rules, so on a cluster they run in the
 # Snakemake process's host instead of waiting in the queue (docs/cluster.md). They,
-# evaluate_baseline and score_backtest run their scripts in Snakemake's own process
-# (common/in_process.smk).
+# evaluate_baseline and score_backtest run their scripts in Snakemake's own process, or in
+# their conda environment under --sdm conda (common/rule_scripts.smk).
 
 
 rule split_years:
@@ -37,7 +37,7 @@ rule split_years:
     params:
         settings=split_settings(),
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/split_years.py", locals())
 
 
 rule setup_mlflow:
@@ -55,7 +55,7 @@ rule setup_mlflow:
     params:
         mlflow=mlflow_settings(),
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/setup_mlflow.py", locals())
 
 
 rule setup_study:
@@ -77,7 +77,7 @@ rule setup_study:
     params:
         settings=model_settings,
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/setup_study.py", locals())
 
 
 rule tune_shard:
@@ -145,7 +145,7 @@ rule evaluate_baseline:
         settings=shared_modelling_settings(),
         data_source=MODELLING_FILES["csv"],
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/evaluate_baseline.py", locals())
 
 
 rule backtest_model:
@@ -190,7 +190,7 @@ rule score_backtest:
     params:
         settings=backtest_settings(),
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/score_backtest.py", locals())
 
 
 rule compare_models:
@@ -210,7 +210,7 @@ rule compare_models:
     resources:
         mem_mb=500,
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/compare_models.py", locals())
 
 
 rule refit_champion:
@@ -253,4 +253,4 @@ rule register_champion:
     params:
         registered_model=MODELLING["mlflow"]["registered_model"],
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/register_champion.py", locals())

@@ -20,7 +20,7 @@ rule ingest_raw:
         parameters=raw_parameters(),
         contract=transformation_contract(RAW_TRANSFORMATION),
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/ingest_raw.py", locals())
 
 
 # raw.source url: fetch the CSV with retries and backoff, atomically (see

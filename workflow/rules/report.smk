@@ -33,7 +33,7 @@ rule report_data_versions:
     conda:
         "../envs/modelling.yaml"
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/report_data_versions.py", locals())
 
 
 rule report_version_metadata:
@@ -58,7 +58,7 @@ rule report_version_metadata:
     conda:
         "../envs/data.yaml"
     run:
-        copy_files(input, output)
+        run_rule_script("../../scripts/report_version_metadata.py", locals())
 
 
 rule report_features:
@@ -89,7 +89,7 @@ rule report_features:
         rolling_window=config["lags"]["rolling_window"],
         n_features=REPORT_LAG_FEATURES,
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/report_features.py", locals())
 
 
 rule report_tuning:
@@ -123,7 +123,7 @@ rule report_tuning:
         models=MODELS,
         tuning=MODELLING["tuning"],
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/report_tuning.py", locals())
 
 
 rule report_models:
@@ -161,7 +161,7 @@ rule report_models:
         models=MODELS,
         top=REPORT_TOP_FEATURES,
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/report_models.py", locals())
 
 
 rule report_backtest:
@@ -191,7 +191,7 @@ rule report_backtest:
     conda:
         "../envs/modelling.yaml"
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/report_backtest.py", locals())
 
 
 rule report_forecast:
@@ -246,4 +246,4 @@ rule report_forecast:
     params:
         name_columns=config["forecast"]["names"]["columns"],
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/report_forecast.py", locals())

@@ -29,7 +29,7 @@ rule verify:
     params:
         chain=verify_chain_files(),
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/verify_versions.py", locals())
 
 
 rule verify_build:
@@ -51,4 +51,4 @@ rule verify_build:
     params:
         chain=verify_chain_files(),
     run:
-        run_script_in_process(input, output, params, wildcards, threads, log, rule)
+        run_rule_script("../../scripts/verify_versions.py", locals())

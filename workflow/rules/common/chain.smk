@@ -179,29 +179,3 @@ def verified_build_inputs(wildcards):
         for kind, path in kept_version_files(version).items()
     }
     return {**files, "comparison": COMPARISON}
-
-
-def run_transformation_step(input, output, params, wildcards, threads, log, rule_name):
-    """The body of the transformation rules of transform.smk: the package's shared
-    adapter (drg_workflow.chain_step.transformation_step), in Snakemake's own process.
-    """
-    from drg_workflow.jobs import IN_PROCESS_LOCK
-
-    # Not while a script run in this process may be importing (IN_PROCESS_LOCK).
-    with IN_PROCESS_LOCK:
-        from drg_workflow.chain_step import transformation_step
-
-    transformation_step(
-        log_path=log[0],
-        rule_name=rule_name,
-        input_data=input.data,
-        input_metadata=input.metadata,
-        output_csv=output.csv,
-        output_metadata=output.metadata,
-        output_arrow=output.get("arrow"),
-        version=wildcards.version,
-        transformation=params.transformation,
-        parameters=params.parameters,
-        contract=params.contract,
-        threads=threads,
-    )

@@ -1,7 +1,6 @@
 # Labels of the report's items (report.smk): read from the inputs' metadata when the report is
 # made, so every figure names the data version and sha256 it was drawn from.
 import json
-import shutil
 
 from drg_workflow.hashing import short_sha
 
@@ -61,9 +60,3 @@ def version_report_labels(version):
         }
 
     return labels
-
-
-def copy_files(sources, copies):
-    """Copy each source file to its copy, byte for byte."""
-    for source, copy in zip(sources, copies, strict=True):
-        shutil.copyfile(source, copy)
