@@ -96,6 +96,94 @@ class _Checker:
             self.fail(check, f"column {column} is not numeric ({series.dtype})")
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
 
+    def required_columns(self, columns: list[str]) -> None:
+        self.columns_present("required_columns", columns)
+        if columns:
+            self.passed("required_columns", {"columns": len(columns)})
+
+    def not_null(self, columns: list[str]) -> None:
+        self.columns_present("not_null", columns)
+        nulls = self.frame[columns].isna()
+        counts = nulls.sum()
+        if counts.any():
+            bad = counts[counts > 0]
+            detail = ", ".join(f"{name} has {count}" for name, count in bad.items())
+            self.fail("not_null", f"missing values ({detail})", nulls.any(axis=1).to_numpy())
+        self.passed("not_null", {"columns": len(columns), "nulls": 0})
+
+    def unique_keys(self) -> None:
+        duplicated = self.frame.duplicated(self.keys, keep=False).to_numpy()
+        if duplicated.any():
+            self.fail(
+                "unique_keys",
+                f"{int(duplicated.sum())} rows share their ({', '.join(self.keys)}) with "
+                "another row",
+                duplicated,
+            )
+        self.passed(
+            "unique_keys", {"keys": self.keys, "rows": int(len(self.frame)), "duplicates": 0}
+        )
+
+    def finite(self, columns: list[str]) -> None:
+        self.columns_present("finite", columns)
+        for column in columns:
+            values = self.numeric("finite", column)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                self.fail("finite", f"{int(bad.sum())} values of {column} are NaN or infinite", bad)
+        self.passed("finite", {"columns": len(columns), "non_finite": 0})
+
+    def ranges(self, ranges: Mapping[str, Mapping[str, float]]) -> None:
+        self.columns_present("ranges", list(ranges))
+        measured = {}
+        for column, bounds in ranges.items():
+            values = self.numeric("ranges", column)
+            low, high = bounds.get("min", -np.inf), bounds.get("max", np.inf)
+            bad = (values < low) | (values > high)  # NaN compares False: not_null's business
+            if bad.any():
+                self.fail(
+                    "ranges", f"{int(bad.sum())} values of {column} outside [{low}, {high}]", bad
+                )
+            present = values[~np.isnan(values)]
+            measured[column] = {
+                "min": _number(present.min()) if len(present) else None,
+                "max": _number(present.max()) if len(present) else None,
+            }
+        self.passed("ranges", measured)
+
+    def sums_to_one(self, groups: Sequence[Sequence[str]], tolerance: float) -> None:
+        deviations = []
+        for group in groups:
+            self.columns_present("sums_to_one", group)
+            total = np.zeros(len(self.frame))
+            for column in group:
+                total += self.numeric("sums_to_one", column)
+            deviation = np.abs(total - 1.0)
+            bad = ~(deviation <= tolerance)
+            if bad.any():
+                self.fail(
+                    "sums_to_one",
+                    f"{int(bad.sum())} rows where {' + '.join(group)} is not 1 within {tolerance}",
+                    bad,
+                )
+            deviations.append(_number(deviation.max()) if len(self.frame) else 0.0)
+        self.passed("sums_to_one", {"tolerance": tolerance, "max_deviation": deviations})
+
+    def rows_vs_input(self, rule: str, input_rows: int) -> None:
+        rows = int(len(self.frame))
+        if (rule == "same" and rows != input_rows) or (rule == "at_most" and rows > input_rows):
+            wanted = "the same number of rows as" if rule == "same" else "at most the rows of"
+            self.fail(
+                "rows_vs_input", f"{rows} rows, but must have {wanted} its input ({input_rows})"
+            )
+        self.passed("rows_vs_input", {"rule": rule, "input_rows": input_rows, "rows": rows})
+
+    def row_bounds(self, low: int | None, high: int | None) -> None:
+        rows = int(len(self.frame))
+        if (low is not None and rows < low) or (high is not None and rows > high):
+            self.fail("row_bounds", f"{rows} rows, outside [{low}, {high}]")
+        self.passed("row_bounds", {"min_rows": low, "max_rows": high, "rows": rows})
+
 
 def check_contract(
     frame: pd.DataFrame,
@@ -123,98 +211,22 @@ def check_contract(
         )
     keys = list(contract.get("keys", []))
     check = _Checker(frame, version, transformation, keys)
-    required = list(dict.fromkeys([*keys, *contract.get("required_columns", [])]))
-    check.columns_present("required_columns", required)
-    if required:
-        check.passed("required_columns", {"columns": len(required)})
-
+    check.required_columns(list(dict.fromkeys([*keys, *contract.get("required_columns", [])])))
     not_null = list(dict.fromkeys([*keys, *contract.get("not_null", [])]))
     if not_null:
-        check.columns_present("not_null", not_null)
-        nulls = frame[not_null].isna()
-        counts = nulls.sum()
-        if counts.any():
-            bad = counts[counts > 0]
-            detail = ", ".join(f"{name} has {count}" for name, count in bad.items())
-            check.fail("not_null", f"missing values ({detail})", nulls.any(axis=1).to_numpy())
-        check.passed("not_null", {"columns": len(not_null), "nulls": 0})
-
+        check.not_null(not_null)
     if contract.get("unique_keys") and keys:
-        duplicated = frame.duplicated(keys, keep=False).to_numpy()
-        if duplicated.any():
-            check.fail(
-                "unique_keys",
-                f"{int(duplicated.sum())} rows share their ({', '.join(keys)}) with another row",
-                duplicated,
-            )
-        check.passed("unique_keys", {"keys": keys, "rows": int(len(frame)), "duplicates": 0})
-
-    finite = list(contract.get("finite", []))
-    if finite:
-        check.columns_present("finite", finite)
-        for column in finite:
-            values = check.numeric("finite", column)
-            bad = ~np.isfinite(values)
-            if bad.any():
-                check.fail(
-                    "finite", f"{int(bad.sum())} values of {column} are NaN or infinite", bad
-                )
-        check.passed("finite", {"columns": len(finite), "non_finite": 0})
-
-    ranges = contract.get("ranges", {})
-    if ranges:
-        check.columns_present("ranges", list(ranges))
-        measured = {}
-        for column, bounds in ranges.items():
-            values = check.numeric("ranges", column)
-            low, high = bounds.get("min", -np.inf), bounds.get("max", np.inf)
-            bad = (values < low) | (values > high)  # NaN compares False: not_null's business
-            if bad.any():
-                check.fail(
-                    "ranges",
-                    f"{int(bad.sum())} values of {column} outside [{low}, {high}]",
-                    bad,
-                )
-            present = values[~np.isnan(values)]
-            measured[column] = {
-                "min": _number(present.min()) if len(present) else None,
-                "max": _number(present.max()) if len(present) else None,
-            }
-        check.passed("ranges", measured)
-
-    groups = contract.get("sums_to_one", [])
-    if groups:
-        tolerance = contract.get("sum_tolerance", 0.0)
-        deviations = []
-        for group in groups:
-            check.columns_present("sums_to_one", group)
-            total = np.zeros(len(frame))
-            for column in group:
-                total += check.numeric("sums_to_one", column)
-            deviation = np.abs(total - 1.0)
-            bad = ~(deviation <= tolerance)
-            if bad.any():
-                check.fail(
-                    "sums_to_one",
-                    f"{int(bad.sum())} rows where {' + '.join(group)} is not 1 within {tolerance}",
-                    bad,
-                )
-            deviations.append(_number(deviation.max()) if len(frame) else 0.0)
-        check.passed("sums_to_one", {"tolerance": tolerance, "max_deviation": deviations})
-
-    rows = int(len(frame))
+        check.unique_keys()
+    if contract.get("finite"):
+        check.finite(list(contract["finite"]))
+    if contract.get("ranges"):
+        check.ranges(contract["ranges"])
+    if contract.get("sums_to_one"):
+        check.sums_to_one(contract["sums_to_one"], contract.get("sum_tolerance", 0.0))
     rule = contract.get("rows_vs_input", "any")
     if input_rows is not None and rule != "any":
-        if (rule == "same" and rows != input_rows) or (rule == "at_most" and rows > input_rows):
-            wanted = "the same number of rows as" if rule == "same" else "at most the rows of"
-            check.fail(
-                "rows_vs_input", f"{rows} rows, but must have {wanted} its input ({input_rows})"
-            )
-        check.passed("rows_vs_input", {"rule": rule, "input_rows": input_rows, "rows": rows})
-
+        check.rows_vs_input(rule, input_rows)
     low, high = contract.get("min_rows"), contract.get("max_rows")
     if low is not None or high is not None:
-        if (low is not None and rows < low) or (high is not None and rows > high):
-            check.fail("row_bounds", f"{rows} rows, outside [{low}, {high}]")
-        check.passed("row_bounds", {"min_rows": low, "max_rows": high, "rows": rows})
+        check.row_bounds(low, high)
     return check.results

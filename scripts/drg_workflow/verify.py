@@ -47,28 +47,9 @@ def _short(digest: str | None) -> str:
     return short_sha(digest, missing="none")
 
 
-def verify_version(
-    files: VersionFiles, metadata: Mapping[str, Mapping[str, Any] | None]
-) -> dict[str, Any]:
-    """Check one version; ``metadata`` maps every version to its metadata (None if missing).
-
-    Returns ``{"version", "built", "passed", "problems": [...], "rows", "sha256",
-    "contract_checks"}``; a version with none of its files on disk is not built and passes.
-    """
+def _file_problems(files: VersionFiles, document: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the version's CSV and Arrow copy against its metadata's digests."""
     problems: list[str] = []
-    document = metadata.get(files.version)
-    result: dict[str, Any] = {"version": files.version, "rule": files.transformation}
-    if document is None:
-        present = [p for p in (files.csv, files.arrow, files.metadata) if p and Path(p).exists()]
-        if not present:
-            return {**result, "built": False, "passed": True, "problems": []}
-        problems.append("metadata missing (its build was interrupted, or it was deleted)")
-        return {**result, "built": True, "passed": False, "problems": problems}
-    if document.get("version") != files.version:
-        problems.append(f"metadata is that of {document.get('version')!r}")
-    name = document.get("transformation", {}).get("name")
-    if name != files.transformation:
-        problems.append(f"made by {name!r}, but the chain makes it by {files.transformation!r}")
     if not Path(files.csv).exists():
         problems.append("CSV missing")
     else:
@@ -92,6 +73,17 @@ def verify_version(
                 f"Arrow copy sha256 {_short(actual)} is not the one written with its CSV "
                 f"({_short(recorded_arrow)}): the copy was replaced and may not hold the CSV's data"
             )
+    return problems
+
+
+def _input_problems(
+    files: VersionFiles,
+    document: Mapping[str, Any],
+    metadata: Mapping[str, Mapping[str, Any] | None],
+) -> list[str]:
+    """What is wrong with the input the version was made from, against the chain and the
+    input's current metadata."""
+    problems: list[str] = []
     recorded_input = document.get("input") or {}
     if recorded_input.get("version") != files.input_version:
         problems.append(
@@ -113,6 +105,33 @@ def verify_version(
                 f"{files.input_version} is now {_short(current)} (rebuilt after "
                 f"{files.version})"
             )
+    return problems
+
+
+def verify_version(
+    files: VersionFiles, metadata: Mapping[str, Mapping[str, Any] | None]
+) -> dict[str, Any]:
+    """Check one version; ``metadata`` maps every version to its metadata (None if missing).
+
+    Returns ``{"version", "built", "passed", "problems": [...], "rows", "sha256",
+    "contract_checks"}``; a version with none of its files on disk is not built and passes.
+    """
+    problems: list[str] = []
+    document = metadata.get(files.version)
+    result: dict[str, Any] = {"version": files.version, "rule": files.transformation}
+    if document is None:
+        present = [p for p in (files.csv, files.arrow, files.metadata) if p and Path(p).exists()]
+        if not present:
+            return {**result, "built": False, "passed": True, "problems": []}
+        problems.append("metadata missing (its build was interrupted, or it was deleted)")
+        return {**result, "built": True, "passed": False, "problems": problems}
+    if document.get("version") != files.version:
+        problems.append(f"metadata is that of {document.get('version')!r}")
+    name = document.get("transformation", {}).get("name")
+    if name != files.transformation:
+        problems.append(f"made by {name!r}, but the chain makes it by {files.transformation!r}")
+    problems += _file_problems(files, document)
+    problems += _input_problems(files, document, metadata)
     checks = document.get("contracts")
     if checks is None:
         problems.append("no contract checks recorded (built before contracts existed)")

@@ -209,16 +209,9 @@ def coverage_table(intervals: Mapping[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def model_card(facts: ModelCardFacts) -> list[Block]:
-    """The card's blocks, in order."""
-    uri = champion_uri(facts.registered_model)
-    intervals = facts.intervals
-    levels = sorted(intervals["test"]["by_group"], key=float)
-    level_text = ", ".join(f"{100 * float(level):g}%" for level in levels)
-    groups = intervals["groups"]
-    overall = {level: intervals["test"]["by_group"][level][ALL_ROWS] for level in levels}
+def _summary_table(facts: ModelCardFacts, uri: str) -> pd.DataFrame:
     version = f"version {facts.version}" if facts.version else "no registered version"
-    summary = pd.DataFrame(
+    return pd.DataFrame(
         [
             ("model", f"{facts.model} ({facts.target_form} target form)"),
             ("registered as", f"{facts.registered_model}, {version}, alias champion"),
@@ -234,51 +227,33 @@ def model_card(facts: ModelCardFacts) -> list[Block]:
         ],
         columns=["", ""],
     )
-    params = pd.DataFrame(
-        [(key, str(value)) for key, value in sorted(facts.params.items())],
-        columns=["parameter", "value"],
-    )
-    refitted = (
-        ""
-        if facts.model == BASELINE_NAME
-        else f", refitted on {_years(facts.training_years)} (every year of the data up to the last)"
-    )
+
+
+#: What the card says the forecast is for and not for; the same for every champion.
+INTENDED_USE: tuple[str, ...] = (
+    "Planning and budgeting: next year's yearly total median profit of a facility's "
+    "DRG, with an interval that says how far it may land from the forecast.",
+    "Screening: which series are expected to change most over last year, read "
+    "together with their intervals.",
+    "Comparing a series' forecast with naive persistence (last year's value), the "
+    "baseline the model was required to beat.",
+)
+NOT_FIT_FOR: tuple[str, ...] = (
+    "Prices, bills or reimbursement of individual patients or stays: the target is a "
+    "yearly total per facility and DRG.",
+    "Judging the quality or efficiency of hospitals, or any causal claim: the model "
+    "extrapolates last years' values; it explains nothing.",
+    "Series without last year's values (new facilities or DRGs), years further "
+    "ahead than the next, or data of another schema, state or chain of "
+    "transformations than the one it was trained on.",
+    "Decisions that need every single interval to hold: an 80% interval misses "
+    "one series in five by design.",
+)
+
+
+def _skill_blocks(facts: ModelCardFacts) -> list[Block]:
+    """Skill on the validation and test years, per backtest origin and in the gate."""
     blocks: list[Block] = [
-        Heading(f"Model card: {facts.registered_model} ({facts.model})", 1),
-        Paragraph(
-            f"The champion of the drg-workflow{refitted}: the model that forecasts next year's "
-            f"{facts.target} for every facility and APR DRG of the New York State hospital "
-            "inpatient cost data, with prediction intervals at "
-            f"{level_text}."
-        ),
-        Table(summary),
-        Heading("Parameters"),
-        Table(params),
-        Heading("Intended use"),
-        Items(
-            (
-                "Planning and budgeting: next year's yearly total median profit of a facility's "
-                "DRG, with an interval that says how far it may land from the forecast.",
-                "Screening: which series are expected to change most over last year, read "
-                "together with their intervals.",
-                "Comparing a series' forecast with naive persistence (last year's value), the "
-                "baseline the model was required to beat.",
-            )
-        ),
-        Heading("Not fit for"),
-        Items(
-            (
-                "Prices, bills or reimbursement of individual patients or stays: the target is a "
-                "yearly total per facility and DRG.",
-                "Judging the quality or efficiency of hospitals, or any causal claim: the model "
-                "extrapolates last years' values; it explains nothing.",
-                "Series without last year's values (new facilities or DRGs), years further "
-                "ahead than the next, or data of another schema, state or chain of "
-                "transformations than the one it was trained on.",
-                "Decisions that need every single interval to hold: an 80% interval misses "
-                "one series in five by design.",
-            )
-        ),
         Heading("Skill against persistence"),
         Paragraph(
             "RMSE and MAE in dollars of the target; skill = 1 - model / persistence (above 0: "
@@ -299,8 +274,15 @@ def model_card(facts: ModelCardFacts) -> list[Block]:
         ]
     if facts.gate is not None:
         blocks += [Heading("The skill gate"), Paragraph(_gate_text(facts.gate))]
-    calibration, test = intervals["calibration"], intervals["test"]
-    blocks += [
+    return blocks
+
+
+def _interval_blocks(intervals: Mapping[str, Any]) -> list[Block]:
+    """How the prediction intervals were calibrated and how often they covered."""
+    levels = sorted(intervals["test"]["by_group"], key=float)
+    overall = {level: intervals["test"]["by_group"][level][ALL_ROWS] for level in levels}
+    groups, calibration, test = intervals["groups"], intervals["calibration"], intervals["test"]
+    return [
         Heading("Prediction intervals: coverage per group and level"),
         Paragraph(
             f"Split-conformal intervals ({intervals['method']}) calibrated per group of "
@@ -319,8 +301,11 @@ def model_card(facts: ModelCardFacts) -> list[Block]:
             + "."
         ),
         Table(coverage_table(intervals)),
-        Heading("Known limitations"),
-        Items((*default_limitations(facts), *facts.limitations)),
+    ]
+
+
+def _loading_blocks(facts: ModelCardFacts, uri: str) -> list[Block]:
+    return [
         Heading("How to load it"),
         Code(
             "import mlflow\n\n"
@@ -333,7 +318,43 @@ def model_card(facts: ModelCardFacts) -> list[Block]:
             "workflow's repository on the Python path."
         ),
     ]
-    return blocks
+
+
+def model_card(facts: ModelCardFacts) -> list[Block]:
+    """The card's blocks, in order."""
+    uri = champion_uri(facts.registered_model)
+    levels = sorted(facts.intervals["test"]["by_group"], key=float)
+    level_text = ", ".join(f"{100 * float(level):g}%" for level in levels)
+    params = pd.DataFrame(
+        [(key, str(value)) for key, value in sorted(facts.params.items())],
+        columns=["parameter", "value"],
+    )
+    refitted = (
+        ""
+        if facts.model == BASELINE_NAME
+        else f", refitted on {_years(facts.training_years)} (every year of the data up to the last)"
+    )
+    return [
+        Heading(f"Model card: {facts.registered_model} ({facts.model})", 1),
+        Paragraph(
+            f"The champion of the drg-workflow{refitted}: the model that forecasts next year's "
+            f"{facts.target} for every facility and APR DRG of the New York State hospital "
+            "inpatient cost data, with prediction intervals at "
+            f"{level_text}."
+        ),
+        Table(_summary_table(facts, uri)),
+        Heading("Parameters"),
+        Table(params),
+        Heading("Intended use"),
+        Items(INTENDED_USE),
+        Heading("Not fit for"),
+        Items(NOT_FIT_FOR),
+        *_skill_blocks(facts),
+        *_interval_blocks(facts.intervals),
+        Heading("Known limitations"),
+        Items((*default_limitations(facts), *facts.limitations)),
+        *_loading_blocks(facts, uri),
+    ]
 
 
 def default_limitations(facts: ModelCardFacts) -> tuple[str, ...]:

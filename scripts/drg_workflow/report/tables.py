@@ -520,6 +520,18 @@ def forecast_page(
         "groups": groups,
         "pageRows": FORECAST_PAGE_ROWS,
     }
+    return _forecast_html(title, note, columns, meta, table)
+
+
+def _forecast_html(
+    title: str,
+    note: str,
+    columns: Sequence[Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    table: np.ndarray,
+) -> str:
+    """The forecast page around its packed rows: ``meta`` as JSON, ``table``'s columns as
+    deflate-compressed JSON in base64, and the script that unpacks and renders them."""
     meta_json = json.dumps(meta, separators=(",", ":")).replace("</", "<\\/")
     rows = json.dumps(table.T.tolist(), separators=(",", ":")).encode()
     data = base64.b64encode(zlib.compress(rows, 9)).decode()

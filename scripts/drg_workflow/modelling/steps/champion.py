@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -17,9 +17,10 @@ from drg_workflow.tables import read_arrow
 
 from ..comparison import build_comparison, comparison_warnings
 from ..years import ModellingYears
-from .shared import (
-    model_settings,
-)
+from .shared import model_settings
+
+if TYPE_CHECKING:  # mlflow is imported only by the steps that log
+    from ..tracking import FinalRun
 
 
 def compare_models(
@@ -47,6 +48,43 @@ def _champion_row(comparison: pd.DataFrame, champion: str) -> dict[str, Any]:
     }
 
 
+def _refit_run(
+    champion: str,
+    params: Mapping[str, Any],
+    rows: int,
+    training_years: Sequence[int],
+    backtest: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    parent_run_id: str,
+) -> FinalRun:
+    """The MLflow run record of the
+    refitted champion: nested under its study's parent run, tagged with its training years and
+    the origins that chose it."""
+    from ..tracking import REFIT_STAGE, FinalRun, refit_run_name
+
+    return FinalRun(
+        model=champion,
+        params=params,
+        metrics={
+            "rows": float(rows),
+            "backtest_skill_rmse": backtest["skill_rmse"],
+            "backtest_skill_mae": backtest["skill_mae"],
+        },
+        config_hash=metrics["config_hash"],
+        stage=REFIT_STAGE,
+        parent_run_id=parent_run_id,
+        tags={
+            "training_years": f"{training_years[0]}-{training_years[-1]}",
+            "first_training_year": str(training_years[0]),
+            "last_training_year": str(training_years[-1]),
+            "chosen_on": " ".join(map(str, backtest["chosen_on"])),
+        },
+        documents={"settings.json": dict(settings), "backtest_skill.json": backtest},
+        run_name=refit_run_name(champion),
+    )
+
+
 def refit_champion(
     settings_by_model: Mapping[str, Mapping[str, Any]],
     comparison_path: str | Path,
@@ -70,14 +108,7 @@ def refit_champion(
     from ..comparison import champion_model
     from ..data import make_xy, select_features
     from ..models import model_estimator
-    from ..tracking import (
-        REFIT_STAGE,
-        FinalRun,
-        LoggedDataset,
-        MlflowExperiment,
-        log_final_run,
-        refit_run_name,
-    )
+    from ..tracking import LoggedDataset, MlflowExperiment, log_final_run, refit_run_name
     from ..tuning import merge_params
     from ..years import distinct_years
 
@@ -97,32 +128,18 @@ def refit_champion(
     estimator = model_estimator(model, params).fit(X, y)
     training_years = distinct_years(years)
     backtest = _champion_row(comparison, champion)
-    span = f"{training_years[0]}-{training_years[-1]}"
     experiment = MlflowExperiment.from_json(experiment_document)
     run = log_final_run(
         experiment,
-        FinalRun(
-            model=champion,
-            params=params,
-            metrics={
-                "rows": float(len(y)),
-                "backtest_skill_rmse": backtest["skill_rmse"],
-                "backtest_skill_mae": backtest["skill_mae"],
-            },
-            config_hash=metrics["config_hash"],
-            stage=REFIT_STAGE,
-            parent_run_id=mlflow_runs[champion]["parent_run_id"],
-            tags={
-                "training_years": span,
-                "first_training_year": str(training_years[0]),
-                "last_training_year": str(training_years[-1]),
-                "chosen_on": " ".join(map(str, backtest["chosen_on"])),
-            },
-            documents={
-                "settings.json": dict(settings_by_model[champion]),
-                "backtest_skill.json": backtest,
-            },
-            run_name=refit_run_name(champion),
+        _refit_run(
+            champion,
+            params,
+            len(y),
+            training_years,
+            backtest,
+            metrics,
+            settings_by_model[champion],
+            mlflow_runs[champion]["parent_run_id"],
         ),
         LoggedDataset(
             frame,
