@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.signed_log import signed_exp, signed_log
 
 #: The ways residuals become an interval (``forecast.interval_method``; the schema lists them).
 INTERVAL_METHODS: tuple[str, ...] = ("signed_log", "absolute")
@@ -75,10 +76,6 @@ def residual_scale(values: np.ndarray | pd.Series, method: str) -> np.ndarray:
         raise IntervalError(
             f"unknown interval method {method!r}; known: {', '.join(INTERVAL_METHODS)}"
         )
-    # Imported here: .target_form imports scikit-learn (its regressor class), which the report
-    # jobs that import this module for its column names never need.
-    from .target_form import signed_log
-
     return signed_log(values) if method == "signed_log" else np.asarray(values, dtype=float)
 
 
@@ -288,8 +285,6 @@ class MondrianIntervals:
         for i, level in enumerate(self.levels):
             lower, upper = scaled - q[:, i], scaled + q[:, i]
             if self.method == "signed_log":
-                from .target_form import signed_exp
-
                 lower, upper = signed_exp(lower), signed_exp(upper)
             result[level] = (lower, upper)
         return result

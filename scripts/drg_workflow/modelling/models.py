@@ -72,8 +72,9 @@ def _ridge(params: dict[str, Any], random_state: int) -> BaseEstimator:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+    from drg_workflow.signed_log import signed_log
+
     from .imputation import MedianImputer
-    from .target_form import signed_log
 
     pipe = Pipeline(
         [

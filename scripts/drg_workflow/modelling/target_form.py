@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
+from drg_workflow.signed_log import signed_exp, signed_log
+
 from .baseline import persistence_values
 from .data import ModellingDataError
 from .model_params import fit_threads
@@ -47,23 +49,6 @@ if TYPE_CHECKING:
 TARGET_FORMS: tuple[str, ...] = ("raw", "log", "relative")
 #: Forms whose loss is weighted by last year's value (``raw`` is in dollars already).
 WEIGHTED_FORMS: tuple[str, ...] = ("log", "relative")
-
-
-def signed_log(values: np.ndarray | pd.Series) -> np.ndarray:
-    """``sign(x) * log1p(|x|)``: a log that keeps the sign and maps 0 to 0."""
-    x = np.asarray(values, dtype=float)
-    # The same operations as np.sign(x) * np.log1p(np.abs(x)), in one buffer: the ridge
-    # pipeline applies this to every feature of every fold of every trial.
-    out = np.abs(x)
-    np.log1p(out, out=out)
-    out *= np.sign(x)
-    return out
-
-
-def signed_exp(values: np.ndarray | pd.Series) -> np.ndarray:
-    """The inverse of :func:`signed_log`: ``sign(z) * expm1(|z|)``."""
-    z = np.asarray(values, dtype=float)
-    return np.sign(z) * np.expm1(np.abs(z))
 
 
 def _check_form(target_form: str) -> None:
