@@ -89,9 +89,9 @@ def _ridge(params: dict[str, Any], random_state: int) -> BaseEstimator:
 
 def _hist_gradient_boosting(params: dict[str, Any], random_state: int) -> BaseEstimator:
     # Native NaN support; random_state fixes the early-stopping split and feature subsampling.
-    from sklearn.ensemble import HistGradientBoostingRegressor
+    from .gradient_boosting import HistGradientBoosting
 
-    return configure(HistGradientBoostingRegressor(random_state=random_state), params)
+    return configure(HistGradientBoosting(random_state=random_state), params)
 
 
 MODEL_BUILDERS: dict[str, ModelBuilder] = {
