@@ -15,7 +15,11 @@ import yaml
 
 from drg_workflow.chain import configured_parameters
 from drg_workflow.config_validation import validate_config
-from drg_workflow.modelling.settings import ModellingSettings, ModelSettings
+from drg_workflow.modelling.settings import (
+    ModellingSettings,
+    ModelSettings,
+    shared_rule_settings,
+)
 from drg_workflow.modelling.years import ModellingYears, resolve_years
 from drg_workflow.synthetic import equivalent_rare_drg_threshold, generate_raw
 from drg_workflow.transformations import apply_transformation
@@ -72,24 +76,8 @@ MODELLING_YEARS = tuple(range(2010, 2018))
 
 
 def shared_params(config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The shared modelling settings of ``config`` as the rules pass them
-    (``common/modelling.smk``'s ``shared_modelling_settings``)."""
-    config = config or small_config()
-    modelling = config["modelling"]
-    return {
-        "target": config["target"],
-        "lags": {k: config["lags"][k] for k in ("columns", "rolling_window")},
-        **{
-            k: modelling[k]
-            for k in (
-                "data_version",
-                "include_same_year_features",
-                "include_year",
-                "cv_folds",
-                "random_state",
-            )
-        },
-    }
+    """The shared modelling settings of ``config`` as the rules pass them."""
+    return shared_rule_settings(config or small_config())
 
 
 def modelling_years(
@@ -114,14 +102,13 @@ def model_params(
 ) -> dict[str, Any]:
     """A model's rule params (``settings_of_model``): the small config's, with this model."""
     config = config or small_config()
-    modelling = config["modelling"]
     return {
-        **shared_params(config),
+        **shared_rule_settings(config),
         "model": model,
         "search_space": space,
         "fixed_params": fixed or {},
-        "target_form": modelling["target_form"],
-        "tuning": {**modelling["tuning"], **tuning},
+        "target_form": config["modelling"]["target_form"],
+        "tuning": {**config["modelling"]["tuning"], **tuning},
     }
 
 

@@ -230,3 +230,38 @@ class MlflowSettings:
             experiment_name=mlflow["experiment_name"],
             artifact_location=mlflow["artifact_location"],
         )
+
+
+def shared_rule_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings every modelling rule shares, from the validated ``config``: target, lag
+    list and window, data version, feature switches, folds and seed (the params the rules pass
+    to :meth:`ModellingSettings.from_params`). The year split is not among them: the rules read
+    it, resolved from the data, from split_years' output."""
+    modelling = config["modelling"]
+    return {
+        "target": config["target"],
+        "lags": {
+            "columns": config["lags"]["columns"],
+            "rolling_window": config["lags"]["rolling_window"],
+        },
+        "data_version": modelling["data_version"],
+        "include_same_year_features": modelling["include_same_year_features"],
+        "include_year": modelling["include_year"],
+        "cv_folds": modelling["cv_folds"],
+        "random_state": modelling["random_state"],
+    }
+
+
+def model_rule_settings(config: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """Everything a model's setup, shards, final fit, backtest and refit depend on, from the
+    validated ``config`` (the params :meth:`ModelSettings.from_params` takes)."""
+    modelling = config["modelling"]
+    tuning = modelling["tuning"]
+    return {
+        **shared_rule_settings(config),
+        "model": model,
+        "search_space": modelling["models"][model]["search_space"],
+        "fixed_params": modelling["models"][model]["fixed_params"],
+        "target_form": modelling["target_form"],
+        "tuning": {**tuning, "storage": tuning["storage"].format(model=model)},
+    }

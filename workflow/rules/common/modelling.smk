@@ -4,7 +4,11 @@ import json
 import os
 
 from drg_workflow.chain import forecast_chain
-from drg_workflow.modelling.settings import tuning_rounds
+from drg_workflow.modelling.settings import (
+    model_rule_settings,
+    shared_rule_settings,
+    tuning_rounds,
+)
 from drg_workflow.names import BASELINE_NAME, RAW_VERSION
 from drg_workflow.urls import credentials_error
 
@@ -48,21 +52,8 @@ def mlflow_settings():
 
 
 def shared_modelling_settings():
-    """Settings every modelling rule shares (target, lag list and window, data, features,
-    folds, seed). The year split is not among them: the rules read it, resolved from the data,
-    from split_years' output."""
-    return {
-        "target": config["target"],
-        "lags": {
-            "columns": config["lags"]["columns"],
-            "rolling_window": config["lags"]["rolling_window"],
-        },
-        "data_version": MODELLING_VERSION,
-        "include_same_year_features": MODELLING["include_same_year_features"],
-        "include_year": MODELLING["include_year"],
-        "cv_folds": MODELLING["cv_folds"],
-        "random_state": MODELLING["random_state"],
-    }
+    """Settings every modelling rule shares (drg_workflow.modelling.settings.shared_rule_settings)."""
+    return shared_rule_settings(config)
 
 
 def split_settings():
@@ -77,16 +68,9 @@ def split_settings():
 
 
 def settings_of_model(model):
-    """Everything a model's setup, shards, final fit, backtest and refit depend on."""
-    tuning = MODELLING["tuning"]
-    return {
-        **shared_modelling_settings(),
-        "model": model,
-        "search_space": MODELLING["models"][model]["search_space"],
-        "fixed_params": MODELLING["models"][model]["fixed_params"],
-        "target_form": MODELLING["target_form"],
-        "tuning": {**tuning, "storage": tuning["storage"].format(model=model)},
-    }
+    """Everything a model's setup, shards, final fit, backtest and refit depend on
+    (drg_workflow.modelling.settings.model_rule_settings)."""
+    return model_rule_settings(config, model)
 
 
 # Threads of the jobs that fit a model, per model (MODEL_THREADS; 1 where not listed), and of
