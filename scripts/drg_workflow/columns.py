@@ -17,3 +17,31 @@ def rolling_column(column: str, window: int) -> str:
     """The column holding the mean of ``column`` over the ``window`` previous periods:
     ``<column>_rolling<window>``."""
     return f"{column}_rolling{window}"
+
+
+def history_columns(target: str) -> dict[str, tuple[str, ...]]:
+    """The columns ``series_history`` adds for ``target``, by feature group (the groups the
+    ablation in docs/models-and-tuning.md leaves out one at a time):
+
+    - ``lags``: ``<target>_lag2``, ``<target>_lag3``;
+    - ``trend``: ``<target>_change_lag1`` (last year's signed-log change) and
+      ``<target>_mean_change`` (the mean yearly change before the row's year);
+    - ``volatility``: ``<target>_change_volatility`` (their standard deviation);
+    - ``age``: ``<target>_years_before`` (earlier years with a value);
+    - ``facility``: last year's ``facility_<target>_total_lag1``,
+      ``facility_<target>_change_lag1`` (median over its DRGs) and ``facility_drgs_lag1``;
+    - ``drg``: last year's ``drg_<target>_mean_lag1``, ``drg_<target>_change_lag1`` (median over
+      its facilities) and ``drg_facilities_lag1``.
+    """
+    return {
+        "lags": (f"{target}_lag2", f"{target}_lag3"),
+        "trend": (f"{target}_change_lag1", f"{target}_mean_change"),
+        "volatility": (f"{target}_change_volatility",),
+        "age": (f"{target}_years_before",),
+        "facility": (
+            f"facility_{target}_total_lag1",
+            f"facility_{target}_change_lag1",
+            "facility_drgs_lag1",
+        ),
+        "drg": (f"drg_{target}_mean_lag1", f"drg_{target}_change_lag1", "drg_facilities_lag1"),
+    }

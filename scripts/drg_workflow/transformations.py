@@ -27,6 +27,7 @@ import pandas as pd
 
 from drg_workflow.columns import lag_column, rolling_column
 from drg_workflow.errors import DrgWorkflowError
+from drg_workflow.history import series_history_features
 from drg_workflow.names import RAW_TRANSFORMATION, ROW_KEY
 from drg_workflow.raw_schema import RAW_MONEY_COLUMNS
 from drg_workflow.registry import (
@@ -561,6 +562,28 @@ def drop_non_lag_columns(
     target), so no feature carries the target year's own figures."""
     _require_columns(frame, columns, "drop_non_lag_columns")
     return frame.drop(columns=[c for c in columns if c not in set(keep)])
+
+
+@register(
+    parameters={"target": ConfigValue("target"), "by": LAG_MODE},
+    contract={
+        **ONE_ROW_PER_GROUP,
+        "required_columns": ["{target}"],
+        "rows_vs_input": "same",
+    },
+)
+def series_history(frame: pd.DataFrame, target: str, by: LagMode) -> pd.DataFrame:
+    """Add the target's history before each row's year as features: its lags 2 and 3, last
+    year's and the mean yearly change and their volatility, the years the series has existed,
+    and last year's facility and DRG figures (docs/data-versions.md, v14). Rows and their order
+    are unchanged; nothing of a row's own year is used."""
+    _check_lag_mode(by, "series_history")
+    _require_columns(frame, [*SERIES_KEYS, "year", target, lag_column(target)], "series_history")
+    if frame.duplicated([*SERIES_KEYS, "year"]).any():
+        raise TransformationError(
+            "series_history: several rows share one (facility_id, apr_drg_code, year)"
+        )
+    return series_history_features(frame, target, by)
 
 
 def apply_transformation(name: str, frame: pd.DataFrame, parameters: dict) -> pd.DataFrame:

@@ -1,0 +1,98 @@
+"""Ablation of the series-history features (v14): each model's backtest skill with every
+feature, and without each group of ``drg_workflow.columns.history_columns`` in turn.
+
+Run it in a directory where the default target was built (it reads the modelling data's Arrow
+copy, ``results/models/split.json`` and each model's tuned parameters from
+``results/backtest/<model>/fits.json``). Every variant refits the model with those parameters
+at every backtest origin, as ``backtest_model`` does, and prints the RMSE and MAE skill against
+persistence per origin as a Markdown table (docs/models-and-tuning.md shows it):
+
+    python scripts/ablation.py                       # in the build's directory
+    python scripts/ablation.py --directory /tmp/build --models ridge hist_gradient_boosting
+    python scripts/ablation.py --configfile .test/config-basic/config.yaml
+
+The parameters were tuned with every feature, so a variant without a group is a lower bound
+of what tuning without it could reach; the figures are for reading, not for a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from drg_workflow.columns import history_columns  # noqa: E402
+from drg_workflow.config_validation import validate_config  # noqa: E402
+from drg_workflow.documents import read_json  # noqa: E402
+from drg_workflow.modelling.backtest import fit_at_origin  # noqa: E402
+from drg_workflow.modelling.data import select_features  # noqa: E402
+from drg_workflow.modelling.settings import ModelSettings, model_rule_settings  # noqa: E402
+from drg_workflow.modelling.years import ModellingYears  # noqa: E402
+from drg_workflow.tables import read_arrow  # noqa: E402
+
+
+def configured(configfile: Path | None) -> dict:
+    """The workflow's config, with ``configfile``'s keys over it, validated with defaults."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    if configfile is not None:
+        config.update(yaml.safe_load(configfile.read_text()) or {})
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    return validate_config(config, copy.deepcopy(schema))
+
+
+def skills(predictions) -> tuple[float, float]:
+    """RMSE and MAE skill of one origin's predictions against persistence."""
+    actual = predictions["actual"].to_numpy()
+    model = predictions["prediction"].to_numpy() - actual
+    persistence = predictions["persistence"].to_numpy() - actual
+    rmse = 1 - np.sqrt(np.mean(model**2)) / np.sqrt(np.mean(persistence**2))
+    mae = 1 - np.mean(np.abs(model)) / np.mean(np.abs(persistence))
+    return float(rmse), float(mae)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--directory", type=Path, default=Path("."))
+    parser.add_argument("--configfile", type=Path)
+    parser.add_argument("--models", nargs="*")
+    args = parser.parse_args()
+    config = configured(args.configfile)
+    results = args.directory / "results"
+    version = config["modelling"]["data_version"]
+    frame = read_arrow(results / version / f"{version}.arrow")
+    years = ModellingYears.from_json(read_json(results / "models" / "split.json"))
+    groups = history_columns(config["target"])
+    origins = " | ".join(f"{origin} ({years.role(origin)})" for origin in years.origins)
+    print(f"| model | features | {origins} |")
+    print("|---|---|" + "---|" * len(years.origins))
+    for name in args.models or list(config["modelling"]["models"]):
+        model = ModelSettings.from_params(
+            model_rule_settings(config, name), years.split, years.cv_folds
+        )
+        params = read_json(results / "backtest" / name / "fits.json")["fits"][0]["params"]
+        features = select_features(
+            frame.columns,
+            model.modelling.features,
+            model.modelling.include_same_year_features,
+            model.modelling.include_year,
+        )
+        for group, left_out in [("all", ()), *groups.items()]:
+            used = [f for f in features if f not in set(left_out)]
+            cells = []
+            for origin in years.origins:
+                fit = fit_at_origin(model, params, frame, used, origin, years.role(origin))
+                rmse, mae = skills(fit.predictions)
+                cells.append(f"{rmse:+.3f} / {mae:+.3f}")
+            label = "every feature" if group == "all" else f"without {group}"
+            print(f"| {name} | {label} ({len(used)}) | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""series_history (v14): the target's history before each row's year, on hand-made frames, and
+a leakage check through the real chain: changing every value of one year changes no feature
+of that year's rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from modelling_frames import small_config
+
+from drg_workflow import transformations as t
+from drg_workflow.chain import configured_parameters
+from drg_workflow.columns import history_columns
+from drg_workflow.modelling.data import select_features
+from drg_workflow.modelling.settings import FeatureSettings
+from drg_workflow.signed_log import signed_log
+from drg_workflow.synthetic import generate_raw
+
+T = "p"
+NAMES = history_columns(T)
+
+
+def frame() -> pd.DataFrame:
+    """Three series: (1, 10) with a placeholder year 2014 (target unknown, as the forecast's
+    rows are), (1, 20) starting in 2011, and (2, 10), whose 2011 is known only from its 2012
+    row's lag."""
+    return pd.DataFrame(
+        {
+            "year": [2010, 2011, 2012, 2014, 2011, 2012, 2012],
+            "facility_id": [1, 1, 1, 1, 1, 1, 2],
+            "apr_drg_code": [10, 10, 10, 10, 20, 20, 10],
+            T: [100.0, 110.0, 121.0, np.nan, 50.0, 60.0, 7.0],
+            f"{T}_lag1": [90.0, 100.0, 110.0, np.nan, np.nan, 50.0, 5.0],
+        }
+    )
+
+
+def change(new: float, old: float) -> float:
+    logged = signed_log(np.array([new, old], dtype=float))
+    return float(logged[0] - logged[1])
+
+
+def column(out: pd.DataFrame, name: str) -> list[float]:
+    return [None if np.isnan(v) else pytest.approx(v) for v in out[name]]
+
+
+def test_series_features_by_year_come_from_earlier_years_only():
+    out = t.series_history(frame(), T, by="year")
+    assert list(out.columns[:5]) == list(frame().columns)
+    assert out[list(frame().columns)].equals(frame())  # rows and their order unchanged
+    lag2, lag3 = NAMES["lags"]
+    # 2009's value is known from the 2010 row's lag; 2013 is missing, so 2014's lag 2 is 2012.
+    assert column(out, lag2) == [None, 90.0, 100.0, 121.0, None, None, None]
+    assert column(out, lag3) == [None, None, 90.0, 110.0, None, None, None]
+    last_change, mean_change = NAMES["trend"]
+    assert column(out, last_change) == [None, change(100, 90), change(110, 100)] + [None] * 4
+    changes_before_2014 = [change(100, 90), change(110, 100), change(121, 110)]
+    assert out[mean_change].iloc[3] == pytest.approx(np.mean(changes_before_2014))
+    assert out[NAMES["volatility"][0]].iloc[3] == pytest.approx(np.std(changes_before_2014))
+    assert np.isnan(out[NAMES["volatility"][0]].iloc[1])  # one change is no spread
+    assert out[NAMES["age"][0]].tolist() == [1.0, 2.0, 3.0, 4.0, 0.0, 1.0, 1.0]
+
+
+def test_facility_and_drg_figures_are_last_years_own_rows():
+    out = t.series_history(frame(), T, by="year")
+    total, facility_change, drgs = NAMES["facility"]
+    # Facility 1's own rows: 2010 100; 2011 110 + 50; 2012 121 + 60. The 2009 value known from
+    # a lag is not a row of 2009, and facility 2's 2011 is known only from its 2012 row.
+    assert column(out, total) == [None, 100.0, 160.0, None, 100.0, 160.0, None]
+    assert column(out, drgs) == [None, 1.0, 2.0, None, 1.0, 2.0, None]
+    # Median change into 2011 over facility 1's DRGs: (1, 20) has no 2010, so only (1, 10).
+    assert out[facility_change].iloc[2] == pytest.approx(change(110, 100))
+    mean, drg_change, facilities = NAMES["drg"]
+    # DRG 10 in 2011: only facility 1's own row; in 2012 both facilities' rows.
+    assert column(out, mean) == [None, 100.0, 110.0, None, None, 50.0, 110.0]
+    assert column(out, facilities) == [None, 1.0, 1.0, None, None, 1.0, 1.0]
+    assert out[drg_change].iloc[6] == pytest.approx(change(110, 100))
+
+
+def test_by_row_the_lags_are_earlier_rows_whatever_their_year():
+    out = t.series_history(frame(), T, by="row")
+    lag2, lag3 = NAMES["lags"]
+    assert column(out, lag2) == [None, None, 100.0, 110.0, None, None, None]
+    assert column(out, lag3) == [None, None, None, 100.0, None, None, None]
+    # The change into 2012 counts across the 2013 gap in row mode.
+    assert out[NAMES["trend"][0]].iloc[3] == pytest.approx(change(121, 110))
+
+
+def test_series_history_refuses_duplicate_rows_and_names_missing_columns():
+    doubled = pd.concat([frame(), frame().iloc[:1]], ignore_index=True)
+    with pytest.raises(t.TransformationError, match="several rows share"):
+        t.series_history(doubled, T, by="year")
+    with pytest.raises(t.TransformationError, match="lacks column.*p_lag1"):
+        t.series_history(frame().drop(columns=[f"{T}_lag1"]), T, by="year")
+    with pytest.raises(t.TransformationError, match="by must be"):
+        t.series_history(frame(), T, by="month")
+
+
+# ----------------------------------------------------------------------------- leakage
+
+
+def chain_from_v10(config: dict, v10: pd.DataFrame) -> pd.DataFrame:
+    """The configured chain's steps after v10 (lags to the modelling data) applied to ``v10``."""
+    frames = {"v10": v10}
+    after = [s for s in config["chain"] if int(s["version"][1:].split("_")[0]) > 10]
+    for step in after:
+        frames[step["version"]] = t.apply_transformation(
+            step["transformation"],
+            frames[step["input"]],
+            configured_parameters(config, step["transformation"]),
+        )
+    return frames[config["modelling"]["data_version"]]
+
+
+@pytest.fixture(scope="module")
+def chain_config_and_v10():
+    config = small_config()
+    frames = {"v0": generate_raw(**{**config["raw"]["synthetic"], "seed": 11})}
+    for step in config["chain"]:
+        frames[step["version"]] = t.apply_transformation(
+            step["transformation"],
+            frames[step["input"]],
+            configured_parameters(config, step["transformation"]),
+        )
+        if step["version"] == "v10":
+            break
+    return config, frames["v10"]
+
+
+def year_rows_features(config, v10, year):
+    data = chain_from_v10(config, v10)
+    features = select_features(
+        data.columns,
+        FeatureSettings(
+            config["target"], tuple(config["lags"]["columns"]), config["lags"]["rolling_window"]
+        ),
+    )
+    rows = data.loc[data["year"] == year].sort_values(["facility_id", "apr_drg_code"])
+    return rows.reset_index(drop=True), features
+
+
+def shifted_year(v10: pd.DataFrame, columns, year: int) -> pd.DataFrame:
+    """``v10`` with every value of ``columns`` in ``year`` changed."""
+    shifted = v10.copy()
+    in_year = shifted["year"] == year
+    for name in columns:
+        shifted[name] = shifted[name].astype(float).where(~in_year, shifted[name] * 1.7 + 1000.0)
+    return shifted
+
+
+def changed_features(config, v10, shifted, year) -> list[str]:
+    before, features = year_rows_features(config, v10, year)
+    after, _ = year_rows_features(config, shifted, year)
+    assert before[["facility_id", "apr_drg_code"]].equals(after[["facility_id", "apr_drg_code"]])
+    return [name for name in features if not before[name].equals(after[name])]
+
+
+def test_no_feature_of_a_year_changes_when_that_years_values_do(chain_config_and_v10):
+    config, v10 = chain_config_and_v10
+    assert config["modelling"]["data_version"] == "v14"
+    added = [name for group in history_columns(config["target"]).values() for name in group]
+    year = 2014
+    assert set(added) <= set(year_rows_features(config, v10, year)[1])  # all are features
+    # Every lag-list value of 2014 changes (the target's among them): no feature of a 2014 row.
+    assert (
+        changed_features(config, v10, shifted_year(v10, config["lags"]["columns"], year), year)
+        == []
+    )
+    # The same change one year earlier reaches last year's lag and every history feature made
+    # of last year's values (not the counts, the age or lags 2 and 3), so the comparison does
+    # see a change where there is one.
+    earlier = changed_features(
+        config, v10, shifted_year(v10, config["lags"]["columns"], year - 1), year
+    )
+    names = history_columns(config["target"])
+    of_last_year = [
+        f"{config['target']}_lag1",
+        *names["trend"],
+        *names["volatility"],
+        *names["facility"][:2],
+        *names["drg"][:2],
+    ]
+    assert set(of_last_year) <= set(earlier), earlier
