@@ -31,10 +31,9 @@ import numpy as np
 import pandas as pd
 
 from drg_workflow.columns import history_columns, lag_column
+from drg_workflow.names import SERIES_KEYS
 from drg_workflow.signed_log import signed_log
 
-#: Keys of one (facility, DRG) series.
-SERIES_KEYS: list[str] = ["facility_id", "apr_drg_code"]
 #: Periods back of the lags :func:`series_history_features` adds (lag 1 is ``lag_columns``').
 EXTRA_LAGS: tuple[int, ...] = (2, 3)
 

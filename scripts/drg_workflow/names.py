@@ -9,6 +9,8 @@ RAW_VERSION = "v0"
 RAW_TRANSFORMATION = "ingest_raw"
 #: The key of one row from ``agg_severities`` (v8) on: a (year, facility, DRG).
 ROW_KEY: tuple[str, ...] = ("year", "facility_id", "apr_drg_code")
+#: Keys of one (facility, DRG) time series, the unit that lags and histories are taken within.
+SERIES_KEYS: list[str] = ["facility_id", "apr_drg_code"]
 #: The naive persistence baseline, evaluated and compared like a model.
 BASELINE_NAME = "baseline"
 #: The year splits of the modelling data, in time order.

@@ -28,7 +28,7 @@ import pandas as pd
 from drg_workflow.columns import lag_column, rolling_column
 from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.history import series_history_features
-from drg_workflow.names import RAW_TRANSFORMATION, ROW_KEY
+from drg_workflow.names import RAW_TRANSFORMATION, ROW_KEY, SERIES_KEYS
 from drg_workflow.raw_schema import RAW_MONEY_COLUMNS
 from drg_workflow.registry import (
     RAW_CONTRACT,
@@ -44,8 +44,6 @@ from drg_workflow.registry import (
 GROUP_KEYS: list[str] = list(ROW_KEY)
 #: Keys of one row before ``agg_severities``: one row per severity of a (year, facility, DRG).
 SEVERITY_ROW_KEYS: list[str] = [*GROUP_KEYS, "apr_severity_of_illness_code"]
-#: Keys of one (facility, DRG) time series, the unit that lags are taken within.
-SERIES_KEYS: list[str] = ["facility_id", "apr_drg_code"]
 #: Severity of illness codes whose discharge shares become ``severity_k_portion``.
 SEVERITY_CODES: tuple[int, ...] = (1, 2, 3, 4)
 #: Columns aggregated by the discharge-weighted mean in ``agg_severities``.
