@@ -1,15 +1,16 @@
 """Ablation of the series-history features (v14): each model's backtest skill with every
 feature, and without each group of ``drg_workflow.columns.history_columns`` in turn.
 
-Run it in a directory where the default target was built (it reads the modelling data's Arrow
-copy, ``results/models/split.json`` and each model's tuned parameters from
-``results/backtest/<model>/fits.json``). Every variant refits the model with those parameters
-at every backtest origin, as ``backtest_model`` does, and prints the RMSE and MAE skill against
-persistence per origin as a Markdown table (docs/models-and-tuning.md shows it):
+Run it in a directory where the default target was built with v14 as the modelling data
+(give that build's config with ``--configfile``; docs/data-versions.md says how to add v14). It
+reads the modelling data's Arrow copy, ``results/models/split.json`` and each model's tuned
+parameters from ``results/backtest/<model>/fits.json``. Every variant refits the model with
+those parameters at every backtest origin, as ``backtest_model`` does, and prints the RMSE and
+MAE skill against persistence per origin as a Markdown table (docs/models-and-tuning.md shows
+it):
 
-    python scripts/ablation.py                       # in the build's directory
-    python scripts/ablation.py --directory /tmp/build --models ridge hist_gradient_boosting
-    python scripts/ablation.py --configfile .test/config-basic/config.yaml
+    python scripts/ablation.py --configfile with-v14.yaml     # in the build's directory
+    python scripts/ablation.py --configfile with-v14.yaml --directory /tmp/build --models ridge
 
 The parameters were tuned with every feature, so a variant without a group is a lower bound
 of what tuning without it could reach; the figures are for reading, not for a test.

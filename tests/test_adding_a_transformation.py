@@ -38,7 +38,7 @@ def year_index(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def extended(tmp_path_factory) -> tuple[Path, Path]:
     """A copy of the workflow with one new transformation, and a working directory whose
-    config appends it to the chain as v15."""
+    config appends it to the chain as v14."""
     base = tmp_path_factory.mktemp("extended")
     checkout = copy_of_the_workflow(base / "checkout")
     module = checkout / "scripts/drg_workflow/transformations.py"
@@ -46,14 +46,14 @@ def extended(tmp_path_factory) -> tuple[Path, Path]:
     workdir = base / "work"
     config = copy.deepcopy(SMALL_CONFIG)
     chain = validate_config(copy.deepcopy(SMALL_CONFIG), copy.deepcopy(SCHEMA))["chain"]
-    config["chain"] = [*chain, {"version": "v15", "transformation": "year_index", "input": "v14"}]
+    config["chain"] = [*chain, {"version": "v14", "transformation": "year_index", "input": "v13"}]
     write_config(workdir, config)
     return checkout, workdir
 
 
 def test_the_new_step_gets_its_rule_and_passes_the_lint(extended):
     checkout, workdir = extended
-    plan = snakemake_in_copy(checkout, workdir, "-n", "results/v15/v15.csv")
+    plan = snakemake_in_copy(checkout, workdir, "-n", "results/v14/v14.csv")
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert "rule year_index:" in plan.stdout
     lint = snakemake_in_copy(checkout, workdir, "--lint")
@@ -69,10 +69,10 @@ def test_a_slurm_profile_runs_the_new_step_in_the_chains_group_job(extended):
 
 def test_the_new_version_builds_with_its_default_contract(extended):
     checkout, workdir = extended
-    result = snakemake_in_copy(checkout, workdir, "results/v15/v15.csv")
+    result = snakemake_in_copy(checkout, workdir, "results/v14/v14.csv")
     assert result.returncode == 0, result.stderr[-3000:]
-    metadata = read_json(workdir / "results/v15/v15_metadata.json")
+    metadata = read_json(workdir / "results/v14/v14_metadata.json")
     assert metadata["transformation"]["name"] == "year_index"
-    assert metadata["input"]["version"] == "v14"
+    assert metadata["input"]["version"] == "v13"
     assert "year_index" in [column["name"] for column in metadata["columns"]]
     assert any(check["check"] == "required_columns" for check in metadata["contracts"])

@@ -32,7 +32,7 @@ def test_the_default_chain_has_one_home():
     versions = [step["version"] for step in validate_config({}, SCHEMA)["chain"]]
     assert versions == [
         *("v1", "v2", "v3", "v4", "v5", "v5_1", "v5_2", "v6"),
-        *("v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14"),
+        *("v7", "v8", "v9", "v10", "v11", "v12", "v13"),
     ]
 
 

@@ -154,7 +154,7 @@ def test_baseline_predicts_the_lag_else_the_configured_rolling_mean(finished_run
     workdir, config = finished_run
     window = config.get("lags", {}).get("rolling_window", 2)
     lag, rolling = f"{TARGET}_lag1", f"{TARGET}_rolling{window}"
-    data = read_arrow(workdir / "results/v14/v14.arrow")
+    data = read_arrow(workdir / "results/v13/v13.arrow")
     predictions = pd.read_csv(workdir / "results/models/baseline/predictions.csv")
     merged = predictions.merge(data, on=KEYS, how="left", validate="one_to_one")
     assert len(merged) == len(predictions) > 0

@@ -115,7 +115,13 @@ def chain_from_v10(config: dict, v10: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def chain_config_and_v10():
-    config = small_config()
+    # The default chain with v14 appended, and the models learning from it (the optional step
+    # of docs/data-versions.md).
+    chain = [
+        *small_config()["chain"],
+        {"version": "v14", "transformation": "series_history", "input": "v13"},
+    ]
+    config = small_config(chain=chain, modelling={"data_version": "v14"})
     frames = {"v0": generate_raw(**{**config["raw"]["synthetic"], "seed": 11})}
     for step in config["chain"]:
         frames[step["version"]] = t.apply_transformation(

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from modelling_frames import modelling_frame, modelling_settings, small_config
 
-from drg_workflow.columns import history_columns
 from drg_workflow.errors import DrgWorkflowError
 from drg_workflow.modelling.baseline import (
     baseline_cv_scores,
@@ -83,8 +82,7 @@ def test_features_exclude_same_year_target_and_year(v13):
     assert not set(SAME_YEAR_FEATURES) & set(features)
     assert {"facility_id", "apr_drg_code"} <= set(features)
     lagged = {f"{c}_{s}" for c in FEATURES.lag_columns for s in ("lag1", "rolling2")}
-    history = {name for group in history_columns(TARGET).values() for name in group}
-    assert set(features) == lagged | history | {"facility_id", "apr_drg_code"}
+    assert set(features) == lagged | {"facility_id", "apr_drg_code"}
     assert features == [c for c in v13.columns if c in set(features)]  # frame order
 
 

@@ -251,14 +251,14 @@ def mlflow_client(model_run: Path, tracking_server: MlflowServer):
     return MlflowClient(tracking_server.url)
 
 
-def modelling_data(workdir: Path) -> pd.DataFrame:
-    return read_arrow(workdir / "results/v14/v14.arrow")
+def v13(workdir: Path) -> pd.DataFrame:
+    return read_arrow(workdir / "results/v13/v13.arrow")
 
 
 def test_deployed_as_a_module_everything_lands_in_the_users_directory(model_run: Path):
     """The default target, run from the user's directory through the module, writes there."""
     for path in (
-        "results/v14/v14.csv",
+        "results/v13/v13.csv",
         "results/models/split.json",
         "results/backtest/backtest.csv",
         "results/models/comparison.csv",
@@ -423,8 +423,8 @@ def test_final_runs_trace_to_the_data_and_load_back(
 ):
     import mlflow
 
-    data_sha256 = read_json(model_run / "results/v14/v14_metadata.json")["sha256"]
-    frame = modelling_data(model_run)
+    data_sha256 = read_json(model_run / "results/v13/v13_metadata.json")["sha256"]
+    frame = v13(model_run)
     data = prepare_modelling_data(frame, SETTINGS)
     for model in MODELS:
         info = read_json(model_run / f"results/models/{model}/mlflow_run.json")
@@ -436,7 +436,7 @@ def test_final_runs_trace_to_the_data_and_load_back(
         assert run.data.tags["mlflow.parentRunId"] == info["parent_run_id"]
         assert run.data.metrics["val_rmse"] == pytest.approx(metrics["val_rmse"])
         (dataset_input,) = run.inputs.dataset_inputs
-        assert dataset_input.dataset.name == "v14"
+        assert dataset_input.dataset.name == "v13"
         assert {t.key: t.value for t in dataset_input.tags}["data_sha256"] == data_sha256
         artifacts = {a.path for a in mlflow_client.list_artifacts(info["run_id"])}
         assert {"predictions", "importances", "settings.json"} <= artifacts
@@ -482,7 +482,7 @@ def test_comparison_has_every_model_and_the_baseline(model_run: Path):
 
 
 def test_the_years_come_from_the_data(model_run: Path):
-    """The default relative split on the data's years (2010-2017 in v14), three origins as
+    """The default relative split on the data's years (2010-2017 in v13), three origins as
     .test/config-basic asks; v0 records the raw data's years."""
     split = read_json(model_run / "results/models/split.json")
     assert split["split"] == {
@@ -507,7 +507,7 @@ def test_the_years_come_from_the_data(model_run: Path):
 def test_one_backtest_job_per_model_refits_before_each_origin_on_the_years_before_it(
     model_run: Path,
 ):
-    data = read_json(model_run / "results/v14/v14_metadata.json")
+    data = read_json(model_run / "results/v13/v13_metadata.json")
     predictions = []
     for model in MODELS:
         tuned = read_json(model_run / f"results/models/{model}/metrics.json")["best_params"]
@@ -529,8 +529,8 @@ def test_one_backtest_job_per_model_refits_before_each_origin_on_the_years_befor
     kept = pd.read_csv(model_run / "results/backtest/predictions.csv")
     assert list(kept.columns) == list(PREDICTION_COLUMNS)
     assert len(kept) == sum(map(len, predictions)) and kept["last_year_discharges"].notna().all()
-    frame = read_arrow(model_run / "results/v14/v14.arrow")
-    merged = kept.merge(frame, on=["year", "facility_id", "apr_drg_code"], validate="many_to_one")
+    v13 = read_arrow(model_run / "results/v13/v13.arrow")
+    merged = kept.merge(v13, on=["year", "facility_id", "apr_drg_code"], validate="many_to_one")
     np.testing.assert_allclose(merged["actual"], merged["w_total_median_profit"])
     # The table, with metadata like a data version's; persistence's rows at skill 0.
     table = pd.read_csv(model_run / "results/backtest/backtest.csv")
@@ -543,7 +543,7 @@ def test_one_backtest_job_per_model_refits_before_each_origin_on_the_years_befor
     assert (models["skill_rmse"] <= models["skill_rmse_upper"]).all()
     metadata = read_json(model_run / "results/backtest/backtest_metadata.json")
     assert metadata["sha256"] == file_sha256(model_run / "results/backtest/backtest.csv")
-    assert metadata["input"] == {"version": "v14", "sha256": data["sha256"]}
+    assert metadata["input"] == {"version": "v13", "sha256": data["sha256"]}
     assert metadata["rows"] == len(table) and metadata["origins"]["reporting"] == [2017]
     assert metadata["predictions"]["sha256"] == file_sha256(
         model_run / "results/backtest/predictions.csv"
@@ -587,7 +587,7 @@ def test_the_champion_is_registered_and_loads_back_by_its_alias(
     refit = read_json(model_run / "results/models/champion_refit.json")
     assert refit["run_id"] == champion["run_id"] and champion["chosen_on"] == [2014, 2015]
     # The registered model is the champion refitted on every year up to the last one.
-    years = sorted(modelling_data(model_run)["year"].unique())
+    years = sorted(v13(model_run)["year"].unique())
     assert champion["training_years"] == refit["training_years"] == years
     assert version.tags["training_years"] == f"{years[0]}-{years[-1]}" == "2010-2017"
     assert version.tags["last_training_year"] == "2017"
@@ -597,7 +597,7 @@ def test_the_champion_is_registered_and_loads_back_by_its_alias(
     assert run.data.tags["stage"] == "refit" and run.data.tags["last_training_year"] == "2017"
     assert run.info.run_name == f"{champion['champion']}-refit"
 
-    frame = modelling_data(model_run)
+    frame = v13(model_run)
     features = read_json(model_run / f"results/models/{champion['champion']}/metrics.json")[
         "features"
     ]
@@ -630,7 +630,7 @@ def test_the_champion_loads_by_alias_where_the_workflow_is_not(
 import json, sys, mlflow, pyarrow.ipc as ipc
 mlflow.set_tracking_uri("{tracking_server.url}")  # its user and password: the environment
 model = mlflow.sklearn.load_model("models:/drg-workflow-forecaster@champion")
-rows = ipc.open_file("{model_run}/results/v14/v14.arrow").read_all().to_pandas()
+rows = ipc.open_file("{model_run}/results/v13/v13.arrow").read_all().to_pandas()
 print(sys.modules["drg_workflow"].__file__)
 print(json.dumps(model.predict(rows[{features!r}].head(5)).tolist()))
 """
@@ -643,7 +643,7 @@ print(json.dumps(model.predict(rows[{features!r}].head(5)).tolist()))
     # The model's own copy of the package, downloaded from the server: not this repository's.
     assert "/code/drg_workflow/" in module_file and str(ROOT) not in module_file
     saved = pd.read_csv(model_run / f"results/models/{champion}/predictions.csv")
-    rows = modelling_data(model_run).head(5)
+    rows = v13(model_run).head(5)
     expected = read_json(model_run / "results/models/champion_refit.json")["model_uri"]
     import mlflow
 
@@ -707,8 +707,8 @@ def test_the_forecast_covers_every_facility_and_drg_of_the_last_year(model_run: 
     assert "run_id" not in metadata  # new with every build: the metadata keeps the same bytes
     assert champion["run_name"] == f"{champion['champion']}-refit"
     assert metadata["model_version"] == champion["version"]
-    data_metadata = read_json(model_run / "results/v14/v14_metadata.json")
-    assert metadata["modelling_data"] == {"version": "v14", "sha256": data_metadata["sha256"]}
+    v13_metadata = read_json(model_run / "results/v13/v13_metadata.json")
+    assert metadata["modelling_data"] == {"version": "v13", "sha256": v13_metadata["sha256"]}
     assert metadata["last_data_year"] == last_year
     assert metadata["training_years"] == champion["training_years"]
     interval = metadata["interval"]
@@ -731,7 +731,7 @@ def test_the_forecast_covers_every_facility_and_drg_of_the_last_year(model_run: 
     predictions = pd.read_csv(model_run / "results/backtest/predictions.csv")
     test_rows = predictions[
         (predictions["model"] == champion["champion"]) & (predictions["role"] == "reporting")
-    ].merge(modelling_data(model_run)[[*keys, "year", "sum_discharges_lag1"]], on=["year", *keys])
+    ].merge(v13(model_run)[[*keys, "year", "sum_discharges_lag1"]], on=["year", *keys])
     test_rows = test_rows.rename(columns={"actual": "y_true", "prediction": "y_pred"})
     edges, volume = interval["groups"]["edges"], test_rows["sum_discharges_lag1"]
     bins = np.asarray([g for g in groups if g != "missing"])
@@ -779,7 +779,7 @@ def test_the_forecast_has_the_same_bytes_when_the_champion_is_registered_again(
 
 
 def test_baseline_rule_equals_the_package(model_run: Path):
-    data = prepare_modelling_data(modelling_data(model_run), SETTINGS)
+    data = prepare_modelling_data(v13(model_run), SETTINGS)
     expected = evaluate_baseline(data.frames, SETTINGS.cv_folds, SETTINGS.features)
     metrics = read_json(model_run / "results/models/baseline/metrics.json")
     for key in (
@@ -800,7 +800,7 @@ def test_unchanged_rerun_does_nothing_and_changes_rerun_what_they_touch(model_ru
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
 
-    # A lag setting changes v11..v14, hence every model's study (new data, new study name).
+    # A lag setting changes v11..v13, hence every model's study (new data, new study name).
     lags = run(model_run, "-n", "--config", "lags={by: row}")
     assert lags.returncode == 0, lags.stderr[-2000:]
     for rule in ("lag_columns", "setup_study", "tune_shard", "train_final", "compare_models"):
@@ -989,7 +989,7 @@ def test_report_holds_every_category_figure_table_and_data_version(
     # Every data version: in the lineage table, and its metadata attached with its sha256.
     lineage = (report_dir / "data_versions/lineage.html").read_text()
     versions = sorted(model_run.glob("results/v*/v*_metadata.json"))
-    assert len(versions) == 17  # v0..v14, v5_1, v5_2
+    assert len(versions) == 16  # v0..v13, v5_1, v5_2
     for meta_path in versions:
         meta = read_json(meta_path)
         version = meta["version"]
@@ -1021,8 +1021,8 @@ def test_report_holds_every_category_figure_table_and_data_version(
     verify = model_run / "results/verify.json"
     assert read_json(verify)["passed"] and _embedded(html, verify)
     # Captions name the data the figures came from (version and short sha256).
-    data = read_json(model_run / "results/v14/v14_metadata.json")
-    assert html.count(f"v14, sha256 {data['sha256'][:12]}") >= len(pngs)
+    v13 = read_json(model_run / "results/v13/v13_metadata.json")
+    assert html.count(f"v13, sha256 {v13['sha256'][:12]}") >= len(pngs)
 
 
 @pytest.mark.skipif(

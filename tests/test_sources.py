@@ -51,7 +51,7 @@ RESULTS_BUCKET = "drg-results"
 RAW_KEY = "nys/inpatient_costs.csv"
 VERSIONS = [
     "v0", "v1", "v2", "v3", "v4", "v5", "v5_1", "v5_2", "v6", "v7", "v8", "v9", "v10", "v11",
-    "v12", "v13", "v14",
+    "v12", "v13",
 ]  # fmt: skip
 #: The versions with an Arrow copy (the default chain, modelling and forecast settings).
 ARROW_COPIES = arrow_copy_versions(validate_config({}, copy.deepcopy(SCHEMA)))
@@ -217,7 +217,7 @@ def test_s3_source_and_results_in_s3(s3_build: dict, moto: ServerProcess, raw_by
     workdir, env, prefix = s3_build["workdir"], s3_build["env"], RESULTS_PREFIX
     keys = s3_build["keys_after_targeted"]
     assert "results/v11/v11.csv" in keys and "results/v0/v0_metadata.json" in keys
-    assert not any(k.startswith(("results/v12/", "results/v13/", "results/v14/")) for k in keys)
+    assert not any(k.startswith(("results/v12/", "results/v13/")) for k in keys)
 
     full = s3_build["full"]
     ran = full.stdout + full.stderr

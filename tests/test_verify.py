@@ -86,7 +86,6 @@ def test_default_chain_passes_every_contract_and_records_it(built: Path):
             "rows_vs_input",
         },
         "v13": {"required_columns", "not_null", "unique_keys", "finite", "rows_vs_input"},
-        "v14": {"required_columns", "not_null", "unique_keys", "rows_vs_input"},
     }
     for version in VERSIONS:
         metadata = read_json(built / f"results/{version}/{version}_metadata.json")
@@ -114,7 +113,7 @@ def test_verify_passes_on_a_fresh_build(built: Path):
     # Only the versions read by more than the next step have an Arrow copy (checked).
     kept = arrow_copy_versions(CONFIG)
     assert {p.parent.name for p in (built / "results").glob("*/*.arrow")} == kept
-    assert kept == {"v1", "v10", "v14"}
+    assert kept == {"v1", "v10", "v13"}
     for line in lines:
         copy_state = "Arrow copy ok" if line.split()[0] in kept else "no Arrow copy"
         assert copy_state in line, line
@@ -144,8 +143,8 @@ def test_verify_fails_after_an_arrow_copy_is_replaced(copy: Path):
 
 
 def test_verify_fails_when_a_kept_arrow_copy_is_missing(copy: Path):
-    (copy / "results/v14/v14.arrow").unlink()
-    assert_broken(copy, "v14", "Arrow copy missing")
+    (copy / "results/v13/v13.arrow").unlink()
+    assert_broken(copy, "v13", "Arrow copy missing")
 
 
 def test_verify_fails_after_an_input_is_rebuilt_alone(copy: Path):
@@ -193,16 +192,16 @@ def test_the_default_targets_check_runs_again_after_a_csv_is_edited(copy: Path):
 
 
 def test_verify_after_a_targeted_build_proves_what_is_there_and_names_the_rest(copy: Path):
-    """As after `snakemake results/v11/v11.csv`: v12, v13 and v14 were never built. verify
-    proves v0-v11 and names the three as not built, instead of failing the chain."""
-    for version in ("v12", "v13", "v14"):
+    """As after `snakemake results/v11/v11.csv`: v12 and v13 were never built. verify proves
+    v0-v11 and names the two as not built, instead of failing the chain."""
+    for version in ("v12", "v13"):
         shutil.rmtree(copy / "results" / version)
     result, report = verify(copy)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert report["passed"] and report["not_built"] == ["v12", "v13", "v14"]
+    assert report["passed"] and report["not_built"] == ["v12", "v13"]
     assert re.search(r"^v11 +ok ", result.stdout, re.M)
-    assert re.search(r"^v14 +not built", result.stdout, re.M)
-    assert "never built: v12, v13, v14" in result.stdout
+    assert re.search(r"^v13 +not built", result.stdout, re.M)
+    assert "never built: v12, v13" in result.stdout
 
 
 def test_verify_fails_when_a_built_versions_input_was_deleted(copy: Path):
