@@ -32,6 +32,7 @@ import pandas as pd
 
 from drg_workflow.columns import history_columns, lag_column
 from drg_workflow.names import SERIES_KEYS
+from drg_workflow.series import group_ids, group_starts, shifted_within
 from drg_workflow.signed_log import signed_log
 
 #: Periods back of the lags :func:`series_history_features` adds (lag 1 is ``lag_columns``').
@@ -54,28 +55,12 @@ def target_history(frame: pd.DataFrame, target: str, by: str) -> pd.DataFrame:
     return history.sort_values(keys, kind="stable", ignore_index=True)
 
 
-def _series_starts(history: pd.DataFrame) -> np.ndarray:
-    """True where a series begins in ``history`` (sorted by series and year)."""
-    starts = np.ones(len(history), dtype=bool)
-    for key in SERIES_KEYS:
-        values = history[key].to_numpy()
-        starts[1:] &= values[1:] == values[:-1]
-    starts[1:] = ~starts[1:]
-    return starts
-
-
-def _shift_within(values: np.ndarray, starts: np.ndarray, steps: int) -> np.ndarray:
+def _shift_within(values: np.ndarray, series_id: np.ndarray, steps: int) -> np.ndarray:
     """``values`` shifted down ``steps`` entries within each series (NaN across a start)."""
     if steps == 0:
         return np.asarray(values, dtype=np.float64).copy()
-    shifted = np.full(len(values), np.nan)
-    if steps < len(values):
-        shifted[steps:] = values[:-steps]
-        crossed = np.zeros(len(values), dtype=bool)
-        for back in range(steps):
-            crossed[steps:] |= starts[steps - back : len(values) - back]
-        shifted[crossed] = np.nan
-    return shifted
+    shifted, valid = shifted_within(np.asarray(values, dtype=np.float64), series_id, steps)
+    return np.where(valid, shifted, np.nan)
 
 
 def history_statistics(history: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -85,13 +70,12 @@ def history_statistics(history: pd.DataFrame, by: str) -> pd.DataFrame:
     standard deviation of the changes so far, and its own and the two previous entries' years
     and values (``year_0``/``value_0`` .. ``year_2``/``value_2``), which survive an as-of join
     on the year."""
-    starts = _series_starts(history)
-    series = np.cumsum(starts)
+    series = group_ids(group_starts([history[k].to_numpy() for k in SERIES_KEYS]), len(history))
     years = history["year"].to_numpy(dtype=np.float64)
     logged = signed_log(history["value"])
-    change = logged - _shift_within(logged, starts, 1)
+    change = logged - _shift_within(logged, series, 1)
     if by == "year":
-        change[years - _shift_within(years, starts, 1) != 1] = np.nan
+        change[years - _shift_within(years, series, 1) != 1] = np.nan
     has_change = ~np.isnan(change)
     grouped = pd.DataFrame(
         {"n": has_change, "sum": np.where(has_change, change, 0.0), "series": series}
@@ -109,8 +93,8 @@ def history_statistics(history: pd.DataFrame, by: str) -> pd.DataFrame:
         change_volatility=np.where(n_changes >= 2, np.sqrt(np.clip(variance, 0.0, None)), np.nan),
     )
     for back in (0, 1, 2):
-        statistics[f"year_{back}"] = _shift_within(years, starts, back)
-        statistics[f"value_{back}"] = _shift_within(history["value"].to_numpy(), starts, back)
+        statistics[f"year_{back}"] = _shift_within(years, series, back)
+        statistics[f"value_{back}"] = _shift_within(history["value"].to_numpy(), series, back)
     return statistics
 
 

@@ -39,6 +39,7 @@ from drg_workflow.registry import (
     register,
     registered_so_far,
 )
+from drg_workflow.series import group_ids, group_starts, shifted_within
 
 #: Keys of one row once ``agg_severities`` has run.
 GROUP_KEYS: list[str] = list(ROW_KEY)
@@ -244,25 +245,6 @@ def drop_rare_drgs(frame: pd.DataFrame, threshold: int) -> pd.DataFrame:
 # --- one row per (year, facility, DRG) -------------------------------------------------------
 
 
-def _group_starts(sorted_keys: list[np.ndarray]) -> np.ndarray:
-    """Start positions of the runs of equal keys in arrays already sorted by those keys."""
-    n = len(sorted_keys[0])
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    change = np.zeros(n, dtype=bool)
-    change[0] = True
-    for key in sorted_keys:
-        change[1:] |= key[1:] != key[:-1]
-    return np.flatnonzero(change)
-
-
-def _group_ids(starts: np.ndarray, n_rows: int) -> np.ndarray:
-    """Group number of every row, given the start positions of the runs of equal keys."""
-    marker = np.zeros(n_rows, dtype=np.int64)
-    marker[starts] = 1
-    return np.cumsum(marker) - 1
-
-
 def weighted_lower_median(
     values: np.ndarray, weights: np.ndarray, group_ids: np.ndarray, n_groups: int
 ) -> np.ndarray:
@@ -329,9 +311,9 @@ def agg_severities(frame: pd.DataFrame) -> pd.DataFrame:
     keys = [frame[k].to_numpy() for k in GROUP_KEYS]
     order = np.lexsort(keys[::-1])
     sorted_keys = [k[order] for k in keys]
-    starts = _group_starts(sorted_keys)
+    starts = group_starts(sorted_keys)
     n_groups = len(starts)
-    group_ids = _group_ids(starts, len(order))
+    group_of_row = group_ids(starts, len(order))
 
     discharges = frame["discharges"].to_numpy(dtype=np.float64)[order]
     sum_discharges = np.add.reduceat(discharges, starts) if n_groups else np.zeros(0)
@@ -342,17 +324,17 @@ def agg_severities(frame: pd.DataFrame) -> pd.DataFrame:
     severity = frame["apr_severity_of_illness_code"].to_numpy()[order]
     for code in SEVERITY_CODES:
         at_code = np.bincount(
-            group_ids, weights=np.where(severity == code, discharges, 0.0), minlength=n_groups
+            group_of_row, weights=np.where(severity == code, discharges, 0.0), minlength=n_groups
         )
         out[f"severity_{code}_portion"] = at_code / sum_discharges
     for column in WEIGHTED_MEAN_COLUMNS:
         weighted = frame[column].to_numpy(dtype=np.float64)[order] * discharges
-        out[f"w_{column}"] = np.bincount(group_ids, weights=weighted, minlength=n_groups) / (
+        out[f"w_{column}"] = np.bincount(group_of_row, weights=weighted, minlength=n_groups) / (
             sum_discharges
         )
     for column in WEIGHTED_MEDIAN_COLUMNS:
         values = frame[column].to_numpy(dtype=np.float64)[order]
-        out[f"w_{column}"] = weighted_lower_median(values, discharges, group_ids, n_groups)
+        out[f"w_{column}"] = weighted_lower_median(values, discharges, group_of_row, n_groups)
     result = pd.DataFrame(out)
     # Discharges are whole numbers; keep the sum integral so the CSV says 12, not 12.0.
     result["sum_discharges"] = result["sum_discharges"].round().astype(np.int64)
@@ -436,25 +418,13 @@ def _sorted_series(frame: pd.DataFrame, transformation: str, columns: Sequence[s
     """Sort by (facility, DRG, year) and return the frame with its series-start mask."""
     _require_columns(frame, [*SERIES_KEYS, "year", *columns], transformation)
     ordered = frame.sort_values([*SERIES_KEYS, "year"], kind="stable").reset_index(drop=True)
-    starts = _group_starts([ordered[k].to_numpy() for k in SERIES_KEYS])
-    series_id = _group_ids(starts, len(ordered))
+    starts = group_starts([ordered[k].to_numpy() for k in SERIES_KEYS])
+    series_id = group_ids(starts, len(ordered))
     if ordered.duplicated([*SERIES_KEYS, "year"]).any():
         raise TransformationError(
             f"{transformation}: several rows share one (facility_id, apr_drg_code, year)"
         )
     return ordered, series_id
-
-
-def _shifted(
-    values: np.ndarray, series_id: np.ndarray, steps: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``values`` shifted down ``steps`` rows within each series; second array says where valid."""
-    shifted = np.full(len(values), np.nan)
-    valid = np.zeros(len(values), dtype=bool)
-    if steps < len(values):
-        shifted[steps:] = values[:-steps]
-        valid[steps:] = series_id[steps:] == series_id[:-steps]
-    return shifted, valid
 
 
 def _previous_values(
@@ -470,9 +440,9 @@ def _previous_values(
     years = ordered["year"].to_numpy(dtype=np.int64)
     previous = []
     for steps in range(1, periods + 1):
-        shifted, valid = _shifted(values, series_id, steps)
+        shifted, valid = shifted_within(values, series_id, steps)
         if by == "year":
-            shifted_years, _ = _shifted(years.astype(np.float64), series_id, steps)
+            shifted_years, _ = shifted_within(years.astype(np.float64), series_id, steps)
             gap = years - shifted_years
             valid &= (gap >= 1) & (gap <= periods)
         previous.append((shifted, valid))
