@@ -98,15 +98,15 @@ def history_statistics(history: pd.DataFrame, by: str) -> pd.DataFrame:
     return statistics
 
 
-def _group_statistics(history: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Per (``key``, year) of ``history`` (with its ``change``): the total and mean value, the
-    median change and the number of series, over the year's own rows only: a value known only
-    from the next year's lag would say which series exist in the next year."""
+def _group_statistics(history: pd.DataFrame, key: str, level: str) -> pd.DataFrame:
+    """Per (``key``, year) of ``history`` (with its ``change``): the ``level`` (``"sum"`` or
+    ``"mean"``) of the values, the median change and the number of series, over the year's own
+    rows only: a value known only from the next year's lag would say which series exist in the
+    next year."""
     grouped = history.loc[history["own"]].groupby([key, "year"], sort=True)
     return pd.DataFrame(
         {
-            "total": grouped["value"].sum(),
-            "mean": grouped["value"].mean(),
+            "level": grouped["value"].agg(level),
             "median_change": grouped["change"].median(),
             "series": grouped["value"].size().astype(np.float64),
         }
@@ -159,9 +159,9 @@ def _last_year_group_features(
     frame: pd.DataFrame, history: pd.DataFrame, key: str, names: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """The group's (facility's or DRG's) figures of the year before each row's year."""
-    statistics = _group_statistics(history, key)
+    # A facility's total over its DRGs; a DRG's mean over its facilities.
+    statistics = _group_statistics(history, key, "sum" if key == "facility_id" else "mean")
     statistics["year"] = statistics["year"] + 1
-    level = "total" if key == "facility_id" else "mean"
-    columns = [level, "median_change", "series"]
+    columns = ["level", "median_change", "series"]
     joined = frame[[key, "year"]].merge(statistics, on=[key, "year"], how="left", sort=False)
     return {name: joined[column].to_numpy() for name, column in zip(names, columns, strict=True)}
