@@ -51,6 +51,32 @@ def mae(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series) -> float
     return float(mean_absolute_error(t, p))
 
 
+def error_cap(
+    y_true: np.ndarray | pd.Series, y_reference: np.ndarray | pd.Series, quantile: float
+) -> float:
+    """The ``quantile`` of the reference's absolute errors (e.g. persistence's): the largest
+    error a row counts with in :func:`capped_rmse`. ``quantile`` 1 or more: no cap (infinity).
+    """
+    if quantile >= 1:
+        return float("inf")
+    t, r = _checked(y_true, y_reference)
+    return float(np.quantile(np.abs(r - t), quantile))
+
+
+def capped_rmse(
+    y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series, cap: float
+) -> float:
+    """RMSE with every row's absolute error counted as at most ``cap``.
+
+    Dollar errors are heavy-tailed: one series' jump can make most of a year's squared error,
+    and an RMSE over a few years then ranks models by that one series. Capping each row's error
+    at a high quantile of persistence's errors (:func:`error_cap`) keeps every row's sign of
+    better or worse but not its weight beyond the cap.
+    """
+    t, p = _checked(y_true, y_pred)
+    return float(np.sqrt(np.mean(np.minimum(np.abs(p - t), cap) ** 2)))
+
+
 def _checked(
     y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series
 ) -> tuple[np.ndarray, np.ndarray]:

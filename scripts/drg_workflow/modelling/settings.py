@@ -120,6 +120,9 @@ class TuningSettings:
     pruner_n_startup_trials: int
     pruner_n_warmup_steps: int
     tpe_n_startup_trials: int
+    #: The objective's RMSE counts each row's error up to this quantile of persistence's
+    #: absolute errors in the fold (1: uncapped; :meth:`.tuning.FoldScores.loss_ratio`).
+    error_cap_quantile: float
 
     @classmethod
     def from_params(cls, tuning: Mapping[str, Any]) -> TuningSettings:
@@ -134,6 +137,7 @@ class TuningSettings:
             pruner_n_startup_trials=int(tuning["pruner"]["n_startup_trials"]),
             pruner_n_warmup_steps=int(tuning["pruner"]["n_warmup_steps"]),
             tpe_n_startup_trials=int(tuning["tpe_n_startup_trials"]),
+            error_cap_quantile=float(tuning["error_cap_quantile"]),
         )
 
     def round_seed(self, round_index: int) -> int:
