@@ -203,8 +203,8 @@ def lag_features_vs_target(
 
 
 def optimisation_history(trials: pd.DataFrame, model: str, data: str, settings: str) -> Figure:
-    """Objective of each trial (its CV loss ratio: the larger of its RMSE and MAE over
-    persistence's on the year folds, 1 = persistence) in candidate order (round, then
+    """Objective of each trial (its CV loss ratio: the larger of its capped RMSE and its MAE
+    over persistence's on the year folds, 1 = persistence) in candidate order (round, then
     candidate), one colour per shard; pruned trials at the running ratio they were stopped at
     (crosses); the best value so far as a step line and persistence as a dashed one. ``trials``: see
     :func:`drg_workflow.report.tables.trials_frame`."""
