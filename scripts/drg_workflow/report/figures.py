@@ -573,7 +573,8 @@ def backtest_skill(backtest: pd.DataFrame, champion: str | None, level: float, d
     _footer(
         figure,
         f"data {data}; bars: {100 * level:.0f}% bootstrap interval over the series of the "
-        "origin year; the skill gate needs both intervals above 0 on every choosing origin",
+        "origin year; the skill gate needs both points above 0 on every choosing origin and "
+        "the pooled interval of the mean skill over them above 0 (comparison table)",
     )
     return figure
 
