@@ -228,7 +228,8 @@ def test_on_other_data_a_champion_passes_the_gate_and_beats_persistence_in_mae_e
     finished_run,
 ):
     """On other data the default models and target form give a champion: it beats persistence
-    in RMSE and MAE on the choosing origins (the gate), and in MAE at the reporting origins too.
+    in MAE on the choosing origins and is not significantly worse in RMSE on any (the gate),
+    and it beats persistence in MAE at the reporting origins too.
     RMSE at a reporting origin is not asserted: on this small data (4 trials per model) a few
     series can decide it (the ridge champion of 2026-11-29 lost 2016 by 8% in RMSE, won it by
     8% in MAE)."""
@@ -243,7 +244,7 @@ def test_on_other_data_a_champion_passes_the_gate_and_beats_persistence_in_mae_e
     backtest = pd.read_csv(workdir / "results/backtest/backtest.csv")
     rows = backtest[backtest["model"] == best.name]
     choosing = rows[rows["role"] == "choosing"]
-    assert (choosing[["skill_rmse", "skill_mae"]] > 0).all().all(), rows
+    assert (choosing["skill_mae"] > 0).all() and (choosing["skill_rmse_upper"] > 0).all(), rows
     assert (rows["skill_mae"] > 0).all(), rows
 
 

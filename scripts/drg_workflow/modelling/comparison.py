@@ -3,13 +3,21 @@ and the champion.
 
 The **skill gate** (stated by :func:`gate_test`): a model is a candidate for the champion only if
 
-1. on each backtest origin that chooses (the validation years) it beats persistence in RMSE
-   and in MAE (point estimates), and
+1. on each backtest origin that chooses (the validation years) it beats persistence in MAE
+   (point estimate) and is not significantly worse in RMSE (the upper end of the origin's
+   ``interval_level`` bootstrap interval of the RMSE skill is above 0), and
 2. over the choosing origins together, its mean RMSE skill and its mean MAE skill are above 0
    at the stated level: the lower end of each one's two-sided ``interval_level`` bootstrap
    interval (series resampled within each origin, paired with persistence;
    :func:`.backtest.pooled_skill_test`) is above 0, a one-sided test at
    ``(1 - interval_level) / 2``.
+
+RMSE and MAE are treated differently on one origin because a dollar RMSE of one year is often
+one or two series' verdict (on generated data, one series made 36% to 90% of persistence's
+squared error in a year, and no model foresaw its jump at any bound), so its point estimate
+sits at 0 plus or minus a coin toss for a model that wins everywhere else; the MAE of a year
+is not ruled so, and its point estimate must show the win. Over the choosing origins pooled,
+both must be clearly above 0.
 
 The **champion** is the candidate with the best mean RMSE skill over the choosing origins (then
 the best MAE skill); without a candidate, the forecast falls back to persistence. Origins in
@@ -62,8 +70,9 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
 _REQUIRED = ("model", *METRIC_COLUMNS, "n_trials_complete", "n_trials_pruned", "best_params")
 #: The baseline row's warning when no model passes the gate (the forecast then uses persistence).
 NO_CHAMPION_WARNING = (
-    "no model passes the skill gate (beat the naive persistence baseline in RMSE and MAE on "
-    "every choosing origin, and in mean RMSE and MAE skill over them at the test's level): "
+    "no model passes the skill gate (beat the naive persistence baseline in MAE on every "
+    "choosing origin without being significantly worse in RMSE on any, and in mean RMSE and "
+    "MAE skill over them at the test's level): "
     "the forecast uses persistence (last year's value) instead of a model"
 )
 
@@ -75,10 +84,12 @@ def gate_test(skill_test: pd.DataFrame) -> str:
     first = skill_test.iloc[0]
     level = float(first["level"])
     return (
-        "RMSE and MAE below persistence's on every choosing origin; mean RMSE and MAE skill "
-        f"over them above 0 (paired bootstrap of {int(first['resamples'])} resamples of the "
-        f"series within each origin, pooled: one-sided test at {(1 - level) / 2:.3g}, the "
-        f"lower end of the {level:.0%} interval above 0)"
+        "MAE below persistence's on every choosing origin, and RMSE not significantly above "
+        f"it on any (the upper end of the origin's {level:.0%} interval of the RMSE skill above "
+        f"0); mean RMSE and MAE skill over them above 0 (paired bootstrap of "
+        f"{int(first['resamples'])} resamples of the series within each origin, pooled: "
+        f"one-sided test at {(1 - level) / 2:.3g}, the lower end of the {level:.0%} interval "
+        "above 0)"
     )
 
 
@@ -96,15 +107,20 @@ def gate_failures(backtest: pd.DataFrame, skill_test: pd.DataFrame, model: str) 
     if rows.empty or tested.empty:
         raise ValueError(f"the backtest has no choosing origin for model {model!r}")
     failures = []
-    for row in rows.sort_values("origin").itertuples(index=False):
-        for metric in ("rmse", "mae"):
-            value, reference = getattr(row, metric), getattr(row, f"persistence_{metric}")
-            if not value < reference:
-                failures.append(
-                    f"{row.origin}: {metric.upper()} {value:,.0f} not below persistence's "
-                    f"{reference:,.0f}"
-                )
     test = tested.iloc[0]
+    for row in rows.sort_values("origin").itertuples(index=False):
+        if not row.skill_rmse_upper > 0:
+            failures.append(
+                f"{row.origin}: RMSE {row.rmse:,.0f} significantly above persistence's "
+                f"{row.persistence_rmse:,.0f} (RMSE skill {row.skill_rmse:+.3f}, its "
+                f"{test['level']:.0%} interval [{row.skill_rmse_lower:+.3f}, "
+                f"{row.skill_rmse_upper:+.3f}] is below 0)"
+            )
+        if not row.mae < row.persistence_mae:
+            failures.append(
+                f"{row.origin}: MAE {row.mae:,.0f} not below persistence's "
+                f"{row.persistence_mae:,.0f}"
+            )
     for metric in ("rmse", "mae"):
         lower, upper = test[f"skill_{metric}_lower"], test[f"skill_{metric}_upper"]
         if not lower > 0:

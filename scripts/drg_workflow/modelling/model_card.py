@@ -267,7 +267,8 @@ def _skill_blocks(facts: ModelCardFacts) -> list[Block]:
             Paragraph(
                 "Refitted with its tuned parameters on all years before each origin and scored "
                 "on the origin year; choosing origins chose the champion (it had to beat "
-                "persistence in RMSE and MAE on each), reporting origins only report. In "
+                "persistence in MAE on each without being significantly worse in RMSE), "
+                "reporting origins only report. In "
                 "brackets: the bootstrap interval of the skill over the series."
             ),
             Table(_backtest_table(facts.backtest)),

@@ -573,8 +573,8 @@ def backtest_skill(backtest: pd.DataFrame, champion: str | None, level: float, d
     _footer(
         figure,
         f"data {data}; bars: {100 * level:.0f}% bootstrap interval over the series of the "
-        "origin year; the skill gate needs both points above 0 on every choosing origin and "
-        "the pooled interval of the mean skill over them above 0 (comparison table)",
+        "origin year; the skill gate needs the MAE point and the RMSE interval's upper end above "
+        "0 on every choosing origin, and the pooled intervals of both mean skills above 0",
     )
     return figure
 

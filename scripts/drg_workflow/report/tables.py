@@ -347,8 +347,10 @@ def backtest_page(backtest: pd.DataFrame, champion: str | None, level: float, da
             "last year's value. Skill = 1 - RMSE / persistence's RMSE (and the same for MAE): "
             f"0 is persistence, higher is better; in brackets its {100 * level:.0f}% bootstrap "
             "interval over the series. Choosing origins (the validation years) choose the "
-            "champion: it must beat persistence in RMSE and MAE on each, with both intervals "
-            "above 0. Reporting origins (the test years) are never used to choose."
+            "champion: it must beat persistence in MAE on each and not be significantly worse "
+            "in RMSE on any (the RMSE skill's interval reaches above 0), and its mean RMSE and "
+            "MAE skill over them must be above 0 in a pooled bootstrap (the comparison). "
+            "Reporting origins (the test years) are never used to choose."
         ),
         row_classes=classes,
         float_format="{:,.0f}",
