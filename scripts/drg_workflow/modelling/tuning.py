@@ -181,13 +181,29 @@ FoldCallback = Callable[[int, FoldScores], None]
 
 
 @dataclass(frozen=True)
-class YearFolds:
-    """The rows of every year fold, sliced once: a shard's trials all fit the same folds, so
-    they share these slices instead of copying them out of the whole frame in every trial."""
+class YearFold:
+    """One year fold: its train and validation rows, and persistence's scores on the validation
+    rows (the same for every trial)."""
 
-    folds: tuple[tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray, np.ndarray], ...]
-    #: Per fold, the largest absolute error a row counts with in the capped RMSE.
-    error_caps: tuple[float, ...]
+    X_train: pd.DataFrame
+    y_train: np.ndarray
+    X_val: pd.DataFrame
+    y_val: np.ndarray
+    #: The largest absolute error a row counts with in the capped RMSE: the
+    #: ``error_cap_quantile`` of persistence's absolute errors on the validation rows.
+    error_cap: float
+    persistence_rmse: float
+    persistence_mae: float
+    persistence_capped_rmse: float
+
+
+@dataclass(frozen=True)
+class YearFolds:
+    """The rows of every year fold, sliced once, and persistence's scores on them, computed
+    once: a shard's trials all fit the same folds, so they share these instead of copying the
+    rows out of the whole frame and scoring persistence again in every trial."""
+
+    folds: tuple[YearFold, ...]
 
     @classmethod
     def of(
@@ -197,23 +213,27 @@ class YearFolds:
         y: pd.Series | np.ndarray,
         years: np.ndarray | pd.Series,
     ) -> YearFolds:
-        """Per fold (in time order): train X and y, validation X and y, and persistence's
-        predictions of the validation rows; and the fold's error cap, the
-        ``error_cap_quantile`` of persistence's absolute errors there."""
+        """The model's ``cv_folds`` year folds of ``X``, ``y`` and ``years``
+        (:func:`.data.year_folds`), in time order."""
         y_arr = np.asarray(y, dtype=float)
         persistence = baseline_predictions(X, model.modelling.features)
-        folds = tuple(
-            (
-                X.iloc[train_idx],
-                y_arr[train_idx],
-                X.iloc[val_idx],
-                y_arr[val_idx],
-                persistence[val_idx],
+        folds = []
+        for train_idx, val_idx in year_folds(years, model.modelling.cv_folds):
+            y_val, predicted = y_arr[val_idx], persistence[val_idx]
+            cap = error_cap(y_val, predicted, model.tuning.error_cap_quantile)
+            folds.append(
+                YearFold(
+                    X_train=X.iloc[train_idx],
+                    y_train=y_arr[train_idx],
+                    X_val=X.iloc[val_idx],
+                    y_val=y_val,
+                    error_cap=cap,
+                    persistence_rmse=rmse(y_val, predicted),
+                    persistence_mae=mae(y_val, predicted),
+                    persistence_capped_rmse=capped_rmse(y_val, predicted, cap),
+                )
             )
-            for train_idx, val_idx in year_folds(years, model.modelling.cv_folds)
-        )
-        quantile = model.tuning.error_cap_quantile
-        return cls(folds, tuple(error_cap(fold[3], fold[4], quantile) for fold in folds))
+        return cls(tuple(folds))
 
 
 def cross_validate_by_year(
@@ -232,16 +252,16 @@ def cross_validate_by_year(
     already sliced (:class:`YearFolds`), as a shard's trials share them."""
     folds = folds or YearFolds.of(model, X, y, years)
     scores = FoldScores()
-    for i, (X_train, y_train, X_val, y_val, persistence) in enumerate(folds.folds):
+    for i, fold in enumerate(folds.folds):
         estimator = model_estimator(model, params)
-        estimator.fit(X_train, y_train)
-        predicted = estimator.predict(X_val)
-        scores.rmse.append(rmse(y_val, predicted))
-        scores.mae.append(mae(y_val, predicted))
-        scores.persistence_rmse.append(rmse(y_val, persistence))
-        scores.persistence_mae.append(mae(y_val, persistence))
-        scores.capped_rmse.append(capped_rmse(y_val, predicted, folds.error_caps[i]))
-        scores.persistence_capped_rmse.append(capped_rmse(y_val, persistence, folds.error_caps[i]))
+        estimator.fit(fold.X_train, fold.y_train)
+        predicted = estimator.predict(fold.X_val)
+        scores.rmse.append(rmse(fold.y_val, predicted))
+        scores.mae.append(mae(fold.y_val, predicted))
+        scores.capped_rmse.append(capped_rmse(fold.y_val, predicted, fold.error_cap))
+        scores.persistence_rmse.append(fold.persistence_rmse)
+        scores.persistence_mae.append(fold.persistence_mae)
+        scores.persistence_capped_rmse.append(fold.persistence_capped_rmse)
         if on_fold is not None:
             on_fold(i, scores)
     return scores
