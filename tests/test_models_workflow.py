@@ -285,6 +285,11 @@ def test_study_holds_exactly_every_trial_of_the_concurrent_shards(model_run: Pat
     for model in MODELS:
         setup = read_json(model_run / f"results/tuning/{model}/setup.json")
         assert setup["study_name"].startswith(f"{model}-")
+        # The objective's error cap is named beside the study and on its MLflow parent run.
+        cap = VALIDATED_CONFIG["modelling"]["tuning"]["error_cap_quantile"]
+        assert setup["error_cap_quantile"] == cap
+        parent = mlflow_client.get_run(setup["parent_run_id"])
+        assert parent.data.tags["error_cap_quantile"] == str(cap)
         # The storage's URL stays in the environment: files name the variable only.
         assert setup["storage"] is None and setup["storage_env"] == "OPTUNA_STORAGE"
         trials = assert_study_is_whole(model_run, model, mlflow_client)

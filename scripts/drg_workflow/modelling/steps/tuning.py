@@ -80,6 +80,8 @@ def setup_study(
         "n_shards": tuning.n_shards,
         "trials_per_shard": tuning.trials_per_shard,
         "rounds": tuning.rounds,
+        # The objective that chose the parameters (its RMSE's cap), readable beside the study.
+        "error_cap_quantile": tuning.error_cap_quantile,
     }
     parent_run_id = create_parent_run(
         experiment,
