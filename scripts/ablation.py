@@ -23,7 +23,6 @@ import copy
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +31,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from drg_workflow.columns import history_columns  # noqa: E402
 from drg_workflow.config_validation import validate_config  # noqa: E402
 from drg_workflow.documents import read_json  # noqa: E402
-from drg_workflow.modelling.backtest import fit_at_origin  # noqa: E402
+from drg_workflow.modelling.backtest import fit_at_origin, skill  # noqa: E402
 from drg_workflow.modelling.data import select_features  # noqa: E402
+from drg_workflow.modelling.metrics import mae, rmse  # noqa: E402
 from drg_workflow.modelling.settings import ModelSettings, model_rule_settings  # noqa: E402
 from drg_workflow.modelling.years import ModellingYears  # noqa: E402
 from drg_workflow.tables import read_arrow  # noqa: E402
@@ -49,13 +49,15 @@ def configured(configfile: Path | None) -> dict:
 
 
 def skills(predictions) -> tuple[float, float]:
-    """RMSE and MAE skill of one origin's predictions against persistence."""
-    actual = predictions["actual"].to_numpy()
-    model = predictions["prediction"].to_numpy() - actual
-    persistence = predictions["persistence"].to_numpy() - actual
-    rmse = 1 - np.sqrt(np.mean(model**2)) / np.sqrt(np.mean(persistence**2))
-    mae = 1 - np.mean(np.abs(model)) / np.mean(np.abs(persistence))
-    return float(rmse), float(mae)
+    """RMSE and MAE skill of one origin's predictions against persistence, as the backtest
+    scores them."""
+    actual, predicted, persistence = (
+        predictions[column].to_numpy() for column in ("actual", "prediction", "persistence")
+    )
+    return tuple(
+        float(skill(metric(actual, predicted), metric(actual, persistence)))
+        for metric in (rmse, mae)
+    )
 
 
 def main() -> None:
@@ -89,8 +91,8 @@ def main() -> None:
             cells = []
             for origin in years.origins:
                 fit = fit_at_origin(model, params, frame, used, origin, years.role(origin))
-                rmse, mae = skills(fit.predictions)
-                cells.append(f"{rmse:+.3f} / {mae:+.3f}")
+                rmse_skill, mae_skill = skills(fit.predictions)
+                cells.append(f"{rmse_skill:+.3f} / {mae_skill:+.3f}")
             label = "every feature" if group == "all" else f"without {group}"
             print(f"| {name} | {label} ({len(used)}) | " + " | ".join(cells) + " |", flush=True)
 

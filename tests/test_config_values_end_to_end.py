@@ -14,7 +14,6 @@ no tuned model's CV RMSE or MAE is worse than persistence's."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -121,6 +120,11 @@ DEFAULTS = "seed-2027-scale-0.05-default-models"
 MODELLING_DEFAULTS = small_config()["modelling"]
 
 
+def configured_models(config: dict) -> list[str]:
+    """The models a run's config tunes (the schema's defaults unless it lists its own)."""
+    return list(config.get("modelling", {}).get("models", MODELLING_DEFAULTS["models"]))
+
+
 def run_default_target(workdir: Path, config: dict, *targets: str) -> subprocess.CompletedProcess:
     write_config(workdir, {"raw": SMALL_CONFIG["raw"], **config})
     # An MLFLOW_TRACKING_URI of the developer's shell would send the test's runs elsewhere.
@@ -145,8 +149,7 @@ def finished_run(request, tmp_path_factory) -> tuple[Path, dict]:
 def test_comparison_has_every_model_and_the_baseline_with_finite_metrics(finished_run):
     workdir, config = finished_run
     table = pd.read_csv(workdir / "results/models/comparison.csv")
-    models = config["modelling"].get("models", MODELLING_DEFAULTS["models"])
-    assert sorted(table["model"]) == sorted([*models, "baseline"])
+    assert sorted(table["model"]) == sorted([*configured_models(config), "baseline"])
     for column in METRICS:
         assert all(math.isfinite(value) for value in table[column]), column
 
@@ -167,7 +170,7 @@ def test_baseline_predicts_the_lag_else_the_configured_rolling_mean(finished_run
 def test_models_use_the_configured_features(finished_run):
     workdir, config = finished_run
     modelling = config["modelling"]
-    for model in modelling.get("models", MODELLING_DEFAULTS["models"]):
+    for model in configured_models(config):
         features = read_json(workdir / f"results/models/{model}/metrics.json")["features"]
         assert ("year" in features) == modelling.get("include_year", False)
         assert ("yearly_discharge_bin" in features) == modelling.get(
@@ -181,7 +184,7 @@ def test_models_learn_in_the_configured_form_and_the_forecast_follows(finished_r
     workdir, config = finished_run
     form = config["modelling"].get("target_form", "relative")
     method = config.get("forecast", {}).get("interval_method", "signed_log")
-    for model in config.get("modelling", {}).get("models", MODELLING_DEFAULTS["models"]):
+    for model in configured_models(config):
         settings = read_json(workdir / f"results/models/{model}/metrics.json")
         assert settings["target_form"] == form
     forecast = pd.read_csv(workdir / "results/forecast/forecast.csv")
@@ -203,8 +206,8 @@ def test_no_tuned_model_is_worse_than_persistence_in_cv(finished_run):
     RMSE may be above, when one series' jump makes most of a fold's squared error)."""
     workdir, config = finished_run
     table = pd.read_csv(workdir / "results/models/comparison.csv").set_index("model")
-    for model in config.get("modelling", {}).get("models", MODELLING_DEFAULTS["models"]):
-        metrics = json.loads((workdir / f"results/models/{model}/metrics.json").read_text())
+    for model in configured_models(config):
+        metrics = read_json(workdir / f"results/models/{model}/metrics.json")
         assert metrics["cv_loss_ratio"] <= 1.0, (model, metrics["cv_loss_ratio"])
         assert table.loc[model, "cv_mae"] <= table.loc["baseline", "cv_mae"], model
 

@@ -474,7 +474,7 @@ def test_comparison_has_every_model_and_the_baseline(model_run: Path):
     # (in the objective's capped RMSE and in MAE).
     baseline = table.set_index("model").loc["baseline"]
     for model in models["model"]:
-        metrics = json.loads((model_run / f"results/models/{model}/metrics.json").read_text())
+        metrics = read_json(model_run / f"results/models/{model}/metrics.json")
         assert metrics["cv_loss_ratio"] <= 1.0, model
     assert (models["cv_mae"] <= baseline["cv_mae"]).all()
     # Models that fail the skill gate carry the warning, the others none.

@@ -420,11 +420,15 @@ def _sorted_series(frame: pd.DataFrame, transformation: str, columns: Sequence[s
     ordered = frame.sort_values([*SERIES_KEYS, "year"], kind="stable").reset_index(drop=True)
     starts = group_starts([ordered[k].to_numpy() for k in SERIES_KEYS])
     series_id = group_ids(starts, len(ordered))
-    if ordered.duplicated([*SERIES_KEYS, "year"]).any():
+    _require_one_row_per_series_year(ordered, transformation)
+    return ordered, series_id
+
+
+def _require_one_row_per_series_year(frame: pd.DataFrame, transformation: str) -> None:
+    if frame.duplicated([*SERIES_KEYS, "year"]).any():
         raise TransformationError(
             f"{transformation}: several rows share one (facility_id, apr_drg_code, year)"
         )
-    return ordered, series_id
 
 
 def _previous_values(
@@ -547,10 +551,7 @@ def series_history(frame: pd.DataFrame, target: str, by: LagMode) -> pd.DataFram
     are unchanged; nothing of a row's own year is used."""
     _check_lag_mode(by, "series_history")
     _require_columns(frame, [*SERIES_KEYS, "year", target, lag_column(target)], "series_history")
-    if frame.duplicated([*SERIES_KEYS, "year"]).any():
-        raise TransformationError(
-            "series_history: several rows share one (facility_id, apr_drg_code, year)"
-        )
+    _require_one_row_per_series_year(frame, "series_history")
     return series_history_features(frame, target, by)
 
 
