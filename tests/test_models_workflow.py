@@ -47,11 +47,16 @@ pytestmark = pytest.mark.workflow
 
 
 def module_config() -> dict:
-    """.test/config-basic (tiny models, 2 shards x 3 trials per model) with the Optuna storage
-    named by an environment variable, the experiment's artifacts in the tracking server's own
-    store, and random-forest trials of about a second (so the kill lands inside one)."""
+    """.test/config-basic (tiny models, 2 shards x 3 trials per model) with two of its models
+    (every modelling rule runs per model; tests/test_modelling_final.py logs and loads back
+    the third), the Optuna storage named by an environment variable, the experiment's
+    artifacts in the tracking server's own store, and random-forest trials of about a second
+    (so the kill lands inside one)."""
     config = copy.deepcopy(SMALL_CONFIG)
     modelling = config["modelling"]
+    modelling["models"] = {
+        model: modelling["models"][model] for model in ("random_forest", "ridge")
+    }
     modelling["tuning"]["storage_env"] = "OPTUNA_STORAGE"
     modelling["mlflow"] = {"artifact_location": None}
     modelling["models"]["random_forest"]["search_space"]["n_estimators"] = {
