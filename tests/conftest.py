@@ -147,11 +147,8 @@ def group_job_rules(dry_run_output: str, group: str) -> set[str]:
 #: test command runs the suite in pytest-xdist workers (pyproject.toml): every module is one
 #: unit of work kept on one worker (its module-scoped runs are built once), each config-value
 #: run its own, and the longest start first so the workers finish together. The SLURM module
-#: is the longest (mostly waiting for SLURM's status checks, with little CPU of its own), so
-#: the other worker's CPU-heavy modules run beside it (wall times with two workers,
-#: 2026-11-29: SLURM 239 s, the module's runs 210 s, S3 and URL sources 88 s, the config-gap
-#: and config-file runs 81 s, other seed 81 s, window 3 56 s, the chain's runs 46 s, window 1
-#: 44 s, tuning 41 s).
+#: is the longest (much of it waiting for SLURM's status checks), so the other workers'
+#: CPU-heavy modules run beside it (their measured times: docs/performance.md).
 LONGEST_FIRST = (
     "test_slurm_cluster",
     "test_models_workflow",
