@@ -411,6 +411,8 @@ SLOW_SPACE = {
     "max_depth": {"type": "int", "low": 6, "high": 10},
 }
 NEVER_PRUNE = {"n_startup_trials": 1000, "n_warmup_steps": 1}
+#: The trials of the killed shard.
+SHARD_TRIALS = 4
 
 
 def _shard_trials(storage, name: str, shard: int) -> list:
@@ -433,7 +435,7 @@ def test_a_shard_killed_mid_trial_resumes_without_repeating(tmp_path, train_xy, 
         SLOW_SPACE,
         FIXED,
         n_shards=2,
-        trials_per_shard=4,
+        trials_per_shard=SHARD_TRIALS,
         rounds=1,
         pruner=NEVER_PRUNE,
     )
@@ -447,7 +449,9 @@ def test_a_shard_killed_mid_trial_resumes_without_repeating(tmp_path, train_xy, 
         trials = _shard_trials(storage, "rf-kill", 1) if process.is_alive() else []
         finished = [t for t in trials if t.state.is_finished()]
         running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
-        if finished and running:
+        # Not the shard's last trial: a whole trial still follows, so the shard cannot have
+        # ended by the time the signal lands (a busy machine may delay this process).
+        if finished and running and len(trials) < SHARD_TRIALS:
             break
         time.sleep(0.02)
     os.kill(process.pid, getattr(signal, signal_name))
@@ -475,11 +479,12 @@ def test_a_shard_killed_mid_trial_resumes_without_repeating(tmp_path, train_xy, 
 
     trials = _shard_trials(storage, "rf-kill", 1)
     states = {t.number: t.state for t in trials}
-    assert sum(s == TrialState.COMPLETE for s in states.values()) == 4  # the budget, no more
+    # The budget, no more.
+    assert sum(s == TrialState.COMPLETE for s in states.values()) == SHARD_TRIALS
     assert [n for n, s in states.items() if s == TrialState.FAIL] == [killed_number]
     assert TrialState.RUNNING not in states.values()
     assert summary["n_trials_resumed"] == done_before
-    assert summary["n_trials_run"] == 4 - done_before
+    assert summary["n_trials_run"] == SHARD_TRIALS - done_before
     assert summary["interrupted_trial_numbers"] == [killed_number]
     assert summary["trial_numbers"] == sorted(n for n in states if n != killed_number)
     runs = trial_runs()
@@ -492,7 +497,7 @@ def test_a_shard_killed_mid_trial_resumes_without_repeating(tmp_path, train_xy, 
     assert killed_run.info.status == "KILLED" and killed_run.data.tags["interrupted"] == "true"
     assert {r.info.status for n, (r,) in by_trial.items() if n != killed_number} == {"FINISHED"}
     results = study_results(ref)
-    assert results["n_trials"] == 4 and results["n_interrupted"] == 1
+    assert results["n_trials"] == SHARD_TRIALS and results["n_interrupted"] == 1
     assert results["best_value"] == min(t.value for t in trials if t.state == TrialState.COMPLETE)
     # Started again once done, the shard runs nothing more.
     again = run_tuning_shard(ref, model, X, y, years, 1)
@@ -600,6 +605,61 @@ def test_a_round_starts_only_from_every_trial_of_the_rounds_before_it(tmp_path, 
     run_tuning_shard(ref, model, X, y, years, 1)
     summary = run_tuning_shard(ref, model, X, y, years, 0, round_index=1)
     assert summary["candidates"] == [0] and summary["n_trials_run"] == 1
+
+
+def _shard_whose_lock_swallows_the_sigterm(ref, model, X, y, years, replace: bool) -> None:
+    """Run shard 0 with an objective that, in its second trial, gets SIGTERM inside code shaped
+    like Optuna's journal lock release: ``except BaseException`` that cleans up a file already
+    gone, so ``FileNotFoundError`` replaces the interrupt on its way up (``replace``), or that
+    swallows it."""
+    from drg_workflow.modelling import tuning
+
+    real = tuning.make_objective
+
+    def objective_factory(*args, **kwargs):
+        objective = real(*args, **kwargs)
+        calls = []
+
+        def objective_with_lock(trial):
+            calls.append(trial.number)
+            if len(calls) == 2:
+                try:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                except BaseException:
+                    if replace:
+                        os.unlink(os.path.join(os.getcwd(), "lock-already-released"))
+                        raise
+            return objective(trial)
+
+        return objective_with_lock
+
+    tuning.make_objective = objective_factory
+    run_tuning_shard(ref, model, X, y, years, 0)
+
+
+@pytest.mark.parametrize("replace", [True, False], ids=["replaced", "swallowed"])
+def test_a_sigterm_a_library_turns_into_its_own_error_still_interrupts_the_shard(
+    tmp_path, train_xy, replace
+):
+    """The shard stops (exit code not 0) instead of going on: a trial whose interrupt became
+    another error is FAIL and marked interrupted (not an ordinary failure); one whose interrupt
+    was swallowed ends COMPLETE, and no trial follows it."""
+    X, y, years = train_xy
+    journal = str(tmp_path / "optuna" / "lock.journal")
+    ref = StudyRef.from_setup(setup_study(tmp_path, "lock", journal, "ridge"))
+    model = model_settings("ridge", ROUND_SPACE, n_shards=1, trials_per_shard=4, rounds=1)
+    process = multiprocessing.get_context("spawn").Process(
+        target=_shard_whose_lock_swallows_the_sigterm, args=(ref, model, X, y, years, replace)
+    )
+    process.start()
+    process.join(120)
+    assert process.exitcode not in (0, None)
+    trials = _shard_trials(open_storage(journal), "lock", 0)
+    if replace:
+        assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+        assert trials[1].user_attrs["interrupted"] is True
+    else:
+        assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
 
 
 def trial_with(values: dict[int, float]):

@@ -649,8 +649,13 @@ def _run_trial(
     value, error, failure = None, None, None
     start = time.perf_counter()
     try:
-        value = objective(trial)
-        state = TrialState.COMPLETE
+        try:
+            value = objective(trial)
+            state = TrialState.COMPLETE
+        except Exception as exc:
+            if _sigterm.received:  # a library replaced the interrupt with its own error
+                raise ShardInterrupted("SIGTERM") from exc
+            raise
     except optuna.TrialPruned:
         state = TrialState.PRUNED
     except (ShardInterrupted, KeyboardInterrupt):
@@ -685,18 +690,36 @@ def _run_trial(
         optuna_study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
     if failure is not None:
         raise failure
+    if _sigterm.received:  # the interrupt was swallowed inside the trial: stop the shard
+        raise ShardInterrupted("SIGTERM")
+
+
+class _SigtermState:
+    """Whether the running shard got SIGTERM. The handler's exception can be replaced on its
+    way up: Optuna's journal lock, interrupted right after it released, unlinks its file again
+    in an ``except BaseException`` and raises ``FileNotFoundError`` instead (seen in the suite:
+    the trial was recorded as an ordinary failure and the shard went on). The flag keeps the
+    signal whatever the libraries did with its exception."""
+
+    received: bool = False
+
+
+_sigterm = _SigtermState()
 
 
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
-    """Turn SIGTERM into :class:`ShardInterrupted` while the shard runs (main thread only)."""
+    """Turn SIGTERM into :class:`ShardInterrupted` while the shard runs (main thread only),
+    and remember it in ``_sigterm.received``."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: Any) -> None:
+        _sigterm.received = True
         raise ShardInterrupted(f"signal {signum}")
 
+    _sigterm.received = False
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
