@@ -84,6 +84,10 @@ def cluster_config() -> dict:
 
 
 CONFIG = cluster_config()
+#: What the local one-core run builds to compare with the SLURM run: every data version and
+#: the model card, which needs the comparison, the champion, the backtest and the forecast (not
+#: the report's figures, which no test compares).
+LOCAL_TARGETS = ("features", "results/forecast/model_card.md")
 #: "Job 12 has been submitted with SLURM jobid 34 (log: <workdir>/.snakemake/slurm_logs/
 #: rule_tune_shard/random_forest_0_0/34.log)."
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
@@ -155,7 +159,8 @@ def cluster_run(slurm_cluster, tmp_path_factory):
     answers (most of a SLURM run is waiting):
 
     - ``slurm``: the default target through profiles/slurm, tracked by the MLflow server;
-    - ``local``: the default target built locally with one core (``--cores 1``);
+    - ``local``: what the tests compare with it (:data:`LOCAL_TARGETS`), built locally with one
+      core (``--cores 1``);
     - ``failed``: ingest_raw on a raw CSV without the cost columns, through SLURM.
     """
     base = tmp_path_factory.mktemp("slurm")
@@ -177,7 +182,7 @@ def cluster_run(slurm_cluster, tmp_path_factory):
     try:
         started = time.monotonic()
         slurm = snakemake(slurm_dir, *profile, env=environment(**server.run_environment()))
-        local = snakemake(local_dir, "--cores", "1", env=environment())
+        local = snakemake(local_dir, *LOCAL_TARGETS, "--cores", "1", env=environment())
         failing = snakemake(failing_dir, "results/v0/v0.csv", *profile, env=environment())
         cancelled = cancel_mid_shard(slurm, slurm_dir)
         results = {"failed": failing.finish(), "local": local.finish(timeout=900)}
