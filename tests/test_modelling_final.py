@@ -92,7 +92,9 @@ def test_fit_evaluate_importances(data, model):
         metrics["validation"]["rmse"]
     )
 
-    perm = permutation_importances(est, X_val, y_val, n_repeats=2, random_state=0)
+    perm = permutation_importances(
+        est, X_val, y_val, n_repeats=2, random_state=0, max_samples=1.0
+    )
     assert list(perm.columns) == ["feature", "importance_mean", "importance_std"]
     assert set(perm["feature"]) == set(features)
     assert perm["importance_mean"].is_monotonic_decreasing
@@ -103,6 +105,31 @@ def test_fit_evaluate_importances(data, model):
         assert impurity["importance"].sum() == pytest.approx(1.0)
     else:
         assert impurity is None  # Ridge, and HistGradientBoosting has no feature_importances_
+
+
+def test_permutation_importances_on_a_subsample_compare_shuffled_with_unshuffled_rows():
+    """On a share of the rows, each feature is scored against the unshuffled score of the same
+    rows: a model that ignores every column gives every feature 0, however much the subsample's
+    RMSE differs from the whole's (a heavy-tailed target, a few huge rows), and a feature the
+    model uses gives an RMSE increase."""
+    from sklearn.dummy import DummyRegressor
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"used": rng.normal(size=400), "ignored": rng.normal(size=400)})
+    y = np.exp(rng.normal(scale=2.0, size=400))  # heavy-tailed: subsamples' RMSE vary
+    constant = DummyRegressor().fit(X, y)
+    for share in (0.25, 0.5, 1.0):
+        scores = permutation_importances(
+            constant, X, y, n_repeats=3, random_state=1, max_samples=share
+        )
+        assert (scores["importance_mean"] == 0).all(), (share, scores)
+    linear = LinearRegression().fit(X, 3 * X["used"] + rng.normal(scale=0.1, size=400))
+    scores = permutation_importances(
+        linear, X, 3 * X["used"], n_repeats=3, random_state=1, max_samples=0.25
+    ).set_index("feature")
+    assert scores.loc["used", "importance_mean"] > 1.0
+    assert abs(scores.loc["ignored", "importance_mean"]) < 0.05
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +165,7 @@ def test_final_run_logged_and_loads_back(tmp_path, data, tracking, model):
                     est, {"validation": parts["validation"]}, features, TARGET
                 ),
                 "importances/permutation.csv": permutation_importances(
-                    est, X_val, y_val, n_repeats=1
+                    est, X_val, y_val, n_repeats=1, random_state=0, max_samples=1.0
                 ),
                 "importances/impurity.csv": impurity_importances(est, features),
             },

@@ -279,6 +279,20 @@ def test_deployed_as_a_module_everything_lands_in_the_users_directory(model_run:
     assert read_json(model_run / "logs/verify/verify.json")["passed"]
 
 
+def test_the_forecast_path_goes_before_the_report_figures_ready_with_it(model_run: Path):
+    """When the comparison is done, the champion's refit and the report's model figures are
+    ready together; the refit (2 threads, the build's critical path) is started first instead
+    of waiting for the figures to free a core (FORECAST_PATH_PRIORITY)."""
+    logs = sorted((model_run / ".snakemake/log").glob("*.snakemake.log"))
+    starts = next(
+        re.findall(r"^(?:local)?rule (\w+):$", text, re.MULTILINE)
+        for text in (log.read_text() for log in logs)
+        if re.search(r"^(?:local)?rule refit_champion:$", text, re.MULTILINE)
+    )
+    assert starts.index("compare_models") < starts.index("refit_champion"), starts
+    assert starts.index("refit_champion") < starts.index("report_models"), starts
+
+
 def assert_study_is_whole(workdir: Path, model: str, client) -> list:
     """The per-study checks of study_checks.py on a study of this module's runs."""
     return study_checks.assert_study_is_whole(

@@ -16,6 +16,7 @@ rule forecast:
         "logs/forecast/forecast.log",
     benchmark:
         "benchmarks/forecast/forecast.tsv"
+    priority: FORECAST_PATH_PRIORITY
     conda:
         "../envs/modelling.yaml"
     resources:

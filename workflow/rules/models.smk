@@ -222,6 +222,7 @@ rule refit_champion:
         "logs/refit_champion/champion.log",
     benchmark:
         "benchmarks/refit_champion/champion.tsv"
+    priority: FORECAST_PATH_PRIORITY
     conda:
         "../envs/modelling.yaml"
     threads: REFIT_THREADS
@@ -245,6 +246,7 @@ rule register_champion:
         "logs/register_champion/champion.log",
     benchmark:
         "benchmarks/register_champion/champion.tsv"
+    priority: FORECAST_PATH_PRIORITY
     localrule: True
     conda:
         "../envs/modelling.yaml"

@@ -87,6 +87,11 @@ def settings_of_model(model):
 MODEL_THREADS = {}
 #: The refit of the champion, whichever model it is (the build's last heavy job, alone).
 REFIT_THREADS = 2
+#: The priority of the jobs from the comparison to the forecast (refit_champion,
+#: register_champion, forecast): when the comparison is done they are the build's critical
+#: path, and the report's figures, ready at the same time, would otherwise take a core first and
+#: make the 2-thread refit wait for both cores; the figures fill the cores beside the forecast.
+FORECAST_PATH_PRIORITY = 1
 
 
 def model_threads(wildcards):
