@@ -92,9 +92,7 @@ def test_fit_evaluate_importances(data, model):
         metrics["validation"]["rmse"]
     )
 
-    perm = permutation_importances(
-        est, X_val, y_val, n_repeats=2, random_state=0, max_samples=1.0
-    )
+    perm = permutation_importances(est, X_val, y_val, n_repeats=2, random_state=0, max_samples=1.0)
     assert list(perm.columns) == ["feature", "importance_mean", "importance_std"]
     assert set(perm["feature"]) == set(features)
     assert perm["importance_mean"].is_monotonic_decreasing
