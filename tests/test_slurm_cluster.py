@@ -271,8 +271,16 @@ def test_default_target_runs_through_slurm(cluster_run):
     # The data chain is one group job; the model fits and the forecast are SLURM jobs of their
     # own; the bookkeeping and report rules are local rules (run by Snakemake itself).
     assert any(rule.startswith("group:chain") for rule in rules), rules
-    assert {"tune_shard", "train_final", "evaluate_baseline", "forecast"} <= rules, rules
-    local = {"setup_mlflow", "setup_study", "compare_models", "model_card", "report_models"}
+    assert {"tune_shard", "train_final", "backtest_model", "forecast"} <= rules, rules
+    local = {
+        "setup_mlflow",
+        "setup_study",
+        "evaluate_baseline",
+        "score_backtest",
+        "compare_models",
+        "model_card",
+        "report_models",
+    }
     assert not rules & local, rules
     # Each job's id is a real SLURM job that ran to completion (squeue still lists finished jobs
     # for SLURM's MinJobAge; sacct needs an accounting daemon this cluster does not have).

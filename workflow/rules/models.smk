@@ -13,11 +13,12 @@
 # the skill gate, refit_champion refits the champion on every year up to the last, and
 # register_champion registers that refit. The wildcard constraints of {model}, {round} and
 # {shard} are in common/modelling.smk.
-# split_years, setup_mlflow, setup_study, compare_models and register_champion are bookkeeping
-# (a few MLflow and Optuna calls, no model fits): local rules, so on a cluster they run in the
-# Snakemake process's host instead of waiting in the queue (docs/cluster.md). They,
-# evaluate_baseline and score_backtest run their scripts in Snakemake's own process, or in
-# their conda environment under --sdm conda (common/rule_scripts.smk).
+# split_years, setup_mlflow, setup_study, evaluate_baseline, score_backtest, compare_models and
+# register_champion are bookkeeping (MLflow and Optuna calls, persistence and the bootstrap of
+# the scores, no model fits; seconds at full scale): local rules, so on a cluster they run in
+# the Snakemake process's host instead of waiting in the queue (docs/cluster.md). They run
+# their scripts in Snakemake's own process, or in their conda environment under --sdm conda
+# (common/rule_scripts.smk).
 
 
 rule split_years:
@@ -137,6 +138,7 @@ rule evaluate_baseline:
         "logs/evaluate_baseline/baseline.log",
     benchmark:
         "benchmarks/evaluate_baseline/baseline.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     resources:
@@ -182,6 +184,7 @@ rule score_backtest:
         "logs/score_backtest/backtest.log",
     benchmark:
         "benchmarks/score_backtest/backtest.tsv"
+    localrule: True
     conda:
         "../envs/modelling.yaml"
     threads: 1
