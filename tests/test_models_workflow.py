@@ -82,8 +82,11 @@ TARGET_FORM_SPACE = {
 VALIDATED_CONFIG = small_config(**copy.deepcopy(CONFIG))
 #: The default features, split and folds (the config above changes none of them).
 SETTINGS = modelling_settings()
-#: The second workflow run: one model, its own experiment and user, same storage and server.
+#: The second workflow run: one model, its own experiment and user, same storage and server,
+#: and one tuning shard in one round (its study only has to be its own and whole).
 OTHER_EXPERIMENT, OTHER_USER = "drg-workflow-other", "drg-run-other"
+OTHER_TUNING = {"n_shards": 1, "rounds": 1}
+OTHER_BUDGET = OTHER_TUNING["n_shards"] * TRIALS_PER_SHARD
 #: What the module's runs get in their environment (set by the tracking_server fixture).
 RUN_ENVIRONMENT: dict[str, str] = {}
 
@@ -235,6 +238,7 @@ def other_run(model_run: Path, tracking_server: MlflowServer, tmp_path_factory) 
     config = copy.deepcopy(CONFIG)
     config["modelling"]["models"] = {"ridge": config["modelling"]["models"]["ridge"]}
     config["modelling"]["mlflow"]["experiment_name"] = OTHER_EXPERIMENT
+    config["modelling"]["tuning"].update(OTHER_TUNING)
     write_config(workdir, config)
     for version in model_run.glob("results/v*/"):
         if version.is_dir():
@@ -293,10 +297,10 @@ def test_the_forecast_path_goes_before_the_report_figures_ready_with_it(model_ru
     assert starts.index("refit_champion") < starts.index("report_models"), starts
 
 
-def assert_study_is_whole(workdir: Path, model: str, client) -> list:
+def assert_study_is_whole(workdir: Path, model: str, client, budget: int = BUDGET) -> list:
     """The per-study checks of study_checks.py on a study of this module's runs."""
     return study_checks.assert_study_is_whole(
-        workdir, model, os.environ["OPTUNA_STORAGE"], client, BUDGET
+        workdir, model, os.environ["OPTUNA_STORAGE"], client, budget
     )
 
 
@@ -395,7 +399,7 @@ def test_two_runs_sharing_the_storage_and_the_server_keep_a_study_each(
         patch.setenv("MLFLOW_TRACKING_USERNAME", OTHER_USER)
         patch.setenv("MLFLOW_TRACKING_PASSWORD", other_password)
         other_client = MlflowClient(tracking_server.url)
-        assert_study_is_whole(other_run, "ridge", other_client)
+        assert_study_is_whole(other_run, "ridge", other_client, OTHER_BUDGET)
         with pytest.raises(MlflowException, match="403|PERMISSION_DENIED|Permission denied"):
             other_client.get_experiment(first["experiment_id"])
     assert_study_is_whole(model_run, "ridge", MlflowClient(tracking_server.url))
