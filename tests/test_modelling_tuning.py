@@ -504,6 +504,42 @@ def test_a_shard_killed_mid_trial_resumes_without_repeating(tmp_path, train_xy, 
     assert again["n_trials_run"] == 0 and again["trial_numbers"] == summary["trial_numbers"]
 
 
+def test_a_trial_killed_before_its_run_began_gets_a_killed_run(tmp_path, train_xy):
+    """A shard killed between creating its trial and creating the trial's MLflow run leaves a
+    RUNNING trial with no run at all; the shard's next start marks the trial interrupted and
+    gives it its one run, KILLED and tagged like the shard's others, then runs the candidate
+    again."""
+    X, y, years = train_xy
+    journal = str(tmp_path / "optuna.journal")
+    setup = setup_study(tmp_path, "orphan", journal, "random_forest")
+    ref = StudyRef.from_setup(setup)
+    model = model_settings("random_forest", SPACE, FIXED, n_shards=1, trials_per_shard=2, rounds=1)
+    storage = open_storage(journal)
+    # What the shard writes when it creates its first trial (tuning._new_shard_trial).
+    attrs = {"shard": 0, "round": 0, "candidate": 0, "setup": setup["parent_run_id"]}
+    storage.create_new_trial(
+        storage.get_study_id_from_name("orphan"),
+        template_trial=optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs=attrs),
+    )
+
+    summary = run_tuning_shard(ref, model, X, y, years, 0)
+
+    from mlflow import MlflowClient
+
+    runs = MlflowClient(setup["tracking_uri"]).search_runs(
+        [setup["experiment_id"]], "tags.stage = 'trial'"
+    )
+    by_trial = {int(run.data.tags["trial_number"]): run for run in runs}
+    assert len(runs) == len(by_trial) == 3 and summary["interrupted_trial_numbers"] == [0]
+    killed = by_trial[0]
+    assert killed.info.status == "KILLED" and killed.data.tags["interrupted"] == "true"
+    assert killed.data.tags["model"] == "random_forest" and killed.info.run_name.endswith("-0")
+    assert killed.data.tags["mlflow.parentRunId"] == setup["parent_run_id"]
+    tags = ("shard", "round", "candidate", "optuna_study", "sampler_seed", "fold_years")
+    assert {k: killed.data.tags[k] for k in tags} == {k: by_trial[1].data.tags[k] for k in tags}
+    assert summary["trial_numbers"] == [1, 2]
+
+
 # ------------------------------------------------------------------ rounds: the same answer
 
 

@@ -305,9 +305,10 @@ def running_trial_runs(
     parent_run_id: str | None,
     shard: int,
     round_index: int = 0,
-) -> list[str]:
-    """Ids of a shard's trial runs of one tuning round still RUNNING (under the study's parent
-    run): at the start of the shard, runs that its killed predecessor left open."""
+) -> dict[str, int]:
+    """A shard's trial runs of one tuning round still RUNNING (under the study's parent run),
+    run id -> trial number: at the start of the shard, runs that its killed predecessor left
+    open."""
     query = (
         f"tags.stage = '{TRIAL_STAGE}' and tags.shard = '{shard}' and "
         f"tags.round = '{round_index}' and attributes.status = 'RUNNING'"
@@ -315,7 +316,7 @@ def running_trial_runs(
     if parent_run_id:
         query += f" and tags.`mlflow.parentRunId` = '{parent_run_id}'"
     runs = client.search_runs([experiment_id], query, max_results=1000)
-    return [run.info.run_id for run in runs]
+    return {run.info.run_id: int(run.data.tags["trial_number"]) for run in runs}
 
 
 @timed("mlflow")

@@ -451,18 +451,22 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
 def end_interrupted_trials(
     storage: BaseStorage,
     study: StudyRef,
-    shard_index: int,
+    model_name: str,
+    shard_tags: Mapping[str, str],
     client: MlflowClient,
-    round_index: int = 0,
 ) -> list[int]:
     """Close what a killed run of this shard left open; return the trial numbers marked.
 
     The shard is the only process for its index, so at its start any of its trials still
     RUNNING belongs to a process that is gone: it is marked FAIL with ``interrupted`` (so it
     does not count toward the budget), and its MLflow run is ended KILLED. A trial run still
-    RUNNING in MLflow under the study's parent run with this shard's tag (killed before the
-    trial recorded its run id) is ended KILLED as well.
+    RUNNING in MLflow under the study's parent run with this shard's tags (killed before the
+    trial recorded its run id) is ended KILLED as well. A trial killed between its creation and
+    its run's gets a KILLED run made now (with the shard's ``shard_tags``, see
+    :func:`run_tuning_shard`): every trial of the study has exactly one run, whatever moment
+    the kill chose.
     """
+    shard_index, round_index = int(shard_tags["shard"]), int(shard_tags["round"])
     study_id = storage.get_study_id_from_name(study.study_name)
     running = [
         t
@@ -471,18 +475,29 @@ def end_interrupted_trials(
         )
         if t.state == TrialState.RUNNING
     ]
-    run_ids: set[str] = set()
+    open_runs = tracking.running_trial_runs(
+        client, study.experiment_id, study.parent_run_id, shard_index, round_index
+    )
+    run_ids: set[str] = set(open_runs)
+    with_a_run = set(open_runs.values())
     for trial in running:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         storage.set_trial_user_attr(trial_id, INTERRUPTED_ATTR, True)
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
         if trial.user_attrs.get(MLFLOW_RUN_ATTR):
             run_ids.add(trial.user_attrs[MLFLOW_RUN_ATTR])
-    run_ids |= set(
-        tracking.running_trial_runs(
-            client, study.experiment_id, study.parent_run_id, shard_index, round_index
-        )
-    )
+        elif trial.number not in with_a_run:
+            tags = {**shard_tags, "candidate": str(trial.user_attrs[CANDIDATE_ATTR])}
+            run_ids.add(
+                tracking.start_trial_run(
+                    client,
+                    study.experiment_id,
+                    study.parent_run_id,
+                    model_name,
+                    trial.number,
+                    tags,
+                )
+            )
     for run_id in sorted(run_ids):
         tracking.end_interrupted_trial_run(client, run_id)
     return sorted(t.number for t in running)
@@ -812,8 +827,15 @@ def run_tuning_shard(
     client = tracking.tracking_client(study.tracking_uri)
     record = TrialRecord()
     shard_log = _ShardLog()
+    shard_tags = {
+        "shard": str(shard_index),
+        "round": str(round_index),
+        "optuna_study": study.study_name,
+        "sampler_seed": str(tuning.round_seed(round_index)),
+        "fold_years": ",".join(map(str, folds_years)),
+    }
     with _sigterm_interrupts():
-        end_interrupted_trials(storage, study, shard_index, client, round_index)
+        end_interrupted_trials(storage, study, model.name, shard_tags, client)
         study_id = storage.get_study_id_from_name(study.study_name)
         stored = storage.get_all_trials(study_id)
         earlier = earlier_round_trials(stored, study, model, round_index)
@@ -825,13 +847,6 @@ def run_tuning_shard(
         mine = shard_trials(stored, study, shard_index, round_index)
         done = {int(t.user_attrs[CANDIDATE_ATTR]) for t in mine if counts_toward_budget(t)}
         optuna_study = _load_shard_study(study, storage)
-        shard_tags = {
-            "shard": str(shard_index),
-            "round": str(round_index),
-            "optuna_study": study.study_name,
-            "sampler_seed": str(tuning.round_seed(round_index)),
-            "fold_years": ",".join(map(str, folds_years)),
-        }
         for index in tuning.shard_candidates(round_index, shard_index):
             if index in done:
                 continue
