@@ -29,6 +29,12 @@ from drg_workflow.modelling.tracking import (
     create_parent_run,
     ensure_experiment,
 )
+from drg_workflow.modelling.trial_attrs import (
+    CANDIDATE_ATTR,
+    ROUND_ATTR,
+    SETUP_ATTR,
+    SHARD_ATTR,
+)
 from drg_workflow.modelling.tuning import (
     FoldScores,
     RoundPruner,
@@ -516,7 +522,7 @@ def test_a_trial_killed_before_its_run_began_gets_a_killed_run(tmp_path, train_x
     model = model_settings("random_forest", SPACE, FIXED, n_shards=1, trials_per_shard=2, rounds=1)
     storage = open_storage(journal)
     # What the shard writes when it creates its first trial (tuning._new_shard_trial).
-    attrs = {"shard": 0, "round": 0, "candidate": 0, "setup": setup["parent_run_id"]}
+    attrs = {SHARD_ATTR: 0, ROUND_ATTR: 0, CANDIDATE_ATTR: 0, SETUP_ATTR: setup["parent_run_id"]}
     storage.create_new_trial(
         storage.get_study_id_from_name("orphan"),
         template_trial=optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs=attrs),
