@@ -72,6 +72,17 @@ def setup_study(tmp_path, name: str, storage: str, model: str, replace: bool = F
 
 
 @pytest.fixture(scope="module")
+def spawned_pool():
+    """Two spawned worker processes for the tests that run shards or MLflow side by side; one
+    pool for the module, since a spawned worker's start (its imports) costs more than the small
+    shards it runs."""
+    with ProcessPoolExecutor(
+        max_workers=2, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="module")
 def train_xy():
     data = prepare_modelling_data(modelling_frame(seed=3), modelling_settings())
     return data.X["train"], data.y["train"], data.years["train"]
@@ -190,17 +201,15 @@ def _ensure(args):
     return ensure_experiment(MlflowSettings(*args)).experiment_id
 
 
-def test_parallel_first_use_of_fresh_sqlite_store(tmp_path):
+def test_parallel_first_use_of_fresh_sqlite_store(tmp_path, spawned_pool):
     # Unguarded, concurrent creation of a fresh MLflow sqlite DB corrupts its migration.
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
     args = [(uri, "shared", str(tmp_path / "art"))] * 2
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
-        ids = list(pool.map(_ensure, args))
+    ids = list(spawned_pool.map(_ensure, args))
     assert len(set(ids)) == 1
 
 
-def test_two_concurrent_shards(tmp_path, train_xy):
+def test_two_concurrent_shards(tmp_path, train_xy, spawned_pool):
     X, y, years = train_xy
     journal = str(tmp_path / "optuna" / "rf.journal")
     setup = setup_study(tmp_path, "rf-study", journal, "random_forest")
@@ -216,9 +225,7 @@ def test_two_concurrent_shards(tmp_path, train_xy):
         pruner={"n_startup_trials": 1, "n_warmup_steps": 1},
     )
     shards = [(StudyRef.from_setup(setup), model, X, y, years, i) for i in range(2)]
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
-        summaries = list(pool.map(_shard, shards))
+    summaries = list(spawned_pool.map(_shard, shards))
 
     for i, s in enumerate(summaries):
         json.dumps(s)
@@ -549,22 +556,17 @@ def test_a_trial_killed_before_its_run_began_gets_a_killed_run(tmp_path, train_x
 # ------------------------------------------------------------------ rounds: the same answer
 
 
-def _run_rounds(tmp_path, name: str, model, train_xy, shard_orders) -> dict:
+def _run_rounds(tmp_path, name: str, model, train_xy, shard_orders, pool) -> dict:
     """Tune a study round after round, each round's shards in the given order (a list per
-    round, or "parallel": both at once in two processes); return every trial by its
+    round, or "parallel": both at once in the two processes of ``pool``); return every trial by its
     (round, candidate) with its parameters, state and value, and the study's results."""
     X, y, years = train_xy
     setup = setup_study(tmp_path, name, str(tmp_path / "optuna" / f"{name}.journal"), "ridge")
     ref = StudyRef.from_setup(setup)
-    ctx = multiprocessing.get_context("spawn")
     for round_index, order in enumerate(shard_orders):
         if order == "parallel":
-            with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
-                list(
-                    pool.map(
-                        _shard_of_round, [(ref, model, *train_xy, i, round_index) for i in (0, 1)]
-                    )
-                )
+            shards = [(ref, model, *train_xy, i, round_index) for i in (0, 1)]
+            list(pool.map(_shard_of_round, shards))
         else:
             for shard in order:
                 run_tuning_shard(ref, model, X, y, years, shard, round_index=round_index)
@@ -604,7 +606,7 @@ ROUND_SPACE = {
 
 
 def test_rounds_give_the_same_trials_whatever_order_or_parallelism_the_shards_run_in(
-    tmp_path, train_xy
+    tmp_path, train_xy, spawned_pool
 ):
     """The design that makes tuning reproducible: each round's candidates come from the
     earlier rounds only and each shard evaluates a fixed slice, so the shards of a round may
@@ -619,9 +621,15 @@ def test_rounds_give_the_same_trials_whatever_order_or_parallelism_the_shards_ru
         tpe_n_startup_trials=2,
         pruner={"n_startup_trials": 1, "n_warmup_steps": 1},
     )
-    forwards = _run_rounds(tmp_path, "forwards", model, train_xy, [[0, 1], [0, 1], [0, 1]])
-    backwards = _run_rounds(tmp_path, "backwards", model, train_xy, [[1, 0], [1, 0], [1, 0]])
-    parallel = _run_rounds(tmp_path, "parallel", model, train_xy, ["parallel", [1, 0], "parallel"])
+    forwards = _run_rounds(
+        tmp_path, "forwards", model, train_xy, [[0, 1], [0, 1], [0, 1]], spawned_pool
+    )
+    backwards = _run_rounds(
+        tmp_path, "backwards", model, train_xy, [[1, 0], [1, 0], [1, 0]], spawned_pool
+    )
+    parallel = _run_rounds(
+        tmp_path, "parallel", model, train_xy, ["parallel", [1, 0], "parallel"], spawned_pool
+    )
     assert sorted(forwards["trials"]) == [(r, i) for r in range(3) for i in range(4)]
     assert backwards["trials"] == forwards["trials"]
     assert parallel["trials"] == forwards["trials"]

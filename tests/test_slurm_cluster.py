@@ -52,7 +52,10 @@ PROFILE = ROOT / "profiles" / "slurm"
 STARTED = Path(os.environ.get("DRG_SLURM_STATE", "/run/drg-slurm")) / "started"
 
 MODELS = ("random_forest",)
-N_SHARDS, TRIALS_PER_SHARD, ROUNDS = 2, 3, 2
+#: One round: later rounds (candidates from the earlier ones) are the same Snakemake jobs and
+#: dependencies on any executor; tests/test_config_values_end_to_end.py runs two rounds and
+#: tests/test_modelling_tuning.py three. On SLURM, the round's shards run as parallel jobs.
+N_SHARDS, TRIALS_PER_SHARD, ROUNDS = 2, 3, 1
 BUDGET = N_SHARDS * TRIALS_PER_SHARD
 #: The model whose shard is cancelled mid-trial.
 CANCELLED_MODEL = "random_forest"
