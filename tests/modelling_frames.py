@@ -98,26 +98,40 @@ def modelling_settings(config: dict[str, Any] | None = None) -> ModellingSetting
 
 
 def model_params(
-    model: str, space: dict, fixed: dict | None = None, config: dict | None = None, **tuning
+    model: str,
+    space: dict,
+    fixed: dict | None = None,
+    config: dict | None = None,
+    drop_feature_groups: tuple[str, ...] = (),
+    **tuning,
 ) -> dict[str, Any]:
-    """A model's rule params (``settings_of_model``): the small config's, with this model."""
+    """A model's rule params (``settings_of_model``): the small config's, with this model
+    (leaving out ``drop_feature_groups``)."""
     config = config or small_config()
     return {
         **shared_rule_settings(config),
         "model": model,
         "search_space": space,
         "fixed_params": fixed or {},
+        "drop_feature_groups": list(drop_feature_groups),
         "target_form": config["modelling"]["target_form"],
         "tuning": {**config["modelling"]["tuning"], **tuning},
     }
 
 
 def model_settings(
-    model: str, space: dict, fixed: dict | None = None, config: dict | None = None, **tuning
+    model: str,
+    space: dict,
+    fixed: dict | None = None,
+    config: dict | None = None,
+    drop_feature_groups: tuple[str, ...] = (),
+    **tuning,
 ) -> ModelSettings:
-    """A model's typed settings as the rules build them: the small config's, with this model."""
+    """A model's typed settings as the rules build them: the small config's, with this model
+    (leaving out ``drop_feature_groups``)."""
     return ModelSettings.from_params(
-        model_params(model, space, fixed, config, **tuning), modelling_years(config).split
+        model_params(model, space, fixed, config, drop_feature_groups, **tuning),
+        modelling_years(config).split,
     )
 
 

@@ -25,6 +25,7 @@ import pytest
 from conftest import SMALL_CONFIG, snakemake_command, write_config
 from modelling_frames import rare_drg_threshold, small_config
 
+from drg_workflow.columns import history_columns
 from drg_workflow.documents import read_json
 from drg_workflow.tables import read_arrow
 
@@ -66,6 +67,8 @@ TINY_MODELLING: dict = {
     },
 }
 
+#: The default chain (the schema's).
+SMALL_CONFIG_CHAIN = small_config()["chain"]
 #: The 8-year run: a raw file of 2009-2016.
 EIGHT_YEARS = "window1-by-row-2-bins-no-threshold"
 RUNS = {
@@ -80,10 +83,22 @@ RUNS = {
             "yearly_discharge_bin": {"bins": 2},
             "drop_rare_drgs": {"threshold": 0},
         },
+        # The optional v14 (series_history, by row) as the models' data, ridge leaving out
+        # three of its groups.
+        "chain": [
+            *SMALL_CONFIG_CHAIN,
+            {"version": "v14", "transformation": "series_history", "input": "v13"},
+        ],
         # These values change the data and the baseline; one model (the quickest) is enough.
         "modelling": {
             **TINY_MODELLING,
-            "models": {"ridge": TINY_MODELLING["models"]["ridge"]},
+            "data_version": "v14",
+            "models": {
+                "ridge": {
+                    **TINY_MODELLING["models"]["ridge"],
+                    "drop_feature_groups": ["lags", "facility", "drg"],
+                }
+            },
             "target_form": "log",
         },
         "forecast": {"interval_method": "absolute"},
@@ -163,7 +178,8 @@ def test_baseline_predicts_the_lag_else_the_configured_rolling_mean(finished_run
     workdir, config = finished_run
     window = config.get("lags", {}).get("rolling_window", 2)
     lag, rolling = f"{TARGET}_lag1", f"{TARGET}_rolling{window}"
-    data = read_arrow(workdir / "results/v13/v13.arrow")
+    version = config["modelling"].get("data_version", "v13")
+    data = read_arrow(workdir / f"results/{version}/{version}.arrow")
     predictions = pd.read_csv(workdir / "results/models/baseline/predictions.csv")
     merged = predictions.merge(data, on=KEYS, how="left", validate="one_to_one")
     assert len(merged) == len(predictions) > 0
@@ -183,6 +199,12 @@ def test_models_use_the_configured_features(finished_run):
         )
         window = config.get("lags", {}).get("rolling_window", 2)
         assert f"{TARGET}_rolling{window}" in features
+        history = history_columns(TARGET)
+        dropped = modelling.get("models", {}).get(model, {}).get("drop_feature_groups", [])
+        for group, columns in history.items():
+            expected = modelling.get("data_version") == "v14" and group not in dropped
+            assert (set(columns) <= set(features)) == expected, (model, group)
+            assert not set(columns) & set(features) or expected, (model, group)
 
 
 def test_models_learn_in_the_configured_form_and_the_forecast_follows(finished_run):

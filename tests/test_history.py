@@ -7,12 +7,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from modelling_frames import small_config
+import yaml
+from conftest import ROOT
+from modelling_frames import model_settings, small_config
 
 from drg_workflow import transformations as t
 from drg_workflow.chain import configured_parameters
 from drg_workflow.columns import history_columns
-from drg_workflow.modelling.data import select_features
+from drg_workflow.config_validation import ConfigError, validate_config
+from drg_workflow.modelling.data import (
+    ModellingDataError,
+    prepare_modelling_data,
+    select_features,
+)
+from drg_workflow.modelling.final import fit_final_model
 from drg_workflow.modelling.settings import FeatureSettings
 from drg_workflow.signed_log import signed_log
 from drg_workflow.synthetic import generate_raw
@@ -117,11 +125,7 @@ def chain_from_v10(config: dict, v10: pd.DataFrame) -> pd.DataFrame:
 def chain_config_and_v10():
     # The default chain with v14 appended, and the models learning from it (the optional step
     # of docs/data-versions.md).
-    chain = [
-        *small_config()["chain"],
-        {"version": "v14", "transformation": "series_history", "input": "v13"},
-    ]
-    config = small_config(chain=chain, modelling={"data_version": "v14"})
+    config = v14_config()
     frames = {"v0": generate_raw(**{**config["raw"]["synthetic"], "seed": 11})}
     for step in config["chain"]:
         frames[step["version"]] = t.apply_transformation(
@@ -188,3 +192,82 @@ def test_no_feature_of_a_year_changes_when_that_years_values_do(chain_config_and
         *names["drg"][:2],
     ]
     assert set(of_last_year) <= set(earlier), earlier
+
+
+# ------------------------------------------------------------- groups a model leaves out
+
+#: What a linear model of the history is given without (docs/models-and-tuning.md).
+DROPPED = ("lags", "facility", "drg")
+
+
+def v14_config() -> dict:
+    """The small config with v14 in the chain and the models learning from it."""
+    chain = [
+        *small_config()["chain"],
+        {"version": "v14", "transformation": "series_history", "input": "v13"},
+    ]
+    return small_config(chain=chain, modelling={"data_version": "v14"})
+
+
+def forest(config: dict, dropped: tuple[str, ...]):
+    return model_settings(
+        "random_forest",
+        {},
+        {"n_estimators": 10, "max_depth": 6, "n_jobs": 1},
+        config=config,
+        drop_feature_groups=dropped,
+    )
+
+
+def shuffled(X: pd.DataFrame, columns, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    out = X.copy()
+    for name in columns:
+        out[name] = rng.permutation(out[name].to_numpy())
+    return out
+
+
+def test_a_model_never_sees_the_columns_of_the_groups_it_drops(chain_config_and_v10):
+    config, v10 = chain_config_and_v10
+    model = forest(config, DROPPED)
+    data = prepare_modelling_data(chain_from_v10(config, v10), model.modelling)
+    names = history_columns(config["target"])
+    dropped = [name for group in DROPPED for name in names[group]]
+    assert list(model.dropped_features) == dropped
+    params = {"max_log_change": 1.0, "loss_weight_power": 0.0}
+    X, y, X_val = data.X["train"], data.y["train"], data.X["validation"]
+    fitted = fit_final_model(model, params, X, y)
+    seen = list(fitted.regressor_.feature_names_in_)
+    assert not set(dropped) & set(seen) and set(names["trend"]) <= set(seen)
+    # Shuffling what it dropped changes nothing; shuffling what it kept, or what a model that
+    # drops nothing sees, does.
+    before = fitted.predict(X_val)
+    assert np.array_equal(fitted.predict(shuffled(X_val, dropped)), before)
+    assert not np.array_equal(fitted.predict(shuffled(X_val, names["trend"])), before)
+    everything = fit_final_model(forest(config, ()), params, X, y)
+    assert not np.array_equal(
+        everything.predict(shuffled(X_val, dropped)), everything.predict(X_val)
+    )
+    # Data without the columns (a version not made by series_history) is named, not guessed.
+    with pytest.raises(ModellingDataError, match="drop_feature_groups"):
+        fitted.predict(X_val.drop(columns=list(names["lags"])))
+
+
+def test_dropping_groups_needs_modelling_data_made_by_series_history():
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    groups = schema["$defs"]["model_config"]["properties"]["drop_feature_groups"]
+    assert groups["items"]["enum"] == list(history_columns(T))
+    ridge = {"ridge": {**small_config()["modelling"]["models"]["ridge"]}}
+    ridge["ridge"]["drop_feature_groups"] = list(DROPPED)
+    v14 = v14_config()
+    accepted = validate_config({**v14, "modelling": {**v14["modelling"], "models": ridge}}, schema)
+    assert accepted["modelling"]["models"]["ridge"]["drop_feature_groups"] == list(DROPPED)
+    # v14 is in the chain, but the models learn from v13.
+    config = {"chain": v14["chain"], "modelling": {"data_version": "v13", "models": ridge}}
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config, schema)
+    assert str(raised.value) == (
+        "config key modelling.models.ridge.drop_feature_groups: the groups are columns of "
+        "series_history, but the modelling data (v13) does not come from it; add it to chain "
+        "and set modelling.data_version (docs/data-versions.md, v14)"
+    )

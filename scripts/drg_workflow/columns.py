@@ -7,6 +7,8 @@ can never leave one of them looking for a column that does not exist.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 def lag_column(column: str) -> str:
     """The column holding ``column``'s value one period earlier: ``<column>_lag1``."""
@@ -45,3 +47,15 @@ def history_columns(target: str) -> dict[str, tuple[str, ...]]:
         ),
         "drg": (f"drg_{target}_mean_lag1", f"drg_{target}_change_lag1", "drg_facilities_lag1"),
     }
+
+
+def history_group_columns(target: str, groups: Iterable[str]) -> tuple[str, ...]:
+    """The columns of ``series_history``'s feature ``groups`` (names of
+    :func:`history_columns`) for ``target``, group by group.
+
+    Raises:
+        KeyError: a group that is not one of :func:`history_columns`' (the config's schema
+            allows only those).
+    """
+    by_group = history_columns(target)
+    return tuple(column for group in groups for column in by_group[group])

@@ -299,3 +299,25 @@ def check_modelling(config: Mapping[str, Any]) -> None:
             check_model_structure(model, model_config)
         except ModelConfigError as error:
             raise ConfigError(f"config key {error}") from None
+    check_dropped_feature_groups(config)
+
+
+def check_dropped_feature_groups(config: Mapping[str, Any]) -> None:
+    """A model's ``drop_feature_groups`` are columns of ``series_history``: the modelling data
+    version must come from it (be it, or be made from it by later steps of the chain)."""
+    modelling = config["modelling"]
+    dropping = [name for name, model in modelling["models"].items() if model["drop_feature_groups"]]
+    if not dropping:
+        return
+    steps = {step["version"]: step for step in config["chain"]}
+    version = modelling["data_version"]
+    while version in steps:
+        if steps[version]["transformation"] == "series_history":
+            return
+        version = steps[version]["input"]
+    raise ConfigError(
+        f"config key modelling.models.{dropping[0]}.drop_feature_groups: the groups are "
+        f"columns of series_history, but the modelling data ({modelling['data_version']}) "
+        "does not come from it; add it to chain and set modelling.data_version "
+        "(docs/data-versions.md, v14)"
+    )

@@ -132,12 +132,19 @@ def model_estimator(model: ModelSettings, params: Mapping[str, Any]) -> BaseEsti
     """The estimator tuning, the final fit, the backtest and the champion's refit use:
     ``model``'s regressor with ``params``, learning the target in ``model.target_form``, its
     loss weighted by last year's value (``loss_weight_power``), its predictions bounded by
-    ``max_log_change`` and in dollars (:class:`.target_form.TargetFormRegressor`)."""
+    ``max_log_change`` and in dollars, blind to the columns of its ``drop_feature_groups``
+    (:class:`.target_form.TargetFormRegressor`)."""
     from .target_form import wrap_target_form
 
     regressor_params, form_params = split_target_form_params(params)
     regressor = build_model(model.name, regressor_params, model.modelling.random_state)
-    return wrap_target_form(regressor, model.target_form, model.modelling.features, form_params)
+    return wrap_target_form(
+        regressor,
+        model.target_form,
+        model.modelling.features,
+        form_params,
+        dropped_columns=model.dropped_features,
+    )
 
 
 def final_estimator(estimator: BaseEstimator) -> BaseEstimator:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from drg_workflow.columns import lag_column, rolling_column
+from drg_workflow.columns import history_group_columns, lag_column, rolling_column
 from drg_workflow.names import SPLIT_NAMES
 
 
@@ -168,6 +168,14 @@ class ModelSettings:
     target_form: str
     modelling: ModellingSettings
     tuning: TuningSettings
+    #: Groups of series_history's columns the model leaves out (``drop_feature_groups``).
+    drop_feature_groups: tuple[str, ...]
+
+    @property
+    def dropped_features(self) -> tuple[str, ...]:
+        """The columns of :attr:`drop_feature_groups` for the target: in the modelling data,
+        never seen by the model's regressor."""
+        return history_group_columns(self.modelling.features.target, self.drop_feature_groups)
 
     @classmethod
     def from_params(
@@ -183,6 +191,7 @@ class ModelSettings:
             target_form=params["target_form"],
             modelling=ModellingSettings.from_params(params, split, cv_folds),
             tuning=TuningSettings.from_params(params["tuning"]),
+            drop_feature_groups=tuple(params["drop_feature_groups"]),
         )
 
 
@@ -266,6 +275,7 @@ def model_rule_settings(config: Mapping[str, Any], model: str) -> dict[str, Any]
         "model": model,
         "search_space": modelling["models"][model]["search_space"],
         "fixed_params": modelling["models"][model]["fixed_params"],
+        "drop_feature_groups": modelling["models"][model]["drop_feature_groups"],
         "target_form": modelling["target_form"],
         "tuning": {**tuning, "storage": tuning["storage"].format(model=model)},
     }

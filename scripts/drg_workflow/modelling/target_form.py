@@ -137,6 +137,8 @@ class TargetFormRegressor(RegressorMixin, BaseEstimator):
         max_log_change: the largest change over the persistence value a prediction may make,
             in signed-log units (0.2: at most about 22% up or 18% down); 0 predicts persistence
             exactly; ``None`` leaves predictions unbounded.
+        dropped_columns: columns of ``X`` the regressor never sees (the model's
+            ``drop_feature_groups``); the persistence columns are read from ``X`` as it is.
 
     Hyper-parameters of the wrapped regressor are set as ``regressor__<name>``;
     :func:`.models.configure` routes the config's bare names there.
@@ -149,12 +151,26 @@ class TargetFormRegressor(RegressorMixin, BaseEstimator):
         reference_columns: Sequence[str],
         loss_weight_power: float = 0.0,
         max_log_change: float | None = None,
+        dropped_columns: Sequence[str] = (),
     ):
         self.regressor = regressor
         self.target_form = target_form
         self.reference_columns = reference_columns
         self.loss_weight_power = loss_weight_power
         self.max_log_change = max_log_change
+        self.dropped_columns = dropped_columns
+
+    def _regressor_input(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` without :attr:`dropped_columns`."""
+        if not self.dropped_columns:
+            return X
+        missing = [column for column in self.dropped_columns if column not in X.columns]
+        if missing:
+            raise ModellingDataError(
+                f"columns {missing} to leave out (drop_feature_groups) are not in the data: "
+                "they come from series_history"
+            )
+        return X.drop(columns=list(self.dropped_columns))
 
     def _persistence(self, X: pd.DataFrame) -> np.ndarray:
         lag, rolling = self.reference_columns
@@ -169,8 +185,9 @@ class TargetFormRegressor(RegressorMixin, BaseEstimator):
             # Bounded to persistence: predictions never use the regressor, so it is not fitted
             # (the persistence trial of every study costs nothing).
             self.regressor_ = clone(self.regressor)
-            self.n_features_in_ = X.shape[1]
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+            used = self._regressor_input(X)
+            self.n_features_in_ = used.shape[1]
+            self.feature_names_in_ = np.asarray(used.columns, dtype=object)
             return self
         needs_reference = self.target_form == "relative" or (
             self.target_form in WEIGHTED_FORMS and self.loss_weight_power != 0
@@ -182,7 +199,7 @@ class TargetFormRegressor(RegressorMixin, BaseEstimator):
             if self.target_form in WEIGHTED_FORMS and reference is not None
             else None
         )
-        self.regressor_ = fit_weighted(clone(self.regressor), X, z, weights)
+        self.regressor_ = fit_weighted(clone(self.regressor), self._regressor_input(X), z, weights)
         if hasattr(self.regressor_, "n_features_in_"):
             self.n_features_in_ = self.regressor_.n_features_in_
         if hasattr(self.regressor_, "feature_names_in_"):
@@ -196,7 +213,9 @@ class TargetFormRegressor(RegressorMixin, BaseEstimator):
         if bounded and self.max_log_change == 0:
             return persistence.copy()
         reference = persistence if self.target_form == "relative" else None
-        prediction = from_target_form(self.regressor_.predict(X), self.target_form, reference)
+        prediction = from_target_form(
+            self.regressor_.predict(self._regressor_input(X)), self.target_form, reference
+        )
         if not bounded:
             return prediction
         last = signed_log(persistence)
@@ -210,11 +229,17 @@ def wrap_target_form(
     target_form: str,
     features: FeatureSettings,
     params: Mapping[str, Any] | None = None,
+    dropped_columns: Sequence[str] = (),
 ) -> TargetFormRegressor:
     """``regressor`` learning the target in ``target_form``; the persistence columns are the
     target's lag and rolling-mean columns of ``features``; ``params`` sets the wrapper's own
-    parameters (:data:`TARGET_FORM_PARAMS`: the loss weights and the bound of predictions)."""
+    parameters (:data:`TARGET_FORM_PARAMS`: the loss weights and the bound of predictions);
+    the regressor never sees ``dropped_columns``."""
     _check_form(target_form)
     return TargetFormRegressor(
-        regressor, target_form, (features.target_lag, features.target_rolling), **dict(params or {})
+        regressor,
+        target_form,
+        (features.target_lag, features.target_rolling),
+        **dict(params or {}),
+        dropped_columns=tuple(dropped_columns),
     )

@@ -91,16 +91,31 @@ def _fit_and_evaluate(
             data.features,
             model.modelling.features.target,
         ),
-        permutation=permutation_importances(
-            estimator,
-            data.X["validation"],
-            data.y["validation"],
-            n_repeats=importance.n_repeats,
-            random_state=random_state,
-            max_samples=importance.max_samples,
+        # A column the regressor never sees scores exactly 0: not listed.
+        permutation=unused_features_dropped(
+            permutation_importances(
+                estimator,
+                data.X["validation"],
+                data.y["validation"],
+                n_repeats=importance.n_repeats,
+                random_state=random_state,
+                max_samples=importance.max_samples,
+            ),
+            model.dropped_features,
         ),
-        impurity=impurity_importances(estimator, data.features),
+        impurity=impurity_importances(estimator, model_features(model, data)),
     )
+
+
+def unused_features_dropped(importances: pd.DataFrame, dropped: Sequence[str]) -> pd.DataFrame:
+    """``importances`` (a column ``feature``) without the rows of the ``dropped`` features."""
+    return importances[~importances["feature"].isin(dropped)].reset_index(drop=True)
+
+
+def model_features(model: ModelSettings, data: ModellingData) -> list[str]:
+    """The features the model's regressor sees: the data's, but for its
+    ``drop_feature_groups``."""
+    return [feature for feature in data.features if feature not in model.dropped_features]
 
 
 def _metrics_document(
@@ -125,7 +140,8 @@ def _metrics_document(
         "best_candidate": results["best_candidate"],
         "fixed_params": dict(model.fixed_params),
         "target_form": model.target_form,
-        "features": data.features,
+        "drop_feature_groups": list(model.drop_feature_groups),
+        "features": model_features(model, data),
         "years": {
             split: list(getattr(model.modelling.split, split))
             for split in ("train", *HELD_OUT_SPLITS)
