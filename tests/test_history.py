@@ -15,13 +15,20 @@ from drg_workflow import transformations as t
 from drg_workflow.chain import configured_parameters
 from drg_workflow.columns import history_columns
 from drg_workflow.config_validation import ConfigError, validate_config
+from drg_workflow.hashing import file_sha256
 from drg_workflow.modelling.data import (
     ModellingDataError,
     prepare_modelling_data,
     select_features,
 )
 from drg_workflow.modelling.final import fit_final_model
-from drg_workflow.modelling.settings import FeatureSettings
+from drg_workflow.modelling.settings import FeatureSettings, MlflowSettings
+from drg_workflow.modelling.tracking import (
+    FinalRun,
+    LoggedDataset,
+    ensure_experiment,
+    log_final_run,
+)
 from drg_workflow.signed_log import signed_log
 from drg_workflow.synthetic import generate_raw
 
@@ -271,3 +278,36 @@ def test_dropping_groups_needs_modelling_data_made_by_series_history():
         "series_history, but the modelling data (v13) does not come from it; add it to chain "
         "and set modelling.data_version (docs/data-versions.md, v14)"
     )
+
+
+def test_a_model_that_drops_groups_loads_back_from_mlflow_and_predicts_the_same(
+    chain_config_and_v10, tmp_path
+):
+    """The champion is loaded from the registry where it is applied (the forecast): it keeps
+    the columns it leaves out, and predicts from the whole modelling data as when fitted."""
+    import mlflow
+    import mlflow.sklearn
+
+    config, v10 = chain_config_and_v10
+    model = forest(config, DROPPED)
+    frame = chain_from_v10(config, v10)
+    data = prepare_modelling_data(frame, model.modelling)
+    params = {"max_log_change": 1.0, "loss_weight_power": 0.0}
+    fitted = fit_final_model(model, params, data.X["train"], data.y["train"])
+    experiment = ensure_experiment(
+        MlflowSettings(f"sqlite:///{tmp_path / 'mlflow.db'}", "drops", str(tmp_path / "art"))
+    )
+    data_file = tmp_path / "v14.parquet"
+    frame.to_parquet(data_file)
+    info = log_final_run(
+        experiment,
+        FinalRun(model=model.name, params=params, metrics={}, config_hash="drops"),
+        LoggedDataset(frame, "v14", str(data_file), config["target"], file_sha256(data_file)),
+        estimator=fitted,
+        X_example=data.X["train"],
+    )
+    mlflow.set_tracking_uri(experiment.tracking_uri)
+    loaded = mlflow.sklearn.load_model(info["model_uri"])
+    X_val = data.X["validation"]
+    assert tuple(loaded.dropped_columns) == model.dropped_features
+    np.testing.assert_array_equal(loaded.predict(X_val), fitted.predict(X_val))
