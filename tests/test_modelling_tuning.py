@@ -71,14 +71,27 @@ def setup_study(tmp_path, name: str, storage: str, model: str, replace: bool = F
     return {**experiment.to_json(), "study_name": name, "storage": storage, "parent_run_id": parent}
 
 
+def shard_processes() -> multiprocessing.context.BaseContext:
+    """Where the tests' shard processes come from: each a fresh process forked from one
+    single-threaded server that imported the tuning stack once (a new interpreter per shard
+    would spend more on its imports than on the small shards it runs)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(
+        [
+            "drg_workflow.modelling.tuning",
+            "drg_workflow.modelling.tracking",
+            "mlflow",
+            "sklearn.ensemble",
+            "sklearn.linear_model",
+        ]
+    )
+    return context
+
+
 @pytest.fixture(scope="module")
-def spawned_pool():
-    """Two spawned worker processes for the tests that run shards or MLflow side by side; one
-    pool for the module, since a spawned worker's start (its imports) costs more than the small
-    shards it runs."""
-    with ProcessPoolExecutor(
-        max_workers=2, mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
+def shard_pool():
+    """Two worker processes for the tests that run shards or MLflow side by side."""
+    with ProcessPoolExecutor(max_workers=2, mp_context=shard_processes()) as pool:
         yield pool
 
 
@@ -193,7 +206,7 @@ def test_objective_reports_the_running_loss_ratio_and_prunes(train_xy):
     assert len(record.fold_rmse) == 1
 
 
-def _shard(args):  # top level: picklable for spawn
+def _shard(args):  # top level: picklable for another process
     return run_tuning_shard(*args)
 
 
@@ -201,15 +214,15 @@ def _ensure(args):
     return ensure_experiment(MlflowSettings(*args)).experiment_id
 
 
-def test_parallel_first_use_of_fresh_sqlite_store(tmp_path, spawned_pool):
+def test_parallel_first_use_of_fresh_sqlite_store(tmp_path, shard_pool):
     # Unguarded, concurrent creation of a fresh MLflow sqlite DB corrupts its migration.
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
     args = [(uri, "shared", str(tmp_path / "art"))] * 2
-    ids = list(spawned_pool.map(_ensure, args))
+    ids = list(shard_pool.map(_ensure, args))
     assert len(set(ids)) == 1
 
 
-def test_two_concurrent_shards(tmp_path, train_xy, spawned_pool):
+def test_two_concurrent_shards(tmp_path, train_xy, shard_pool):
     X, y, years = train_xy
     journal = str(tmp_path / "optuna" / "rf.journal")
     setup = setup_study(tmp_path, "rf-study", journal, "random_forest")
@@ -225,7 +238,7 @@ def test_two_concurrent_shards(tmp_path, train_xy, spawned_pool):
         pruner={"n_startup_trials": 1, "n_warmup_steps": 1},
     )
     shards = [(StudyRef.from_setup(setup), model, X, y, years, i) for i in range(2)]
-    summaries = list(spawned_pool.map(_shard, shards))
+    summaries = list(shard_pool.map(_shard, shards))
 
     for i, s in enumerate(summaries):
         json.dumps(s)
@@ -452,8 +465,7 @@ def test_a_shard_killed_mid_trial_resumes_without_repeating(tmp_path, train_xy, 
         rounds=1,
         pruner=NEVER_PRUNE,
     )
-    ctx = multiprocessing.get_context("spawn")
-    process = ctx.Process(target=run_tuning_shard, args=(ref, model, X, y, years, 1))
+    process = shard_processes().Process(target=run_tuning_shard, args=(ref, model, X, y, years, 1))
     process.start()
     storage = open_storage(journal)
     deadline = time.monotonic() + 120
@@ -593,7 +605,7 @@ def _run_rounds(tmp_path, name: str, model, train_xy, shard_orders, pool) -> dic
     }
 
 
-def _shard_of_round(args):  # top level: picklable for spawn
+def _shard_of_round(args):  # top level: picklable for another process
     *rest, shard, round_index = args
     return run_tuning_shard(*rest, shard, round_index=round_index)
 
@@ -606,7 +618,7 @@ ROUND_SPACE = {
 
 
 def test_rounds_give_the_same_trials_whatever_order_or_parallelism_the_shards_run_in(
-    tmp_path, train_xy, spawned_pool
+    tmp_path, train_xy, shard_pool
 ):
     """The design that makes tuning reproducible: each round's candidates come from the
     earlier rounds only and each shard evaluates a fixed slice, so the shards of a round may
@@ -622,13 +634,13 @@ def test_rounds_give_the_same_trials_whatever_order_or_parallelism_the_shards_ru
         pruner={"n_startup_trials": 1, "n_warmup_steps": 1},
     )
     forwards = _run_rounds(
-        tmp_path, "forwards", model, train_xy, [[0, 1], [0, 1], [0, 1]], spawned_pool
+        tmp_path, "forwards", model, train_xy, [[0, 1], [0, 1], [0, 1]], shard_pool
     )
     backwards = _run_rounds(
-        tmp_path, "backwards", model, train_xy, [[1, 0], [1, 0], [1, 0]], spawned_pool
+        tmp_path, "backwards", model, train_xy, [[1, 0], [1, 0], [1, 0]], shard_pool
     )
     parallel = _run_rounds(
-        tmp_path, "parallel", model, train_xy, ["parallel", [1, 0], "parallel"], spawned_pool
+        tmp_path, "parallel", model, train_xy, ["parallel", [1, 0], "parallel"], shard_pool
     )
     assert sorted(forwards["trials"]) == [(r, i) for r in range(3) for i in range(4)]
     assert backwards["trials"] == forwards["trials"]
@@ -698,7 +710,7 @@ def test_a_sigterm_a_library_turns_into_its_own_error_still_interrupts_the_shard
     journal = str(tmp_path / "optuna" / "lock.journal")
     ref = StudyRef.from_setup(setup_study(tmp_path, "lock", journal, "ridge"))
     model = model_settings("ridge", ROUND_SPACE, n_shards=1, trials_per_shard=4, rounds=1)
-    process = multiprocessing.get_context("spawn").Process(
+    process = shard_processes().Process(
         target=_shard_whose_lock_swallows_the_sigterm, args=(ref, model, X, y, years, replace)
     )
     process.start()
