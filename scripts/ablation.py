@@ -12,8 +12,10 @@ it):
     python scripts/ablation.py --configfile with-v14.yaml     # in the build's directory
     python scripts/ablation.py --configfile with-v14.yaml --directory /tmp/build --models ridge
 
-The parameters were tuned with every feature, so a variant without a group is a lower bound
-of what tuning without it could reach; the figures are for reading, not for a test.
+A group is left out on top of the model's own ``drop_feature_groups`` (a group it drops
+already repeats its "every feature" row). The parameters were tuned with the model's features,
+so a variant without a group is a lower bound of what tuning without it could reach; the
+figures are for reading, not for a test.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -86,14 +89,18 @@ def main() -> None:
             model.modelling.include_same_year_features,
             model.modelling.include_year,
         )
-        for group, left_out in [("all", ()), *groups.items()]:
-            used = [f for f in features if f not in set(left_out)]
+        for group in ["all", *groups]:
+            # Each group left out on top of the model's own drop_feature_groups.
+            extra = () if group == "all" or group in model.drop_feature_groups else (group,)
+            variant = replace(model, drop_feature_groups=(*model.drop_feature_groups, *extra))
+            used = [f for f in features if f not in set(variant.dropped_features)]
             cells = []
             for origin in years.origins:
-                fit = fit_at_origin(model, params, frame, used, origin, years.role(origin))
+                fit = fit_at_origin(variant, params, frame, features, origin, years.role(origin))
                 rmse_skill, mae_skill = skills(fit.predictions)
                 cells.append(f"{rmse_skill:+.3f} / {mae_skill:+.3f}")
-            label = "every feature" if group == "all" else f"without {group}"
+            own = "its features" if model.drop_feature_groups else "every feature"
+            label = own if group == "all" else f"without {group}"
             print(f"| {name} | {label} ({len(used)}) | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -115,7 +115,8 @@ def unused_features_dropped(importances: pd.DataFrame, dropped: Sequence[str]) -
 def model_features(model: ModelSettings, data: ModellingData) -> list[str]:
     """The features the model's regressor sees: the data's, but for its
     ``drop_feature_groups``."""
-    return [feature for feature in data.features if feature not in model.dropped_features]
+    dropped = set(model.dropped_features)
+    return [feature for feature in data.features if feature not in dropped]
 
 
 def _metrics_document(
