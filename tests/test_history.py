@@ -234,16 +234,31 @@ def shuffled(X: pd.DataFrame, columns, seed: int = 0) -> pd.DataFrame:
     return out
 
 
-def test_a_model_never_sees_the_columns_of_the_groups_it_drops(chain_config_and_v10):
+#: The bound and loss weights of the forests below (no tuning).
+FOREST_PARAMS = {"max_log_change": 1.0, "loss_weight_power": 0.0}
+
+
+@pytest.fixture(scope="module")
+def dropping_forest(chain_config_and_v10):
+    """The v14 modelling data (frame and split), and a forest fitted on its train years
+    without the columns of :data:`DROPPED`."""
     config, v10 = chain_config_and_v10
     model = forest(config, DROPPED)
-    data = prepare_modelling_data(chain_from_v10(config, v10), model.modelling)
+    frame = chain_from_v10(config, v10)
+    data = prepare_modelling_data(frame, model.modelling)
+    fitted = fit_final_model(model, FOREST_PARAMS, data.X["train"], data.y["train"])
+    return frame, data, model, fitted
+
+
+def test_a_model_never_sees_the_columns_of_the_groups_it_drops(
+    chain_config_and_v10, dropping_forest
+):
+    config, _ = chain_config_and_v10
+    _, data, model, fitted = dropping_forest
     names = history_columns(config["target"])
     dropped = [name for group in DROPPED for name in names[group]]
     assert list(model.dropped_features) == dropped
-    params = {"max_log_change": 1.0, "loss_weight_power": 0.0}
     X, y, X_val = data.X["train"], data.y["train"], data.X["validation"]
-    fitted = fit_final_model(model, params, X, y)
     seen = list(fitted.regressor_.feature_names_in_)
     assert not set(dropped) & set(seen) and set(names["trend"]) <= set(seen)
     # Shuffling what it dropped changes nothing; shuffling what it kept, or what a model that
@@ -251,7 +266,7 @@ def test_a_model_never_sees_the_columns_of_the_groups_it_drops(chain_config_and_
     before = fitted.predict(X_val)
     assert np.array_equal(fitted.predict(shuffled(X_val, dropped)), before)
     assert not np.array_equal(fitted.predict(shuffled(X_val, names["trend"])), before)
-    everything = fit_final_model(forest(config, ()), params, X, y)
+    everything = fit_final_model(forest(config, ()), FOREST_PARAMS, X, y)
     assert not np.array_equal(
         everything.predict(shuffled(X_val, dropped)), everything.predict(X_val)
     )
@@ -281,19 +296,15 @@ def test_dropping_groups_needs_modelling_data_made_by_series_history():
 
 
 def test_a_model_that_drops_groups_loads_back_from_mlflow_and_predicts_the_same(
-    chain_config_and_v10, tmp_path
+    chain_config_and_v10, dropping_forest, tmp_path
 ):
     """The champion is loaded from the registry where it is applied (the forecast): it keeps
     the columns it leaves out, and predicts from the whole modelling data as when fitted."""
     import mlflow
     import mlflow.sklearn
 
-    config, v10 = chain_config_and_v10
-    model = forest(config, DROPPED)
-    frame = chain_from_v10(config, v10)
-    data = prepare_modelling_data(frame, model.modelling)
-    params = {"max_log_change": 1.0, "loss_weight_power": 0.0}
-    fitted = fit_final_model(model, params, data.X["train"], data.y["train"])
+    config, _ = chain_config_and_v10
+    frame, data, model, fitted = dropping_forest
     experiment = ensure_experiment(
         MlflowSettings(f"sqlite:///{tmp_path / 'mlflow.db'}", "drops", str(tmp_path / "art"))
     )
@@ -301,7 +312,7 @@ def test_a_model_that_drops_groups_loads_back_from_mlflow_and_predicts_the_same(
     frame.to_parquet(data_file)
     info = log_final_run(
         experiment,
-        FinalRun(model=model.name, params=params, metrics={}, config_hash="drops"),
+        FinalRun(model=model.name, params=FOREST_PARAMS, metrics={}, config_hash="drops"),
         LoggedDataset(frame, "v14", str(data_file), config["target"], file_sha256(data_file)),
         estimator=fitted,
         X_example=data.X["train"],
