@@ -48,6 +48,8 @@ __all__ = [
     "FULL_N_DRGS",
     "FULL_N_FACILITIES",
     "RAW_COLUMNS",
+    "GeneratorState",
+    "draw_generator_state",
     "equivalent_rare_drg_threshold",
     "generate_raw",
     "sizes_for_scale",
@@ -227,16 +229,46 @@ def generate_raw(*, seed: int, scale: float, first_year: int, last_year: int) ->
     """
     if last_year < first_year:
         raise DrgWorkflowError(f"last_year ({last_year}) is before first_year ({first_year})")
-    n_fac, n_drg = sizes_for_scale(scale)
+    sizes_for_scale(scale)  # refuses a bad scale before anything is drawn
     n_years = last_year - first_year + 1
+    state = draw_generator_state(seed=seed, scale=scale, n_years=n_years)
+    return _assemble(state.blocks, state.facilities, state.drgs, first_year)
+
+
+@dataclass(frozen=True)
+class GeneratorState:
+    """Everything :func:`generate_raw` draws, including what its output only shows with noise.
+
+    ``volume_effects`` and ``cost_effects`` have shape ``(n_years, n_facilities, n_drgs)``: the
+    AR(1) per-pair effects of each year (0-based). They are what an oracle forecaster knows and
+    a model can only estimate from the data (see :mod:`drg_workflow.generator_oracle`).
+    """
+
+    facilities: _Facilities
+    drgs: _Drgs
+    pairs: _Pairs
+    volume_effects: np.ndarray
+    cost_effects: np.ndarray
+    blocks: list[dict[str, np.ndarray]]
+
+
+def draw_generator_state(*, seed: int, scale: float, n_years: int) -> GeneratorState:
+    """Draw the traits, the latent per-pair effects and the yearly rows of ``n_years`` years.
+
+    :func:`generate_raw` assembles its frame from ``blocks``; the same arguments always give
+    the same state.
+    """
+    n_fac, n_drg = sizes_for_scale(scale)
     # One generator drawn from in a fixed order (facilities, DRGs, pairs, then year by year):
     # changing that order changes every value, which the pinned-output tests would catch.
     rng = np.random.default_rng(seed)
     facilities = _draw_facilities(rng, n_fac, n_years)
     drgs = _draw_drgs(rng, n_drg)
     pairs = _draw_pairs(rng, facilities, drgs, n_years)
-    years = _draw_years(rng, facilities, drgs, pairs, n_years)
-    return _assemble(years, facilities, drgs, first_year)
+    blocks, volume_effects, cost_effects = _draw_years(rng, facilities, drgs, pairs, n_years)
+    return GeneratorState(
+        facilities, drgs, pairs, np.stack(volume_effects), np.stack(cost_effects), blocks
+    )
 
 
 @dataclass(frozen=True)
@@ -365,39 +397,69 @@ def _draw_pairs(
 
 def _draw_years(
     rng: np.random.Generator, facilities: _Facilities, drgs: _Drgs, pairs: _Pairs, n_years: int
-) -> list[dict[str, np.ndarray]]:
+) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray], list[np.ndarray]]:
     """One block of rows per year (0-based ``year``; facility, DRG and severity numbers ``f``,
-    ``d``, ``s``; discharges ``n``; the money columns), in key order within the year."""
+    ``d``, ``s``; discharges ``n``; the money columns), in key order within the year; and each
+    year's volume and cost effects, shape (n_fac, n_drg)."""
     shape = pairs.offered.shape
     # Cell grid indices for one year, in (facility, DRG, severity) order.
     fac_idx, drg_idx, sev_idx = (a.ravel() for a in np.indices((*shape, _N_SEV), dtype=np.int64))
     volume_effect: np.ndarray | None = None
     cost_effect: np.ndarray | None = None
     blocks: list[dict[str, np.ndarray]] = []
+    volume_effects: list[np.ndarray] = []
+    cost_effects: list[np.ndarray] = []
     for t in range(n_years):
         # Slowly varying per-pair effects carry last year's level into this year; the first
         # year starts from the stationary distribution.
         volume_effect = _ar1_step(rng, volume_effect, shape, _VOLUME_AR, _VOLUME_SD)
         cost_effect = _ar1_step(rng, cost_effect, shape, _COST_AR, _COST_SD)
+        volume_effects.append(volume_effect)
+        cost_effects.append(cost_effect)
         active = pairs.offered & (pairs.first_year <= t) & (t <= pairs.last_year)
         expected = np.exp(pairs.log_volume + volume_effect)[:, :, None] * pairs.severity_share
-        # Gamma-Poisson (negative binomial) counts: many small counts, a few large, and zeros
-        # (absent rows) mostly for low-volume cells, which makes pairs skip years.
-        counts = rng.poisson(expected * rng.gamma(4.0, 0.25, expected.shape)).ravel()
+        counts = _discharge_counts(rng, expected).ravel()
         keep = (counts >= 1) & np.repeat(active.ravel(), _N_SEV)
         f, d, s, n = fac_idx[keep], drg_idx[keep], sev_idx[keep], counts[keep]
-        median_cost = (
-            pairs.cost[f, d]
-            * drgs.severity_cost[d, s]
-            * np.exp(cost_effect[f, d])
-            * (1.0 + _INFLATION) ** t
-            # The median of n cases is less noisy than one case.
-            * np.exp((0.05 + 0.35 / np.sqrt(n)) * rng.standard_normal(n.size))
+        median_cost = _median_cost(
+            pairs.cost[f, d] * drgs.severity_cost[d, s],
+            cost_effect[f, d],
+            t,
+            n,
+            rng.standard_normal(n.size),
         )
         money = _money(rng, median_cost, n, facilities.charge_ratio[f])
         year = np.full(n.size, t, dtype=np.int64)
         blocks.append({"year": year, "f": f, "d": d, "s": s, "n": n.astype(np.int64), **money})
-    return blocks
+    return blocks, volume_effects, cost_effects
+
+
+def _discharge_counts(rng: np.random.Generator, expected: np.ndarray) -> np.ndarray:
+    """Discharges of cells with ``expected`` mean counts, in the shape of ``expected``.
+
+    Gamma-Poisson (negative binomial) counts: many small counts, a few large, and zeros (absent
+    rows) mostly for low-volume cells, which makes pairs skip years.
+    """
+    return rng.poisson(expected * rng.gamma(4.0, 0.25, expected.shape))
+
+
+def _median_cost(
+    base_cost: np.ndarray, cost_effect: np.ndarray, t: int, n: np.ndarray, noise: np.ndarray
+) -> np.ndarray:
+    """Median cost of cells with ``n`` discharges in 0-based year ``t``.
+
+    ``base_cost`` is the pair's cost times the severity's multiplier, ``cost_effect`` the pair's
+    effect that year and ``noise`` standard normal draws.
+    """
+    # The median of n cases is less noisy than one case.
+    spread = 0.05 + 0.35 / np.sqrt(n)
+    return base_cost * np.exp(cost_effect) * (1.0 + _INFLATION) ** t * np.exp(spread * noise)
+
+
+def _charge_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Multiplicative noise of the median and the mean charge around cost x charge ratio,
+    shape ``(2, *shape)``."""
+    return np.clip(np.exp(0.04 * rng.standard_normal((2, *shape))), *_CHARGE_NOISE_CLIP)
 
 
 def _money(
@@ -407,7 +469,7 @@ def _money(
     # Costs are right-skewed, so mean > median; with 1 or 2 discharges they coincide.
     skew = np.where(n <= 2, 0.0, rng.gamma(2.0, 0.12, n.size))
     mean_cost = median_cost * (1.0 + skew)
-    charge_noise = np.clip(np.exp(0.04 * rng.standard_normal((2, n.size))), *_CHARGE_NOISE_CLIP)
+    charge_noise = _charge_noise(rng, (n.size,))
     median_charge = median_cost * charge_ratio * charge_noise[0]
     mean_charge = np.where(
         n <= 2,
