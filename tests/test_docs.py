@@ -70,6 +70,11 @@ TESTED_COMMANDS: dict[str, tuple[str, ...]] = {
         "tests/test_models_workflow.py::"
         "test_report_holds_every_category_figure_table_and_data_version",
     ),
+    # docs/models-and-tuning.md: the generator's oracle against a build's backtest
+    "python scripts/oracle_skill.py --configfile config/config.yaml --draws 1000 --seed 1": (
+        "tests/test_models_workflow.py::"
+        "test_the_oracle_script_scores_the_backtest_as_the_workflow_does",
+    ),
     # docs/deploying-as-a-module.md: the workflow profile beside the user's Snakefile
     "cp -r <checkout>/workflow/profiles workflow/": (
         "tests/test_module.py::test_one_version_builds_in_the_users_directory",

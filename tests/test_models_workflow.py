@@ -512,6 +512,29 @@ def test_comparison_has_every_model_and_the_baseline(model_run: Path):
         assert list(skills) == ["2014", "2015", "2017"]
 
 
+def test_the_oracle_script_scores_the_backtest_as_the_workflow_does(model_run: Path):
+    """scripts/oracle_skill.py in the build's directory: a row per backtest origin; the models'
+    skills are the backtest's own, the oracle's are finite."""
+    printed = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/oracle_skill.py"), "--configfile",
+         "config/config.yaml", "--draws", "1000", "--seed", "1"],
+        cwd=model_run, capture_output=True, text=True, timeout=300, check=True,
+    ).stdout  # fmt: skip
+    header, _, *rows = [line.strip("| ").split(" | ") for line in printed.splitlines()]
+    backtest = pd.read_csv(model_run / "results/backtest/backtest.csv").set_index(
+        ["origin", "model"]
+    )
+    origins = sorted(backtest.index.get_level_values("origin").unique())
+    assert [int(row[0]) for row in rows] == origins
+    for row in rows:
+        cells = dict(zip(header[2:], row[2:], strict=True))
+        oracle = [float(x) for x in cells.pop("oracle").split(" / ")]
+        assert np.isfinite(oracle).all()
+        for model, cell in cells.items():
+            scored = backtest.loc[(int(row[0]), model), ["skill_rmse", "skill_mae"]]
+            assert [float(x) for x in cell.split(" / ")] == pytest.approx(scored, abs=5e-4)
+
+
 def test_the_years_come_from_the_data(model_run: Path):
     """The default relative split on the data's years (2010-2017 in v13), three origins as
     .test/config-basic asks; v0 records the raw data's years."""
