@@ -12,7 +12,7 @@ from modelling_frames import small_config
 from scipy import stats
 
 from drg_workflow.chain import configured_parameters
-from drg_workflow.generator_oracle import _simulated_targets, oracle_forecast, series_indices
+from drg_workflow.generator_oracle import oracle_forecast, series_indices, simulated_targets
 from drg_workflow.synthetic import draw_generator_state, generate_raw
 from drg_workflow.transformations import apply_transformation
 
@@ -59,7 +59,7 @@ def test_the_year_the_generator_drew_is_a_typical_draw_of_the_oracles_simulation
         rows = targets[targets["year"] == year]
         facility, drg = series_indices(state, rows["facility_id"], rows["apr_drg_code"])
         offset = year - SETTINGS["first_year"]
-        simulated = _simulated_targets(state, offset, facility, drg, 200, rng)
+        simulated = simulated_targets(state, offset, facility, drg, 200, rng)
         has_row = ~np.isnan(simulated)
         below = (simulated < rows["actual"].to_numpy()[:, None]) & has_row
         # A uniform share of one draw's step makes the ranks continuous (randomised PIT).

@@ -16,22 +16,11 @@ foresees; ``scripts/oracle_skill.py`` compares it with a build's backtest.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from drg_workflow.synthetic import (
-    _COST_AR,
-    _COST_SD,
-    _VOLUME_AR,
-    _VOLUME_SD,
-    GeneratorState,
-    _charge_noise,
-    _discharge_counts,
-    _median_cost,
-)
+from drg_workflow.synthetic import GeneratorState, simulate_cells
 
-__all__ = ["oracle_forecast", "series_indices"]
+__all__ = ["oracle_forecast", "series_indices", "simulated_targets"]
 
 #: Series simulated together: bounds the memory of one batch to a few arrays of
 #: ``batch x n_draws x 4`` values.
@@ -57,13 +46,7 @@ def series_indices(
     return indices[0], indices[1]
 
 
-def _ar1_next(previous: np.ndarray, rho: float, sd: float, noise: np.ndarray) -> np.ndarray:
-    """Next year's effects from ``previous`` (broadcast against the standard normal
-    ``noise``), as the generator's ``_ar1_step`` draws them."""
-    return rho * previous + sd * math.sqrt(1.0 - rho * rho) * noise
-
-
-def _simulated_targets(
+def simulated_targets(
     state: GeneratorState,
     year: int,
     facility: np.ndarray,
@@ -73,34 +56,7 @@ def _simulated_targets(
 ) -> np.ndarray:
     """``(len(facility), n_draws)`` simulated targets of year ``year``; NaN where a draw has no
     discharges (the series would have no row that year)."""
-    n_series = len(facility)
-    volume = _ar1_next(
-        state.volume_effects[year - 1, facility, drg][:, None],
-        _VOLUME_AR,
-        _VOLUME_SD,
-        rng.standard_normal((n_series, n_draws)),
-    )
-    cost = _ar1_next(
-        state.cost_effects[year - 1, facility, drg][:, None],
-        _COST_AR,
-        _COST_SD,
-        rng.standard_normal((n_series, n_draws)),
-    )
-    pairs = state.pairs
-    expected = (
-        np.exp(pairs.log_volume[facility, drg][:, None] + volume)[:, :, None]
-        * pairs.severity_share[facility, drg][:, None, :]
-    )
-    counts = _discharge_counts(rng, expected)  # (series, draw, severity); 0: no row
-    median_cost = _median_cost(
-        (pairs.cost[facility, drg][:, None] * state.drgs.severity_cost[drg])[:, None, :],
-        cost[:, :, None],
-        year,
-        np.maximum(counts, 1),
-        rng.standard_normal(counts.shape),
-    )
-    charge_ratio = state.facilities.charge_ratio[facility][:, None, None]
-    median_charge = median_cost * charge_ratio * _charge_noise(rng, counts.shape)[0]
+    counts, median_cost, median_charge = simulate_cells(state, year, facility, drg, n_draws, rng)
     total_median_profit = np.where(counts >= 1, (median_charge - median_cost) * counts, np.inf)
     return _lower_median_over_severities(total_median_profit, counts)
 
@@ -145,7 +101,7 @@ def oracle_forecast(
     forecasts = np.empty(len(facility))
     for start in range(0, len(facility), _SERIES_PER_BATCH):
         batch = slice(start, start + _SERIES_PER_BATCH)
-        simulated = _simulated_targets(state, year, facility[batch], drg[batch], n_draws, rng)
+        simulated = simulated_targets(state, year, facility[batch], drg[batch], n_draws, rng)
         has_row = ~np.isnan(simulated)
         with np.errstate(invalid="ignore"):
             forecasts[batch] = np.where(has_row, simulated, 0.0).sum(axis=1) / has_row.sum(1)

@@ -52,6 +52,7 @@ __all__ = [
     "draw_generator_state",
     "equivalent_rare_drg_threshold",
     "generate_raw",
+    "simulate_cells",
     "sizes_for_scale",
 ]
 
@@ -199,6 +200,12 @@ def _ar1_step(
     shock = rng.standard_normal(shape)
     if previous is None:
         return sd * shock
+    return _ar1_next(previous, rho, sd, shock)
+
+
+def _ar1_next(previous: np.ndarray, rho: float, sd: float, shock: np.ndarray) -> np.ndarray:
+    """The stationary AR(1)'s next value from ``previous`` and standard normal ``shock``
+    (broadcast together)."""
     return rho * previous + sd * math.sqrt(1.0 - rho * rho) * shock
 
 
@@ -269,6 +276,53 @@ def draw_generator_state(*, seed: int, scale: float, n_years: int) -> GeneratorS
     return GeneratorState(
         facilities, drgs, pairs, np.stack(volume_effects), np.stack(cost_effects), blocks
     )
+
+
+def simulate_cells(
+    state: GeneratorState,
+    year: int,
+    facility: np.ndarray,
+    drg: np.ndarray,
+    n_draws: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n_draws`` fresh draws of 0-based ``year`` for the (``facility``, ``drg``) pairs
+    (index arrays into ``state``), from the effects of ``year - 1`` on, as the generator draws
+    a year: the effects' AR(1) step, Gamma-Poisson counts, noisy costs and charges.
+
+    Returns ``(discharges, median_cost, median_charge)``, each of shape
+    ``(len(facility), n_draws, 4)`` (the last axis: severities). A cell with 0 discharges would
+    have no row; its money values are those of 1 discharge.
+    """
+    shape = (len(facility), n_draws)
+    volume = _ar1_next(
+        state.volume_effects[year - 1, facility, drg][:, None],
+        _VOLUME_AR,
+        _VOLUME_SD,
+        rng.standard_normal(shape),
+    )
+    cost = _ar1_next(
+        state.cost_effects[year - 1, facility, drg][:, None],
+        _COST_AR,
+        _COST_SD,
+        rng.standard_normal(shape),
+    )
+    pairs = state.pairs
+    expected = (
+        np.exp(pairs.log_volume[facility, drg][:, None] + volume)[:, :, None]
+        * pairs.severity_share[facility, drg][:, None, :]
+    )
+    counts = _discharge_counts(rng, expected)
+    median_cost = _median_cost(
+        (pairs.cost[facility, drg][:, None] * state.drgs.severity_cost[drg])[:, None, :],
+        cost[:, :, None],
+        year,
+        np.maximum(counts, 1),
+        rng.standard_normal(counts.shape),
+    )
+    charge_ratio = state.facilities.charge_ratio[facility][:, None, None]
+    median_charge = median_cost * charge_ratio * _charge_noise(rng, counts.shape)[0]
+    return counts, median_cost, median_charge
 
 
 @dataclass(frozen=True)
