@@ -71,7 +71,7 @@ TESTED_COMMANDS: dict[str, tuple[str, ...]] = {
         "test_report_holds_every_category_figure_table_and_data_version",
     ),
     # docs/models-and-tuning.md: the generator's oracle against a build's backtest
-    "python scripts/oracle_skill.py --configfile config/config.yaml --draws 1000 --seed 1": (
+    "python scripts/oracle_skill.py --configfile config/config.yaml": (
         "tests/test_models_workflow.py::"
         "test_the_oracle_script_scores_the_backtest_as_the_workflow_does",
     ),

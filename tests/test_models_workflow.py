@@ -515,11 +515,15 @@ def test_comparison_has_every_model_and_the_baseline(model_run: Path):
 def test_the_oracle_script_scores_the_backtest_as_the_workflow_does(model_run: Path):
     """scripts/oracle_skill.py in the build's directory: a row per backtest origin; the models'
     skills are the backtest's own, the oracle's are finite."""
+    command = [sys.executable, str(ROOT / "scripts/oracle_skill.py")]
     printed = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/oracle_skill.py"), "--configfile",
-         "config/config.yaml", "--draws", "1000", "--seed", "1"],
-        cwd=model_run, capture_output=True, text=True, timeout=300, check=True,
-    ).stdout  # fmt: skip
+        [*command, "--configfile", "config/config.yaml"],
+        cwd=model_run,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
     header, _, *rows = [line.strip("| ").split(" | ") for line in printed.splitlines()]
     backtest = pd.read_csv(model_run / "results/backtest/backtest.csv").set_index(
         ["origin", "model"]
