@@ -12,7 +12,8 @@ with the share of persistence's squared error that its largest single series mak
     python scripts/oracle_skill.py --configfile config/config.yaml      # in the build's directory
     python scripts/oracle_skill.py --configfile s101.yaml --directory /tmp/build --draws 1000
 
-The figures are for reading, not for a test.
+Its figures are for reading; the test suite runs it on a small build and checks the models'
+cells against the backtest.
 """
 
 from __future__ import annotations

@@ -236,7 +236,6 @@ def generate_raw(*, seed: int, scale: float, first_year: int, last_year: int) ->
     """
     if last_year < first_year:
         raise DrgWorkflowError(f"last_year ({last_year}) is before first_year ({first_year})")
-    sizes_for_scale(scale)  # refuses a bad scale before anything is drawn
     n_years = last_year - first_year + 1
     state = draw_generator_state(seed=seed, scale=scale, n_years=n_years)
     return _assemble(state.blocks, state.facilities, state.drgs, first_year)
